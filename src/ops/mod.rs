@@ -1,0 +1,295 @@
+//! Every primitive op: its forward and its local derivative rule, side by
+//! side, one file per family.
+//!
+//! - `arith`: `+ - * /`, pow, maximum, minimum, negation, affine maps
+//! - `unary`: exp, ln, sqrt, square, abs, sin, cos, tanh, sigmoid, relu,
+//!   leaky_relu, softplus
+//! - `reduce`: sum, mean, max, logsumexp (all elements or along an axis)
+//! - `shape`: reshape, permute/transpose, broadcast_to, sum_to, narrow, pad,
+//!   concat, stack
+//! - `index`: index_select, gather and their adjoints
+//! - `linalg`: matmul
+//! - `softmax`: softmax and log_softmax along an axis
+//! - `select`: where(mask, a, b) and comparisons
+//!
+//! A rule is a vector-Jacobian product: given the global derivative `g` of
+//! the output (`y`), it returns the contribution to input `k`. Rules are
+//! generic over [`Algebra`], so the same code runs eagerly on tensors and
+//! recorded on the tape (grad of grad). Elementwise ops only state their
+//! local derivative (`tanh' = 1 - y²`); [`unary_vjp`] and [`binary_vjp`]
+//! multiply it by `g` and sum broadcast dimensions away.
+
+mod algebra;
+mod arith;
+mod index;
+mod linalg;
+mod reduce;
+mod select;
+mod shape;
+mod softmax;
+mod unary;
+
+pub use algebra::{Algebra, Pointwise};
+
+use crate::tape::Var;
+use crate::tensor::{Element, Shape, Tensor};
+
+/// A vector-Jacobian product rule.
+pub(crate) trait Rule {
+    /// The op's name, as shown in errors and traces.
+    fn name(&self) -> &'static str;
+    /// The contribution to input `k` of the global derivative `g` of the
+    /// output `y`, given the inputs `xs`.
+    fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, k: usize) -> X;
+}
+
+/// An elementwise op of one input, stated as forward and local derivative.
+pub(crate) trait Unary {
+    const NAME: &'static str;
+    fn f<T: Element>(&self, x: T) -> T;
+    /// dy/dx, from the input `x` or the output `y` (whichever is simpler).
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, y: &S) -> S;
+}
+
+/// An elementwise op of two broadcasting inputs.
+pub(crate) trait Binary {
+    const NAME: &'static str;
+    fn f<T: Element>(&self, a: T, b: T) -> T;
+    /// ∂y/∂a
+    fn da<T: Element, S: Pointwise<T>>(&self, a: &S, b: &S, y: &S) -> S;
+    /// ∂y/∂b
+    fn db<T: Element, S: Pointwise<T>>(&self, a: &S, b: &S, y: &S) -> S;
+}
+
+/// `g · f'(x)`: the chain rule for an elementwise op of one input.
+pub(crate) fn unary_vjp<T: Element, U: Unary, X: Algebra<T>>(u: &U, x: &X, y: &X, g: &X) -> X {
+    if let (Some(xs), Some(ys), Some(gs)) = (x.eager_scalar(), y.eager_scalar(), g.eager_scalar()) {
+        return g.scalar_like(gs * u.df(&xs, &ys));
+    }
+    g.mul(&u.df(x, y))
+}
+
+/// `g · ∂y/∂(a or b)`, summed back to that input's shape.
+pub(crate) fn binary_vjp<T: Element, B: Binary, X: Algebra<T>>(
+    b: &B,
+    xs: &[&X],
+    y: &X,
+    g: &X,
+    k: usize,
+) -> X {
+    let (x0, x1) = (xs[0], xs[1]);
+    if let (Some(a), Some(bb), Some(ys), Some(gs)) = (
+        x0.eager_scalar(),
+        x1.eager_scalar(),
+        y.eager_scalar(),
+        g.eager_scalar(),
+    ) {
+        let local = if k == 0 {
+            b.da(&a, &bb, &ys)
+        } else {
+            b.db(&a, &bb, &ys)
+        };
+        return g.scalar_like(gs * local);
+    }
+    let local = if k == 0 {
+        b.da(x0, x1, y)
+    } else {
+        b.db(x0, x1, y)
+    };
+    g.mul(&local).sum_to(&xs[k].shape())
+}
+
+/// Implements [`Rule`] for elementwise ops through their local derivative.
+macro_rules! unary_rules {
+    ($($t:ty),* $(,)?) => {$(
+        impl crate::ops::Rule for $t {
+            fn name(&self) -> &'static str {
+                <$t as crate::ops::Unary>::NAME
+            }
+            fn vjp<T: Element, X: crate::ops::Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, _k: usize) -> X {
+                crate::ops::unary_vjp(self, xs[0], y, g)
+            }
+        }
+    )*};
+}
+macro_rules! binary_rules {
+    ($($t:ty),* $(,)?) => {$(
+        impl crate::ops::Rule for $t {
+            fn name(&self) -> &'static str {
+                <$t as crate::ops::Binary>::NAME
+            }
+            fn vjp<T: Element, X: crate::ops::Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, k: usize) -> X {
+                crate::ops::binary_vjp(self, xs, y, g, k)
+            }
+        }
+    )*};
+}
+pub(crate) use {binary_rules, unary_rules};
+
+/// The table of ops a node can hold: one line per op, naming the struct
+/// that carries its rule. Dispatch is generated from it.
+macro_rules! op_table {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// What produced a node, with the op's parameters.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub(crate) enum Op {
+            /// A value that requires a gradient (made by `Tape::var`).
+            Leaf,
+            /// A value that never gets a gradient.
+            Constant,
+            $($variant($ty)),*
+        }
+
+        impl Op {
+            pub(crate) fn name(&self) -> &'static str {
+                match self {
+                    Op::Leaf => "leaf",
+                    Op::Constant => "constant",
+                    $(Op::$variant(r) => r.name()),*
+                }
+            }
+
+            pub(crate) fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, k: usize) -> X {
+                match self {
+                    Op::Leaf | Op::Constant => unreachable!("leaves have no inputs"),
+                    $(Op::$variant(r) => r.vjp(xs, y, g, k)),*
+                }
+            }
+        }
+    };
+}
+
+op_table! {
+    Add(arith::Add),
+    Sub(arith::Sub),
+    Mul(arith::Mul),
+    Div(arith::Div),
+    Pow(arith::Pow),
+    Maximum(arith::Maximum),
+    Minimum(arith::Minimum),
+    Neg(arith::Neg),
+    Affine(arith::Affine),
+    PowConst(arith::PowConst),
+    Exp(unary::Exp),
+    Ln(unary::Ln),
+    Sqrt(unary::Sqrt),
+    Square(unary::Square),
+    Abs(unary::Abs),
+    Sin(unary::Sin),
+    Cos(unary::Cos),
+    Tanh(unary::Tanh),
+    Sigmoid(unary::Sigmoid),
+    Relu(unary::Relu),
+    LeakyRelu(unary::LeakyRelu),
+    Softplus(unary::Softplus),
+    Sum(reduce::Sum),
+    Mean(reduce::Mean),
+    Max(reduce::Max),
+    LogSumExp(reduce::LogSumExp),
+    Reshape(shape::Reshape),
+    Permute(shape::Permute),
+    BroadcastTo(shape::BroadcastTo),
+    SumTo(shape::SumTo),
+    Narrow(shape::Narrow),
+    Pad(shape::Pad),
+    Concat(shape::Concat),
+    Stack(shape::Stack),
+    IndexSelect(index::IndexSelect),
+    IndexAdd(index::IndexAdd),
+    Gather(index::Gather),
+    ScatterAdd(index::ScatterAdd),
+    Matmul(linalg::Matmul),
+    Softmax(softmax::Softmax),
+    LogSoftmax(softmax::LogSoftmax),
+    Where(select::Where),
+}
+
+// ---- recording helpers shared by the op files -------------------------------
+
+/// Records an elementwise op of one input.
+pub(crate) fn record_unary<'t, T: Element, U: Unary>(op: Op, u: &U, x: Var<'t, T>) -> Var<'t, T> {
+    let value = x.with_value(|v| v.map(|e| u.f(e)));
+    x.tape().record(op, &[x], value)
+}
+
+/// Records an elementwise op of two broadcasting inputs.
+#[track_caller]
+pub(crate) fn record_binary<'t, T: Element, B: Binary>(
+    op: Op,
+    bin: &B,
+    a: Var<'t, T>,
+    b: Var<'t, T>,
+) -> Var<'t, T> {
+    a.same_tape(&b, B::NAME);
+    let value = {
+        let nodes = a.tape().nodes.borrow();
+        let (va, vb) = (&nodes[a.index()].value, &nodes[b.index()].value);
+        match va.zip_map(vb, |p, q| bin.f(p, q)) {
+            Some(v) => v,
+            None => {
+                drop(nodes);
+                shape_error(B::NAME, &[a, b], "shapes do not broadcast")
+            }
+        }
+    };
+    a.tape().record(op, &[a, b], value)
+}
+
+/// Panics with a message naming the op, each input and its shape.
+#[track_caller]
+pub(crate) fn shape_error<T: Element>(op: &str, inputs: &[Var<'_, T>], why: &str) -> ! {
+    let described: Vec<String> = inputs
+        .iter()
+        .map(|v| format!("{} with shape {:?}", v.label(), v.shape().as_slice()))
+        .collect();
+    panic!("{op}: {why}: {}", described.join(" and "))
+}
+
+/// Panics if `axis` is not a dimension of `x`.
+#[track_caller]
+pub(crate) fn check_axis<T: Element>(op: &str, x: Var<'_, T>, axis: usize) {
+    let shape = x.shape();
+    if axis >= shape.len() {
+        panic!(
+            "{op}: axis {axis} is out of range for {} with shape {:?} ({} dimensions)",
+            x.label(),
+            shape.as_slice(),
+            shape.len()
+        );
+    }
+}
+
+/// The keepdim form of a reduced shape: `shape` with `axis` set to 1.
+pub(crate) fn keepdim_shape(shape: &[usize], axis: usize) -> Shape {
+    let mut s: Shape = shape.into();
+    s[axis] = 1;
+    s
+}
+
+/// Index lists as float tensors, checked against the dimension they index.
+#[track_caller]
+pub(crate) fn index_tensor<T: Element>(
+    op: &str,
+    x: Var<'_, T>,
+    axis: usize,
+    idx: &[usize],
+    shape: &[usize],
+) -> Tensor<T> {
+    let n = x.shape()[axis];
+    if let Some(bad) = idx.iter().find(|&&i| i >= n) {
+        panic!(
+            "{op}: index {bad} is out of range for axis {axis} of {} with shape {:?} (length {n})",
+            x.label(),
+            x.shape().as_slice()
+        );
+    }
+    // Indices ride on the tape as floats; they must be exact integers.
+    let exact = T::lit(2.0) / T::epsilon();
+    assert!(
+        T::from_usize(n).is_some_and(|v| v <= exact),
+        "{op}: axis length {n} is too large to hold indices exactly in this float type"
+    );
+    let data =
+        crate::tensor::Buffer::collect_n(idx.len(), idx.iter().map(|&i| T::from_usize(i).unwrap()));
+    Tensor::from_parts(shape.into(), data)
+}

@@ -1,0 +1,350 @@
+//! Ops that move data without arithmetic: reshape, permute (transpose),
+//! broadcast_to and its adjoint sum_to, narrow (slice) and its adjoint pad,
+//! concat and stack. Each backward is the inverse movement.
+
+use super::{check_axis, shape_error, Algebra, Op, Rule};
+use crate::tape::Var;
+use crate::tensor::{broadcasts_to, numel, Element, Shape, Tensor};
+
+/// Same elements, new shape; the gradient is reshaped back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Reshape;
+impl Rule for Reshape {
+    fn name(&self) -> &'static str {
+        "reshape"
+    }
+    fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
+        g.reshape(&xs[0].shape())
+    }
+}
+
+/// The most dimensions a permutation can hold inline.
+const MAX_PERMUTE_DIMS: usize = 8;
+
+/// Output dimension `d` is input dimension `perm[d]`; the gradient goes
+/// through the inverse permutation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Permute {
+    perm: [u8; MAX_PERMUTE_DIMS],
+    n: u8,
+}
+impl Permute {
+    fn perm(&self) -> Shape {
+        self.perm[..self.n as usize]
+            .iter()
+            .map(|&p| p as usize)
+            .collect()
+    }
+}
+impl Rule for Permute {
+    fn name(&self) -> &'static str {
+        "permute"
+    }
+    fn vjp<T: Element, X: Algebra<T>>(&self, _xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
+        let perm = self.perm();
+        let mut inverse: Shape = perm.clone();
+        for (d, &p) in perm.iter().enumerate() {
+            inverse[p] = d;
+        }
+        g.permute(&inverse)
+    }
+}
+
+/// Repeats along stretched dimensions; the gradient is summed back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct BroadcastTo;
+impl Rule for BroadcastTo {
+    fn name(&self) -> &'static str {
+        "broadcast_to"
+    }
+    fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
+        g.clone().sum_to(&xs[0].shape())
+    }
+}
+
+/// Sums down to a shape the input broadcasts from; the gradient is
+/// broadcast back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct SumTo;
+impl Rule for SumTo {
+    fn name(&self) -> &'static str {
+        "sum_to"
+    }
+    fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
+        g.broadcast_to(&xs[0].shape())
+    }
+}
+
+/// `len` entries along `axis` from `start`; the gradient is zero-padded back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Narrow {
+    axis: usize,
+    start: usize,
+}
+impl Rule for Narrow {
+    fn name(&self) -> &'static str {
+        "narrow"
+    }
+    fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
+        g.pad(self.axis, self.start, xs[0].shape()[self.axis])
+    }
+}
+
+/// Zero-padding along `axis` with the input at `start`; the gradient is
+/// the matching narrow.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Pad {
+    axis: usize,
+    start: usize,
+}
+impl Rule for Pad {
+    fn name(&self) -> &'static str {
+        "pad"
+    }
+    fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
+        g.narrow(self.axis, self.start, xs[0].shape()[self.axis])
+    }
+}
+
+/// Joins inputs along an existing axis; each gets its slice of the gradient.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Concat {
+    axis: usize,
+}
+impl Rule for Concat {
+    fn name(&self) -> &'static str {
+        "concat"
+    }
+    fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, k: usize) -> X {
+        let offset: usize = xs[..k].iter().map(|x| x.shape()[self.axis]).sum();
+        g.narrow(self.axis, offset, xs[k].shape()[self.axis])
+    }
+}
+
+/// Joins equal-shaped inputs along a new axis; each gets its slice.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Stack {
+    axis: usize,
+}
+impl Rule for Stack {
+    fn name(&self) -> &'static str {
+        "stack"
+    }
+    fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, k: usize) -> X {
+        g.narrow(self.axis, k, 1).reshape(&xs[k].shape())
+    }
+}
+
+impl<'t, T: Element> Var<'t, T> {
+    /// The same elements with another shape of equal size.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var(Tensor::zeros([2, 3]));
+    /// assert_eq!(x.reshape([3, 2]).shape().as_slice(), &[3, 2]);
+    /// ```
+    #[track_caller]
+    pub fn reshape(self, shape: impl AsRef<[usize]>) -> Var<'t, T> {
+        let shape = shape.as_ref();
+        let own = self.shape();
+        if numel(shape) != numel(&own) {
+            shape_error(
+                "reshape",
+                &[self],
+                &format!("cannot view {} elements as shape {shape:?}", numel(&own)),
+            );
+        }
+        let v = self.with_value(|v| v.reshape(shape));
+        self.tape().record(Op::Reshape(Reshape), &[self], v)
+    }
+
+    /// Reorders dimensions: output dimension `d` is input dimension `perm[d]`.
+    #[track_caller]
+    pub fn permute(self, perm: impl AsRef<[usize]>) -> Var<'t, T> {
+        let perm = perm.as_ref();
+        let n = self.shape().len();
+        let mut seen = [false; MAX_PERMUTE_DIMS];
+        let valid = perm.len() == n
+            && n <= MAX_PERMUTE_DIMS
+            && perm
+                .iter()
+                .all(|&p| p < n && !std::mem::replace(&mut seen[p], true));
+        if !valid {
+            shape_error(
+                "permute",
+                &[self],
+                &format!("{perm:?} is not a permutation of the {n} dimensions (at most {MAX_PERMUTE_DIMS})"),
+            );
+        }
+        let mut packed = [0u8; MAX_PERMUTE_DIMS];
+        for (d, &p) in perm.iter().enumerate() {
+            packed[d] = p as u8;
+        }
+        let v = self.with_value(|v| v.permute(perm));
+        let op = Permute {
+            perm: packed,
+            n: n as u8,
+        };
+        self.tape().record(Op::Permute(op), &[self], v)
+    }
+
+    /// Swaps the last two dimensions (the matrix transpose for 2-d).
+    #[track_caller]
+    pub fn transpose(self) -> Var<'t, T> {
+        let n = self.shape().len();
+        if n < 2 {
+            shape_error("transpose", &[self], "needs at least 2 dimensions");
+        }
+        let mut perm: Shape = (0..n).collect();
+        perm.swap(n - 2, n - 1);
+        self.permute(perm)
+    }
+
+    /// Repeats along dimensions of length 1 (and new leading ones) to fill
+    /// `shape`, following NumPy's rules.
+    #[track_caller]
+    pub fn broadcast_to(self, shape: impl AsRef<[usize]>) -> Var<'t, T> {
+        let shape = shape.as_ref();
+        if !broadcasts_to(&self.shape(), shape) {
+            shape_error(
+                "broadcast_to",
+                &[self],
+                &format!("cannot broadcast to {shape:?}"),
+            );
+        }
+        let v = self.with_value(|v| v.broadcast_to(shape));
+        self.tape().record(Op::BroadcastTo(BroadcastTo), &[self], v)
+    }
+
+    /// Sums down to `shape`, a shape that broadcasts to this one (the
+    /// adjoint of [`Var::broadcast_to`]).
+    #[track_caller]
+    pub fn sum_to(self, shape: impl AsRef<[usize]>) -> Var<'t, T> {
+        let shape = shape.as_ref();
+        let own = self.shape();
+        if own.as_slice() == shape {
+            return self;
+        }
+        if !broadcasts_to(shape, &own) {
+            shape_error(
+                "sum_to",
+                &[self],
+                &format!("{shape:?} does not broadcast to it"),
+            );
+        }
+        let v = self.with_value(|v| v.sum_to(shape));
+        self.tape().record(Op::SumTo(SumTo), &[self], v)
+    }
+
+    /// `len` entries along `axis` starting at `start` (a slice).
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::arange(5));
+    /// assert_eq!(x.narrow(0, 1, 3).value().data(), &[1.0, 2.0, 3.0]);
+    /// ```
+    #[track_caller]
+    pub fn narrow(self, axis: usize, start: usize, len: usize) -> Var<'t, T> {
+        check_axis("narrow", self, axis);
+        let n = self.shape()[axis];
+        if start + len > n {
+            shape_error(
+                "narrow",
+                &[self],
+                &format!(
+                    "range {start}..{} exceeds length {n} of axis {axis}",
+                    start + len
+                ),
+            );
+        }
+        let v = self.with_value(|v| v.narrow(axis, start, len));
+        self.tape()
+            .record(Op::Narrow(Narrow { axis, start }), &[self], v)
+    }
+
+    /// Zero-pads along `axis` to length `total`, placing this tensor at
+    /// `start` (the adjoint of [`Var::narrow`]).
+    #[track_caller]
+    pub fn pad(self, axis: usize, start: usize, total: usize) -> Var<'t, T> {
+        check_axis("pad", self, axis);
+        let n = self.shape()[axis];
+        if start + n > total {
+            shape_error(
+                "pad",
+                &[self],
+                &format!("{n} entries at {start} do not fit in length {total}"),
+            );
+        }
+        let v = self.with_value(|v| v.pad(axis, start, total));
+        self.tape().record(Op::Pad(Pad { axis, start }), &[self], v)
+    }
+
+    /// Joins tensors along an existing axis; all other dimensions must match.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor, Var};
+    /// let tape = Tape::<f64>::new();
+    /// let a = tape.var(Tensor::zeros([2, 1]));
+    /// let b = tape.var(Tensor::ones([2, 2]));
+    /// assert_eq!(Var::concat(&[a, b], 1).shape().as_slice(), &[2, 3]);
+    /// ```
+    #[track_caller]
+    pub fn concat(parts: &[Var<'t, T>], axis: usize) -> Var<'t, T> {
+        let first = *parts.first().expect("concat: needs at least one input");
+        check_axis("concat", first, axis);
+        let s0 = first.shape();
+        for p in parts {
+            first.same_tape(p, "concat");
+            let s = p.shape();
+            let ok = s.len() == s0.len() && (0..s.len()).all(|d| d == axis || s[d] == s0[d]);
+            if !ok {
+                shape_error(
+                    "concat",
+                    &[first, *p],
+                    &format!("shapes differ outside axis {axis}"),
+                );
+            }
+        }
+        let v = {
+            let nodes = first.tape().nodes.borrow();
+            let vals: smallvec::SmallVec<[&Tensor<T>; 8]> =
+                parts.iter().map(|p| &nodes[p.index()].value).collect();
+            Tensor::concat(&vals, axis)
+        };
+        first.tape().record(Op::Concat(Concat { axis }), parts, v)
+    }
+
+    /// Joins equal-shaped tensors along a new axis at position `axis`.
+    #[track_caller]
+    pub fn stack(parts: &[Var<'t, T>], axis: usize) -> Var<'t, T> {
+        let first = *parts.first().expect("stack: needs at least one input");
+        let s0 = first.shape();
+        if axis > s0.len() {
+            shape_error(
+                "stack",
+                &[first],
+                &format!("axis {axis} is out of range for stacking"),
+            );
+        }
+        for p in parts {
+            first.same_tape(p, "stack");
+            if p.shape() != s0 {
+                shape_error("stack", &[first, *p], "inputs must have equal shapes");
+            }
+        }
+        let mut unit: Shape = s0.clone();
+        unit.insert(axis, 1);
+        let v = {
+            let nodes = first.tape().nodes.borrow();
+            let vals: Vec<Tensor<T>> = parts
+                .iter()
+                .map(|p| nodes[p.index()].value.reshape(&unit))
+                .collect();
+            let refs: Vec<&Tensor<T>> = vals.iter().collect();
+            Tensor::concat(&refs, axis)
+        };
+        first.tape().record(Op::Stack(Stack { axis }), parts, v)
+    }
+}

@@ -1,0 +1,260 @@
+//! Elementwise functions of one input. Each op states its forward and its
+//! local derivative, written on the output where that is simplest (as the
+//! chapter does: tanh' = 1 - y², sigmoid' = y(1 - y)).
+
+use super::{record_unary, Op, Pointwise, Unary};
+use crate::tape::Var;
+use crate::tensor::Element;
+
+/// The logistic sigmoid without overflow: `exp` only ever sees `-|x|`.
+pub(crate) fn sigmoid<T: Element>(x: T) -> T {
+    if x >= T::zero() {
+        T::one() / (T::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::one() + e)
+    }
+}
+
+/// `e^x`; d/dx = y.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Exp;
+impl Unary for Exp {
+    const NAME: &'static str = "exp";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.exp()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, _: &S, y: &S) -> S {
+        y.clone()
+    }
+}
+
+/// Natural logarithm; d/dx = 1/x.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Ln;
+impl Unary for Ln {
+    const NAME: &'static str = "ln";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.ln()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.recip()
+    }
+}
+
+/// `√x`; d/dx = 1/(2y).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Sqrt;
+impl Unary for Sqrt {
+    const NAME: &'static str = "sqrt";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.sqrt()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, _: &S, y: &S) -> S {
+        y.recip().scale(T::lit(0.5))
+    }
+}
+
+/// `x²`; d/dx = 2x.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Square;
+impl Unary for Square {
+    const NAME: &'static str = "square";
+    fn f<T: Element>(&self, x: T) -> T {
+        x * x
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.scale(T::lit(2.0))
+    }
+}
+
+/// `|x|`; d/dx = sign(x), with sign(0) = 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Abs;
+impl Unary for Abs {
+    const NAME: &'static str = "abs";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.abs()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.constant_map(|v| if v == T::zero() { v } else { v.signum() })
+    }
+}
+
+/// `sin x`; d/dx = cos x.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Sin;
+impl Unary for Sin {
+    const NAME: &'static str = "sin";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.sin()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.cos()
+    }
+}
+
+/// `cos x`; d/dx = -sin x.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Cos;
+impl Unary for Cos {
+    const NAME: &'static str = "cos";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.cos()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.sin().neg()
+    }
+}
+
+/// `tanh x`; d/dx = 1 - y².
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Tanh;
+impl Unary for Tanh {
+    const NAME: &'static str = "tanh";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.tanh()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, _: &S, y: &S) -> S {
+        y.square().one_minus()
+    }
+}
+
+/// `1 / (1 + e^-x)`, computed without overflow; d/dx = y(1 - y).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Sigmoid;
+impl Unary for Sigmoid {
+    const NAME: &'static str = "sigmoid";
+    fn f<T: Element>(&self, x: T) -> T {
+        sigmoid(x)
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, _: &S, y: &S) -> S {
+        y.mul(&y.one_minus())
+    }
+}
+
+/// `max(x, 0)`; d/dx = 1 if x > 0 else 0 (so ReLU'(0) = 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Relu;
+impl Unary for Relu {
+    const NAME: &'static str = "relu";
+    fn f<T: Element>(&self, x: T) -> T {
+        if x > T::zero() {
+            x
+        } else if x.is_nan() {
+            x
+        } else {
+            T::zero()
+        }
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.constant_map(|v| if v > T::zero() { T::one() } else { T::zero() })
+    }
+}
+
+/// `x` if x > 0 else `slope · x`; d/dx = 1 if x > 0 else `slope`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LeakyRelu {
+    pub(crate) slope: f64,
+}
+impl Unary for LeakyRelu {
+    const NAME: &'static str = "leaky_relu";
+    fn f<T: Element>(&self, x: T) -> T {
+        if x > T::zero() {
+            x
+        } else {
+            T::lit(self.slope) * x
+        }
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.constant_map(|v| {
+            if v > T::zero() {
+                T::one()
+            } else {
+                T::lit(self.slope)
+            }
+        })
+    }
+}
+
+/// `ln(1 + e^x)`, computed as `max(x, 0) + ln(1 + e^-|x|)` so it never
+/// overflows; d/dx = sigmoid(x).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Softplus;
+impl Unary for Softplus {
+    const NAME: &'static str = "softplus";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.max(T::zero()) + (-x.abs()).exp().ln_1p()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.sigmoid()
+    }
+}
+
+super::unary_rules!(Exp, Ln, Sqrt, Square, Abs, Sin, Cos, Tanh, Sigmoid, Relu, LeakyRelu, Softplus);
+
+/// The slope `leaky_relu` uses unless told otherwise.
+pub const DEFAULT_LEAKY_SLOPE: f64 = 0.01;
+
+macro_rules! var_unary {
+    ($($(#[$doc:meta])* $method:ident => $variant:ident($op:expr);)*) => {
+        impl<'t, T: Element> Var<'t, T> {$(
+            $(#[$doc])*
+            pub fn $method(self) -> Var<'t, T> {
+                let op = $op;
+                record_unary(Op::$variant(op), &op, self)
+            }
+        )*}
+    };
+}
+
+var_unary! {
+    /// `e^x`, elementwise.
+    exp => Exp(Exp);
+    /// Natural logarithm, elementwise.
+    ln => Ln(Ln);
+    /// Square root, elementwise.
+    sqrt => Sqrt(Sqrt);
+    /// `x²`, elementwise.
+    square => Square(Square);
+    /// `|x|`, elementwise (derivative 0 at 0).
+    abs => Abs(Abs);
+    /// Sine, elementwise.
+    sin => Sin(Sin);
+    /// Cosine, elementwise.
+    cos => Cos(Cos);
+    /// Hyperbolic tangent, elementwise.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(0.5);
+    /// let y = x.tanh();
+    /// let d = y.backward()[x].item();
+    /// assert!((d - (1.0 - y.item().powi(2))).abs() < 1e-15);
+    /// ```
+    tanh => Tanh(Tanh);
+    /// Logistic sigmoid `1/(1 + e^-x)`, elementwise, finite for any input.
+    sigmoid => Sigmoid(Sigmoid);
+    /// `max(x, 0)`, elementwise (derivative 0 at 0).
+    relu => Relu(Relu);
+    /// Leaky ReLU with slope 0.01 for `x <= 0`.
+    leaky_relu => LeakyRelu(LeakyRelu { slope: DEFAULT_LEAKY_SLOPE });
+    /// `ln(1 + e^x)`, elementwise, finite for any input.
+    softplus => Softplus(Softplus);
+}
+
+impl<'t, T: Element> Var<'t, T> {
+    /// Natural logarithm (same as [`Var::ln`]).
+    pub fn log(self) -> Var<'t, T> {
+        self.ln()
+    }
+
+    /// Leaky ReLU with a chosen slope for `x <= 0`.
+    pub fn leaky_relu_with(self, slope: T) -> Var<'t, T> {
+        let op = LeakyRelu {
+            slope: slope.to_f64().unwrap(),
+        };
+        record_unary(Op::LeakyRelu(op), &op, self)
+    }
+}

@@ -1,0 +1,205 @@
+//! The tape: an arena of nodes in record order, the [`Var`] handles that
+//! point into it, and the backward walk.
+
+mod backward;
+mod gradients;
+mod var;
+
+pub use gradients::{GradVars, Gradients};
+pub use var::Var;
+
+use crate::ops::Op;
+use crate::tensor::{Element, Tensor};
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One recorded operation: what it was, its inputs (a range of the tape's
+/// edge list), and its forward value.
+pub(crate) struct Node<T: Element> {
+    pub(crate) op: Op,
+    pub(crate) value: Tensor<T>,
+    pub(crate) first_input: u32,
+    pub(crate) n_inputs: u32,
+    pub(crate) requires_grad: bool,
+}
+
+/// Records operations on scalars and tensors so that their derivatives can
+/// be computed by [`Var::backward`].
+///
+/// Every method takes `&self` (the nodes sit behind a `RefCell`), so that
+/// [`Var`] handles can be `Copy` and combined with ordinary operators.
+/// Nodes are stored in the order they were recorded, which is already a
+/// topological order: the backward walk is a plain reverse loop.
+///
+/// ```
+/// use tapegrad::Tape;
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var(3.0);
+/// let y = x * x + 2.0 * x;
+/// let g = y.backward();
+/// assert_eq!(g[x].item(), 8.0); // 2x + 2
+/// ```
+pub struct Tape<T: Element = f32> {
+    id: u64,
+    epoch: Cell<u32>,
+    pub(crate) nodes: RefCell<Vec<Node<T>>>,
+    pub(crate) edges: RefCell<Vec<u32>>,
+    grad_enabled: Cell<bool>,
+    /// The gradient slots of the last dropped [`Gradients`], kept for reuse.
+    spare: RefCell<Vec<Option<Tensor<T>>>>,
+}
+
+static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
+
+impl<T: Element> Default for Tape<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Element> Tape<T> {
+    /// An empty tape.
+    pub fn new() -> Self {
+        Tape {
+            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
+            epoch: Cell::new(0),
+            nodes: RefCell::new(Vec::new()),
+            edges: RefCell::new(Vec::new()),
+            grad_enabled: Cell::new(true),
+            spare: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A leaf that requires a gradient (a parameter or an input to
+    /// differentiate with respect to).
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f32>::new();
+    /// let s = tape.var(2.0);                          // a scalar
+    /// let m = tape.var(Tensor::ones([2, 3]));         // a tensor
+    /// assert_eq!(m.shape().as_slice(), &[2, 3]);
+    /// # let _ = s;
+    /// ```
+    pub fn var(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
+        let requires = self.grad_enabled.get();
+        self.push_node(Op::Leaf, &[], value.into(), requires)
+    }
+
+    /// A leaf that never gets a gradient (data, targets, fixed numbers).
+    pub fn constant(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
+        self.push_node(Op::Constant, &[], value.into(), false)
+    }
+
+    /// Runs `f` with recording switched off: every op inside produces a
+    /// constant with no inputs and no gradient (like `torch.no_grad()`).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(2.0);
+    /// let y = tape.no_grad(|| x * 3.0);
+    /// assert!(!y.requires_grad());
+    /// ```
+    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a>(&'a Cell<bool>, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.grad_enabled, self.grad_enabled.replace(false));
+        f()
+    }
+
+    /// Whether ops record their inputs (false inside [`Tape::no_grad`]).
+    pub fn is_grad_enabled(&self) -> bool {
+        self.grad_enabled.get()
+    }
+
+    /// Forgets every node but keeps the allocated capacity, so that a loop
+    /// that records the same shapes each step stops allocating. Handles
+    /// from before the reset become stale: using one panics.
+    pub fn reset(&self) {
+        self.nodes.borrow_mut().clear();
+        self.edges.borrow_mut().clear();
+        self.epoch.set(self.epoch.get().wrapping_add(1));
+    }
+
+    /// Number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// True if nothing has been recorded since creation or the last reset.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn epoch(&self) -> u32 {
+        self.epoch.get()
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Records an op whose forward value is already computed. Inside
+    /// `no_grad`, or when no input needs a gradient and the op is not a
+    /// leaf, the node still keeps its inputs (for pictures and traces)
+    /// unless recording is off.
+    pub(crate) fn record(&self, op: Op, inputs: &[Var<'_, T>], value: Tensor<T>) -> Var<'_, T> {
+        if !self.grad_enabled.get() {
+            return self.push_node(Op::Constant, &[], value, false);
+        }
+        let requires = inputs.iter().any(|v| v.requires_grad());
+        self.push_node(op, inputs, value, requires)
+    }
+
+    fn push_node(
+        &self,
+        op: Op,
+        inputs: &[Var<'_, T>],
+        value: Tensor<T>,
+        requires_grad: bool,
+    ) -> Var<'_, T> {
+        let mut edges = self.edges.borrow_mut();
+        let first_input = edges.len() as u32;
+        edges.extend(inputs.iter().map(|v| v.index() as u32));
+        let mut nodes = self.nodes.borrow_mut();
+        let index = nodes.len();
+        assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
+        nodes.push(Node {
+            op,
+            value,
+            first_input,
+            n_inputs: inputs.len() as u32,
+            requires_grad,
+        });
+        Var::from_parts(self, index as u32, self.epoch.get())
+    }
+
+    pub(crate) fn take_spare(&self) -> Vec<Option<Tensor<T>>> {
+        std::mem::take(&mut *self.spare.borrow_mut())
+    }
+
+    pub(crate) fn give_spare(&self, mut slots: Vec<Option<Tensor<T>>>) {
+        slots.clear();
+        let mut spare = self.spare.borrow_mut();
+        if slots.capacity() > spare.capacity() {
+            *spare = slots;
+        }
+    }
+}
+
+impl<T: Element> std::fmt::Debug for Tape<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tape {{ id: {}, epoch: {}, nodes: {} }}",
+            self.id,
+            self.epoch(),
+            self.len()
+        )
+    }
+}

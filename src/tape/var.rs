@@ -1,0 +1,152 @@
+//! [`Var`]: a copyable handle to one node of a [`Tape`].
+
+use super::Tape;
+use crate::tensor::{Element, Shape, Tensor};
+use std::fmt;
+
+/// A handle to a recorded value: a tape reference, the node's index and the
+/// tape epoch it was made in. `Copy`, so it combines with ordinary
+/// operators (`a * b + 1.0`).
+///
+/// A handle made before [`Tape::reset`], or combined with a handle from
+/// another tape, is detected and panics with a message; it never reads
+/// another node.
+///
+/// ```
+/// use tapegrad::Tape;
+/// let tape = Tape::<f64>::new();
+/// let (x, w, b) = (tape.var(1.0), tape.var(0.5), tape.var(-0.2));
+/// let y = (w * x + b).tanh();
+/// let g = y.backward();
+/// assert!((g[w].item() - 0.9151369618266293).abs() < 1e-12);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Var<'t, T: Element = f32> {
+    tape: &'t Tape<T>,
+    index: u32,
+    epoch: u32,
+}
+
+impl<'t, T: Element> Var<'t, T> {
+    pub(crate) fn from_parts(tape: &'t Tape<T>, index: u32, epoch: u32) -> Self {
+        Var { tape, index, epoch }
+    }
+
+    /// The tape this handle belongs to.
+    pub fn tape(&self) -> &'t Tape<T> {
+        self.tape
+    }
+
+    /// The node's position on the tape, checked to be current.
+    #[track_caller]
+    pub fn index(&self) -> usize {
+        if self.epoch != self.tape.epoch() {
+            panic!(
+                "stale Var: node %{} was recorded before the tape was reset \
+                 (recorded in epoch {}, the tape is now in epoch {}); \
+                 record it again after reset()",
+                self.index,
+                self.epoch,
+                self.tape.epoch()
+            );
+        }
+        self.index as usize
+    }
+
+    /// A short label for messages: `%12`.
+    pub fn label(&self) -> String {
+        format!("%{}", self.index)
+    }
+
+    /// Panics unless `other` lives on the same tape (for binary ops).
+    #[track_caller]
+    pub(crate) fn same_tape(&self, other: &Var<'_, T>, op: &str) {
+        if !std::ptr::eq(self.tape, other.tape) {
+            panic!(
+                "{op}: inputs {} and {} belong to different tapes (tape #{} and tape #{}); \
+                 an op's inputs must all be recorded on one tape",
+                self.label(),
+                other.label(),
+                self.tape.id(),
+                other.tape.id()
+            );
+        }
+    }
+
+    /// Runs `f` on the forward value without copying it.
+    #[track_caller]
+    pub fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
+        let i = self.index();
+        f(&self.tape.nodes.borrow()[i].value)
+    }
+
+    /// A copy of the forward value.
+    #[track_caller]
+    pub fn value(&self) -> Tensor<T> {
+        self.with_value(|v| v.clone())
+    }
+
+    /// The forward value of a one-element result.
+    ///
+    /// # Panics
+    /// If the value has more than one element.
+    #[track_caller]
+    pub fn item(&self) -> T {
+        self.with_value(|v| v.item())
+    }
+
+    /// The shape of the forward value.
+    #[track_caller]
+    pub fn shape(&self) -> Shape {
+        self.with_value(|v| v.shape().into())
+    }
+
+    /// Whether a gradient flows to this node.
+    #[track_caller]
+    pub fn requires_grad(&self) -> bool {
+        let i = self.index();
+        self.tape.nodes.borrow()[i].requires_grad
+    }
+
+    /// The name of the op that produced this node (`"tanh"`, `"leaf"`, …).
+    #[track_caller]
+    pub fn op_name(&self) -> &'static str {
+        let i = self.index();
+        self.tape.nodes.borrow()[i].op.name()
+    }
+
+    /// The same value as a constant: gradients do not flow through it.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(3.0);
+    /// let y = x * x.detach(); // d/dx = x, not 2x
+    /// assert_eq!(y.backward()[x].item(), 3.0);
+    /// ```
+    #[track_caller]
+    pub fn detach(self) -> Var<'t, T> {
+        let v = self.value();
+        self.tape.constant(v)
+    }
+
+    /// A constant on the same tape.
+    pub(crate) fn constant_like(&self, value: Tensor<T>) -> Var<'t, T> {
+        self.tape.constant(value)
+    }
+}
+
+impl<T: Element> fmt::Debug for Var<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.epoch != self.tape.epoch() {
+            return write!(f, "Var({}, stale)", self.label());
+        }
+        self.with_value(|v| write!(f, "Var({} {} = {})", self.label(), self.op_name(), v))
+    }
+}
+
+impl<T: Element> fmt::Display for Var<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_value(|v| fmt::Display::fmt(v, f))
+    }
+}

@@ -1,0 +1,403 @@
+//! The loops behind the ops: elementwise with broadcasting, reductions along
+//! an axis, and data movement. Shapes are validated by the callers (the ops
+//! layer), which know the op and node names for the error message.
+
+use super::{
+    broadcast_shapes, broadcast_strides, for_each_offset2, numel, split_at_axis, strides, Buffer,
+    Element, Shape, Tensor,
+};
+
+impl<T: Element> Tensor<T> {
+    /// Elementwise `f(a, b)` with NumPy broadcasting; `None` if the shapes
+    /// do not broadcast.
+    pub(crate) fn zip_map(&self, b: &Tensor<T>, f: impl Fn(T, T) -> T) -> Option<Tensor<T>> {
+        let (x, y) = (self.data(), b.data());
+        if self.shape() == b.shape() {
+            let data = Buffer::collect_n(x.len(), x.iter().zip(y).map(|(&p, &q)| f(p, q)));
+            return Some(Tensor::from_parts(self.shape().into(), data));
+        }
+        let out = broadcast_shapes(self.shape(), b.shape())?;
+        let n = numel(&out);
+        if y.len() == 1 && out.as_slice() == self.shape() {
+            let q = y[0];
+            let data = Buffer::collect_n(n, x.iter().map(|&p| f(p, q)));
+            return Some(Tensor::from_parts(out, data));
+        }
+        if x.len() == 1 && out.as_slice() == b.shape() {
+            let p = x[0];
+            let data = Buffer::collect_n(n, y.iter().map(|&q| f(p, q)));
+            return Some(Tensor::from_parts(out, data));
+        }
+        let (sa, sb) = (
+            broadcast_strides(self.shape(), &out),
+            broadcast_strides(b.shape(), &out),
+        );
+        let mut data = Buffer::with_capacity(n);
+        for_each_offset2(&out, &sa, &sb, |i, j| data.push(f(x[i], y[j])));
+        Some(Tensor::from_parts(out, data))
+    }
+
+    /// Sums a tensor down to `target`, a shape it was broadcast from: the
+    /// one helper every broadcasting op's backward uses.
+    pub(crate) fn sum_to(&self, target: &[usize]) -> Tensor<T> {
+        if self.shape() == target {
+            return self.clone();
+        }
+        debug_assert!(super::broadcasts_to(target, self.shape()));
+        let mut out = Tensor::zeros(target);
+        if out.numel() == 1 {
+            out.data_mut()[0] = self.data().iter().fold(T::zero(), |s, &v| s + v);
+            return out;
+        }
+        let ts = broadcast_strides(target, self.shape());
+        let src = self.data();
+        let dst = out.data_mut();
+        for_each_offset2(self.shape(), &strides(self.shape()), &ts, |i, j| {
+            dst[j] = dst[j] + src[i]
+        });
+        out
+    }
+
+    /// Repeats a tensor along broadcast dimensions to fill `target`.
+    pub(crate) fn broadcast_to(&self, target: &[usize]) -> Tensor<T> {
+        debug_assert!(super::broadcasts_to(self.shape(), target));
+        let n = numel(target);
+        let src = self.data();
+        if src.len() == 1 {
+            return Tensor::full(target, src[0]);
+        }
+        let ss = broadcast_strides(self.shape(), target);
+        let mut data = Buffer::with_capacity(n);
+        for_each_offset2(target, &ss, &ss, |i, _| data.push(src[i]));
+        Tensor::from_parts(target.into(), data)
+    }
+
+    /// Reorders dimensions: output dimension `d` is input dimension `perm[d]`.
+    pub(crate) fn permute(&self, perm: &[usize]) -> Tensor<T> {
+        let own = strides(self.shape());
+        let out: Shape = perm.iter().map(|&p| self.shape()[p]).collect();
+        let st: Shape = perm.iter().map(|&p| own[p]).collect();
+        let src = self.data();
+        let mut data = Buffer::with_capacity(src.len());
+        for_each_offset2(&out, &st, &st, |i, _| data.push(src[i]));
+        Tensor::from_parts(out, data)
+    }
+
+    /// Reduces along `axis` with a fold per lane; the output drops the axis
+    /// (or keeps it with length 1).
+    pub(crate) fn fold_axis(
+        &self,
+        axis: usize,
+        keepdim: bool,
+        init: T,
+        f: impl Fn(T, T) -> T,
+    ) -> Tensor<T> {
+        let (outer, n, inner) = split_at_axis(self.shape(), axis);
+        let src = self.data();
+        let mut out = Tensor::full(reduced_shape(self.shape(), axis, keepdim), init);
+        let dst = out.data_mut();
+        for o in 0..outer {
+            for i in 0..n {
+                let row = &src[(o * n + i) * inner..][..inner];
+                for (d, &v) in dst[o * inner..][..inner].iter_mut().zip(row) {
+                    *d = f(*d, v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Sum of all elements as a 0-d tensor.
+    pub(crate) fn sum_all(&self) -> Tensor<T> {
+        Tensor::scalar(self.data().iter().fold(T::zero(), |s, &v| s + v))
+    }
+
+    /// Sum along an axis.
+    pub(crate) fn sum_axis(&self, axis: usize, keepdim: bool) -> Tensor<T> {
+        self.fold_axis(axis, keepdim, T::zero(), |a, b| a + b)
+    }
+
+    /// 1 at the first maximum of each lane along `axis`, 0 elsewhere
+    /// (the same shape as `self`).
+    pub(crate) fn first_max_mask(&self, axis: usize) -> Tensor<T> {
+        let (outer, n, inner) = split_at_axis(self.shape(), axis);
+        let src = self.data();
+        let mut out = Tensor::zeros(self.shape());
+        let dst = out.data_mut();
+        for o in 0..outer {
+            for j in 0..inner {
+                let at = |i: usize| (o * n + i) * inner + j;
+                let mut best = 0;
+                for i in 1..n {
+                    // NaN wins so that it propagates, as in NumPy.
+                    if src[at(i)] > src[at(best)]
+                        || (src[at(i)].is_nan() && !src[at(best)].is_nan())
+                    {
+                        best = i;
+                    }
+                }
+                if n > 0 {
+                    dst[at(best)] = T::one();
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs `f` on every lane along `axis` (copied into a contiguous
+    /// scratch row) and writes its result back in place.
+    pub(crate) fn map_lanes(&self, axis: usize, f: impl Fn(&mut [T])) -> Tensor<T> {
+        let (outer, n, inner) = split_at_axis(self.shape(), axis);
+        let mut out = self.clone();
+        if inner == 1 {
+            for lane in out.data_mut().chunks_exact_mut(n.max(1)) {
+                f(lane);
+            }
+            return out;
+        }
+        let mut row = vec![T::zero(); n];
+        let dst = out.data_mut();
+        for o in 0..outer {
+            for j in 0..inner {
+                for (i, r) in row.iter_mut().enumerate() {
+                    *r = dst[(o * n + i) * inner + j];
+                }
+                f(&mut row);
+                for (i, r) in row.iter().enumerate() {
+                    dst[(o * n + i) * inner + j] = *r;
+                }
+            }
+        }
+        out
+    }
+
+    /// `len` entries along `axis` starting at `start`.
+    pub(crate) fn narrow(&self, axis: usize, start: usize, len: usize) -> Tensor<T> {
+        let (outer, n, inner) = split_at_axis(self.shape(), axis);
+        let mut shape: Shape = self.shape().into();
+        shape[axis] = len;
+        let src = self.data();
+        let mut data = Buffer::with_capacity(outer * len * inner);
+        for o in 0..outer {
+            for &v in &src[(o * n + start) * inner..][..len * inner] {
+                data.push(v);
+            }
+        }
+        Tensor::from_parts(shape, data)
+    }
+
+    /// Zeros of length `total` along `axis`, with `self` written at `start`
+    /// (the inverse of [`Tensor::narrow`]).
+    pub(crate) fn pad(&self, axis: usize, start: usize, total: usize) -> Tensor<T> {
+        let (outer, len, inner) = split_at_axis(self.shape(), axis);
+        let mut shape: Shape = self.shape().into();
+        shape[axis] = total;
+        let mut out = Tensor::zeros(&shape);
+        let src = self.data();
+        let dst = out.data_mut();
+        for o in 0..outer {
+            dst[(o * total + start) * inner..][..len * inner]
+                .copy_from_slice(&src[o * len * inner..][..len * inner]);
+        }
+        out
+    }
+
+    /// Joins tensors along an existing axis (shapes already checked).
+    pub(crate) fn concat(parts: &[&Tensor<T>], axis: usize) -> Tensor<T> {
+        let mut shape: Shape = parts[0].shape().into();
+        shape[axis] = parts.iter().map(|p| p.shape()[axis]).sum();
+        let (outer, total, inner) = split_at_axis(&shape, axis);
+        let mut data = Buffer::with_capacity(outer * total * inner);
+        for o in 0..outer {
+            for p in parts {
+                let w = p.shape()[axis] * inner;
+                for &v in &p.data()[o * w..][..w] {
+                    data.push(v);
+                }
+            }
+        }
+        Tensor::from_parts(shape, data)
+    }
+
+    /// Picks entries `idx` along `axis` (indices stored as floats).
+    pub(crate) fn index_select(&self, axis: usize, idx: &Tensor<T>) -> Tensor<T> {
+        let (outer, n, inner) = split_at_axis(self.shape(), axis);
+        let k = idx.numel();
+        let mut shape: Shape = self.shape().into();
+        shape[axis] = k;
+        let src = self.data();
+        let mut data = Buffer::with_capacity(outer * k * inner);
+        for o in 0..outer {
+            for &i in idx.data() {
+                let i = as_index(i);
+                for &v in &src[(o * n + i) * inner..][..inner] {
+                    data.push(v);
+                }
+            }
+        }
+        Tensor::from_parts(shape, data)
+    }
+
+    /// Adds the entries of `self` into zeros of length `n` along `axis`, at
+    /// positions `idx` (the inverse of [`Tensor::index_select`]).
+    pub(crate) fn index_add(&self, axis: usize, idx: &Tensor<T>, n: usize) -> Tensor<T> {
+        let (outer, k, inner) = split_at_axis(self.shape(), axis);
+        let mut shape: Shape = self.shape().into();
+        shape[axis] = n;
+        let mut out = Tensor::zeros(&shape);
+        let (src, dst) = (self.data(), out.data_mut());
+        for o in 0..outer {
+            for (p, &i) in idx.data().iter().enumerate() {
+                let i = as_index(i);
+                let d = &mut dst[(o * n + i) * inner..][..inner];
+                for (d, &v) in d.iter_mut().zip(&src[(o * k + p) * inner..][..inner]) {
+                    *d = *d + v;
+                }
+            }
+        }
+        out
+    }
+
+    /// `out[o, p, j] = self[o, idx[o, p, j], j]` along `axis`.
+    pub(crate) fn gather(&self, axis: usize, idx: &Tensor<T>) -> Tensor<T> {
+        let (_, n, inner) = split_at_axis(self.shape(), axis);
+        let (outer, k, _) = split_at_axis(idx.shape(), axis);
+        let src = self.data();
+        let mut data = Buffer::with_capacity(idx.numel());
+        for o in 0..outer {
+            for p in 0..k {
+                for j in 0..inner {
+                    let i = as_index(idx.data()[(o * k + p) * inner + j]);
+                    data.push(src[(o * n + i) * inner + j]);
+                }
+            }
+        }
+        Tensor::from_parts(idx.shape().into(), data)
+    }
+
+    /// Adds `self[o, p, j]` into zeros at `[o, idx[o, p, j], j]`, length `n`
+    /// along `axis` (the inverse of [`Tensor::gather`]).
+    pub(crate) fn scatter_add(&self, axis: usize, idx: &Tensor<T>, n: usize) -> Tensor<T> {
+        let (outer, k, inner) = split_at_axis(idx.shape(), axis);
+        let mut shape: Shape = self.shape().into();
+        shape[axis] = n;
+        let mut out = Tensor::zeros(&shape);
+        let (src, dst) = (self.data(), out.data_mut());
+        for o in 0..outer {
+            for p in 0..k {
+                for j in 0..inner {
+                    let at = (o * k + p) * inner + j;
+                    let i = as_index(idx.data()[at]);
+                    let d = &mut dst[(o * n + i) * inner + j];
+                    *d = *d + src[at];
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The shape after reducing `axis`.
+pub(crate) fn reduced_shape(shape: &[usize], axis: usize, keepdim: bool) -> Shape {
+    let mut s: Shape = shape.into();
+    if keepdim {
+        s[axis] = 1;
+    } else {
+        s.remove(axis);
+    }
+    s
+}
+
+fn as_index<T: Element>(v: T) -> usize {
+    v.to_usize().expect("indices are validated when recorded")
+}
+
+/// In-place softmax of one lane, shifted by its maximum so that no `exp`
+/// overflows.
+pub(crate) fn softmax_lane<T: Element>(lane: &mut [T]) {
+    let m = lane.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+    let m = if m.is_finite() { m } else { T::zero() };
+    let mut s = T::zero();
+    for v in lane.iter_mut() {
+        *v = (*v - m).exp();
+        s = s + *v;
+    }
+    for v in lane.iter_mut() {
+        *v = *v / s;
+    }
+}
+
+/// log-sum-exp of one lane, shifted by its maximum.
+pub(crate) fn logsumexp_lane<T: Element>(lane: &[T]) -> T {
+    let m = lane.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+    if !m.is_finite() {
+        // All -inf gives -inf; any +inf (or NaN) gives itself.
+        return m;
+    }
+    m + lane.iter().fold(T::zero(), |s, &v| s + (v - m).exp()).ln()
+}
+
+/// In-place log-softmax of one lane: x - logsumexp(x).
+pub(crate) fn log_softmax_lane<T: Element>(lane: &mut [T]) {
+    let l = logsumexp_lane(lane);
+    for v in lane.iter_mut() {
+        *v = *v - l;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sum_to_undoes_broadcast() {
+        let t = Tensor::<f64>::from_vec((0..6).map(|v| v as f64).collect(), [2, 3]);
+        assert_eq!(t.sum_to(&[3]).data(), &[3.0, 5.0, 7.0]);
+        assert_eq!(t.sum_to(&[2, 1]).data(), &[3.0, 12.0]);
+        assert_eq!(t.sum_to(&[]).data(), &[15.0]);
+        let b = Tensor::<f64>::from_vec(vec![1.0, 2.0], [2, 1]).broadcast_to(&[2, 3]);
+        assert_eq!(b.data(), &[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn lanes_along_middle_axis() {
+        let t = Tensor::<f64>::from_vec((0..12).map(|v| v as f64).collect(), [2, 3, 2]);
+        assert_eq!(t.sum_axis(1, false).data(), &[6.0, 9.0, 24.0, 27.0]);
+        let p = t.permute(&[2, 0, 1]);
+        assert_eq!(p.shape(), &[2, 2, 3]);
+        assert_eq!(p.get(&[1, 0, 2]), t.get(&[0, 2, 1]));
+        let n = t.narrow(1, 1, 2);
+        assert_eq!(n.pad(1, 1, 3).narrow(1, 1, 2), n);
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// Reduces every lane along `axis` with `f` (given the lane contiguous).
+    pub(crate) fn reduce_lanes(
+        &self,
+        axis: usize,
+        keepdim: bool,
+        f: impl Fn(&[T]) -> T,
+    ) -> Tensor<T> {
+        let (outer, n, inner) = split_at_axis(self.shape(), axis);
+        let src = self.data();
+        let shape = reduced_shape(self.shape(), axis, keepdim);
+        let mut data = Buffer::with_capacity(outer * inner);
+        if inner == 1 {
+            for o in 0..outer {
+                data.push(f(&src[o * n..][..n]));
+            }
+        } else {
+            let mut row = Buffer::filled(n, T::zero());
+            for o in 0..outer {
+                for j in 0..inner {
+                    for (i, r) in row.as_mut_slice().iter_mut().enumerate() {
+                        *r = src[(o * n + i) * inner + j];
+                    }
+                    data.push(f(row.as_slice()));
+                }
+            }
+        }
+        Tensor::from_parts(shape, data)
+    }
+}

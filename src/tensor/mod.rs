@@ -1,0 +1,291 @@
+//! Owned n-dimensional arrays: [`Tensor`], its shapes and its kernels.
+//!
+//! A tensor is contiguous and row-major; its shape lives in a [`Shape`]
+//! (a `SmallVec`, inline up to four dimensions). Scalars are 0-d tensors and
+//! their single element is stored inline, so they never allocate.
+
+mod display;
+mod element;
+pub(crate) mod kernels;
+mod matmul;
+mod pool;
+mod random;
+mod shape;
+
+pub use element::Element;
+pub use pool::{trim_pool, Pool, Pooled};
+pub use shape::{broadcast_shapes, broadcasts_to, numel, strides, Shape};
+
+pub(crate) use pool::Buffer;
+pub(crate) use shape::{broadcast_strides, for_each_offset2, split_at_axis};
+
+/// An owned, contiguous, row-major n-d array of `f32` or `f64`.
+///
+/// ```
+/// use tapegrad::Tensor;
+/// let t = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
+/// assert_eq!(t.shape(), &[2, 3]);
+/// assert_eq!(t.get(&[1, 2]), 6.0);
+/// assert_eq!(Tensor::scalar(2.5f64).item(), 2.5);
+/// ```
+#[derive(Clone)]
+pub struct Tensor<T: Element> {
+    shape: Shape,
+    data: Buffer<T>,
+}
+
+impl<T: Element> Tensor<T> {
+    /// A tensor holding `data` in row-major order with the given shape.
+    ///
+    /// # Panics
+    /// If `data.len()` is not the product of the shape.
+    #[track_caller]
+    pub fn from_vec(data: Vec<T>, shape: impl AsRef<[usize]>) -> Self {
+        let shape = shape.as_ref();
+        assert_eq!(
+            data.len(),
+            numel(shape),
+            "Tensor::from_vec: {} elements do not fill shape {:?}",
+            data.len(),
+            shape
+        );
+        Tensor {
+            shape: Shape::from_slice(shape),
+            data: Buffer::from_vec(data),
+        }
+    }
+
+    /// Like [`Tensor::from_vec`] but copying from a slice.
+    #[track_caller]
+    pub fn from_slice(data: &[T], shape: impl AsRef<[usize]>) -> Self {
+        let shape = shape.as_ref();
+        assert_eq!(
+            data.len(),
+            numel(shape),
+            "Tensor::from_slice: {} elements do not fill shape {:?}",
+            data.len(),
+            shape
+        );
+        Tensor {
+            shape: Shape::from_slice(shape),
+            data: Buffer::from_slice(data),
+        }
+    }
+
+    /// A 0-d tensor holding one value (no heap allocation).
+    pub fn scalar(v: T) -> Self {
+        let mut data = Buffer::with_capacity(1);
+        data.push(v);
+        Tensor {
+            shape: Shape::new(),
+            data,
+        }
+    }
+
+    /// A tensor of the given shape with every element equal to `v`.
+    pub fn full(shape: impl AsRef<[usize]>, v: T) -> Self {
+        let shape = Shape::from_slice(shape.as_ref());
+        Tensor {
+            data: Buffer::filled(numel(&shape), v),
+            shape,
+        }
+    }
+
+    /// All zeros.
+    pub fn zeros(shape: impl AsRef<[usize]>) -> Self {
+        Self::full(shape, T::zero())
+    }
+
+    /// All ones.
+    pub fn ones(shape: impl AsRef<[usize]>) -> Self {
+        Self::full(shape, T::one())
+    }
+
+    /// `0, 1, …, n-1` as a 1-d tensor.
+    pub fn arange(n: usize) -> Self {
+        Self::from_fn([n], |i| T::from_usize(i[0]).unwrap())
+    }
+
+    /// A tensor whose element at each multi-index is `f(index)`.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let eye = Tensor::<f64>::from_fn([2, 2], |i| if i[0] == i[1] { 1.0 } else { 0.0 });
+    /// assert_eq!(eye.data(), &[1.0, 0.0, 0.0, 1.0]);
+    /// ```
+    pub fn from_fn(shape: impl AsRef<[usize]>, mut f: impl FnMut(&[usize]) -> T) -> Self {
+        let shape = Shape::from_slice(shape.as_ref());
+        let n = numel(&shape);
+        let mut idx: Shape = smallvec::smallvec![0; shape.len()];
+        let mut data = Buffer::with_capacity(n);
+        for _ in 0..n {
+            data.push(f(&idx));
+            for d in (0..shape.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Tensor { shape, data }
+    }
+
+    pub(crate) fn from_parts(shape: Shape, data: Buffer<T>) -> Self {
+        debug_assert_eq!(numel(&shape), data.as_slice().len());
+        Tensor { shape, data }
+    }
+
+    /// The dimensions, outermost first (empty for a scalar).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.data.as_slice().len()
+    }
+
+    /// The elements in row-major order.
+    pub fn data(&self) -> &[T] {
+        self.data.as_slice()
+    }
+
+    /// The elements in row-major order, mutable (for in-place updates).
+    pub fn data_mut(&mut self) -> &mut [T] {
+        self.data.as_mut_slice()
+    }
+
+    /// The elements as a `Vec`.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.data().to_vec()
+    }
+
+    /// The element of a one-element tensor (any shape with one element).
+    ///
+    /// # Panics
+    /// If the tensor has more or fewer than one element.
+    #[track_caller]
+    pub fn item(&self) -> T {
+        assert_eq!(
+            self.numel(),
+            1,
+            "Tensor::item: tensor of shape {:?} has {} elements, not 1",
+            self.shape(),
+            self.numel()
+        );
+        self.data()[0]
+    }
+
+    /// The element at a multi-index.
+    ///
+    /// # Panics
+    /// If the index has the wrong length or is out of bounds.
+    #[track_caller]
+    pub fn get(&self, index: &[usize]) -> T {
+        self.data()[self.offset(index)]
+    }
+
+    /// Sets the element at a multi-index.
+    #[track_caller]
+    pub fn set(&mut self, index: &[usize], v: T) {
+        let o = self.offset(index);
+        self.data_mut()[o] = v;
+    }
+
+    #[track_caller]
+    fn offset(&self, index: &[usize]) -> usize {
+        assert!(
+            index.len() == self.ndim() && index.iter().zip(self.shape()).all(|(i, d)| i < d),
+            "Tensor index {:?} is out of bounds for shape {:?}",
+            index,
+            self.shape()
+        );
+        index
+            .iter()
+            .zip(strides(self.shape()))
+            .map(|(i, s)| i * s)
+            .sum()
+    }
+
+    /// The same elements viewed with another shape of equal size.
+    ///
+    /// # Panics
+    /// If the element counts differ.
+    #[track_caller]
+    pub fn reshape(&self, shape: impl AsRef<[usize]>) -> Self {
+        let shape = shape.as_ref();
+        assert_eq!(
+            numel(shape),
+            self.numel(),
+            "reshape: cannot view shape {:?} ({} elements) as {:?}",
+            self.shape(),
+            self.numel(),
+            shape
+        );
+        Tensor {
+            shape: Shape::from_slice(shape),
+            data: self.data.clone(),
+        }
+    }
+
+    /// Applies `f` to every element.
+    pub fn map(&self, f: impl Fn(T) -> T) -> Self {
+        Tensor {
+            shape: self.shape.clone(),
+            data: Buffer::collect_n(self.numel(), self.data().iter().map(|&v| f(v))),
+        }
+    }
+
+    /// Converts every element to another float type.
+    pub fn cast<U: Element>(&self) -> Tensor<U> {
+        Tensor {
+            shape: self.shape.clone(),
+            data: Buffer::collect_n(
+                self.numel(),
+                self.data().iter().map(|v| U::from(*v).unwrap()),
+            ),
+        }
+    }
+
+    /// Largest absolute difference to another tensor of the same shape.
+    #[track_caller]
+    pub fn max_abs_diff(&self, other: &Tensor<T>) -> T {
+        assert_eq!(self.shape(), other.shape(), "max_abs_diff: shapes differ");
+        self.data()
+            .iter()
+            .zip(other.data())
+            .fold(T::zero(), |m, (a, b)| m.max((*a - *b).abs()))
+    }
+
+    /// Adds `other` (of the same shape) into `self` in place.
+    #[track_caller]
+    pub fn add_assign(&mut self, other: &Tensor<T>) {
+        assert_eq!(self.shape(), other.shape(), "add_assign: shapes differ");
+        for (a, b) in self.data_mut().iter_mut().zip(other.data()) {
+            *a = *a + *b;
+        }
+    }
+
+    /// The elements as a `Vec`, without copying when they are on the heap.
+    pub fn into_vec(self) -> Vec<T> {
+        self.data.into_vec()
+    }
+}
+
+impl<T: Element> From<T> for Tensor<T> {
+    fn from(v: T) -> Self {
+        Tensor::scalar(v)
+    }
+}
+
+impl<T: Element> PartialEq for Tensor<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data() == other.data()
+    }
+}

@@ -1,0 +1,162 @@
+//! Element storage and the per-thread buffer pool behind it.
+//!
+//! Why a pool: a training loop records the same shapes every step. Returning
+//! each dropped buffer to a per-thread free list (keyed by capacity) and
+//! handing it out again lets the loop reach a steady state in which the
+//! system allocator is never called. Scalars (one element) are stored inline
+//! and never touch the heap at all.
+
+use smallvec::SmallVec;
+use std::cell::RefCell;
+
+/// At most this many bytes of idle buffers are kept per thread and element
+/// type; beyond it, dropped buffers go back to the system allocator.
+const POOL_LIMIT_BYTES: usize = 512 << 20;
+
+/// Free buffers of one element type, grouped by exact capacity.
+#[derive(Default)]
+pub struct Pool<T> {
+    buckets: Vec<(usize, Vec<Vec<T>>)>,
+    bytes: usize,
+}
+
+impl<T> Pool<T> {
+    fn take(&mut self, cap: usize) -> Option<Vec<T>> {
+        let i = self.buckets.iter().position(|(c, _)| *c == cap)?;
+        let v = self.buckets[i].1.pop()?;
+        self.bytes -= cap * std::mem::size_of::<T>();
+        Some(v)
+    }
+
+    fn give(&mut self, mut v: Vec<T>) {
+        let cap = v.capacity();
+        let size = cap * std::mem::size_of::<T>();
+        if self.bytes + size > POOL_LIMIT_BYTES {
+            return;
+        }
+        v.clear();
+        self.bytes += size;
+        match self.buckets.iter_mut().find(|(c, _)| *c == cap) {
+            Some((_, list)) => list.push(v),
+            None => self.buckets.push((cap, vec![v])),
+        }
+    }
+
+    /// Drops every idle buffer.
+    pub fn clear(&mut self) {
+        self.buckets.clear();
+        self.bytes = 0;
+    }
+}
+
+/// Gives element types a per-thread pool. Implemented for `f32` and `f64`;
+/// other types may return `None` and simply allocate.
+pub trait Pooled: Sized + 'static {
+    /// Runs `f` on this thread's pool for `Self`, if there is one.
+    fn with_pool<R>(f: impl FnOnce(&mut Pool<Self>) -> R) -> Option<R>;
+}
+
+macro_rules! pooled {
+    ($t:ty, $key:ident) => {
+        thread_local! {
+            static $key: RefCell<Pool<$t>> = RefCell::new(Pool { buckets: Vec::new(), bytes: 0 });
+        }
+        impl Pooled for $t {
+            fn with_pool<R>(f: impl FnOnce(&mut Pool<Self>) -> R) -> Option<R> {
+                $key.try_with(|p| p.try_borrow_mut().ok().map(|mut p| f(&mut p)))
+                    .ok()
+                    .flatten()
+            }
+        }
+    };
+}
+pooled!(f32, POOL_F32);
+pooled!(f64, POOL_F64);
+
+/// Frees the buffers this thread keeps for reuse (for `f32` and `f64`).
+/// Useful after a large computation when memory should go back to the system.
+///
+/// ```
+/// tapegrad::tensor::trim_pool();
+/// ```
+pub fn trim_pool() {
+    f32::with_pool(|p| p.clear());
+    f64::with_pool(|p| p.clear());
+}
+
+/// Contiguous element storage: inline for one element, pooled heap otherwise.
+pub(crate) struct Buffer<T: Pooled + Copy>(SmallVec<[T; 1]>);
+
+impl<T: Pooled + Copy> Buffer<T> {
+    /// An empty buffer able to hold `n` elements without reallocating.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        if n <= 1 {
+            return Buffer(SmallVec::new());
+        }
+        let v = T::with_pool(|p| p.take(n))
+            .flatten()
+            .unwrap_or_else(|| Vec::with_capacity(n));
+        Buffer(SmallVec::from_vec(v))
+    }
+
+    pub(crate) fn filled(n: usize, value: T) -> Self {
+        let mut b = Self::with_capacity(n);
+        b.0.resize(n, value);
+        b
+    }
+
+    pub(crate) fn from_slice(s: &[T]) -> Self {
+        let mut b = Self::with_capacity(s.len());
+        b.0.extend_from_slice(s);
+        b
+    }
+
+    pub(crate) fn from_vec(v: Vec<T>) -> Self {
+        if v.len() <= 1 {
+            let b = Buffer(v.iter().copied().collect());
+            T::with_pool(|p| p.give(v));
+            b
+        } else {
+            Buffer(SmallVec::from_vec(v))
+        }
+    }
+
+    /// Collects exactly `n` elements.
+    pub(crate) fn collect_n(n: usize, it: impl Iterator<Item = T>) -> Self {
+        let mut b = Self::with_capacity(n);
+        b.0.extend(it);
+        debug_assert_eq!(b.0.len(), n);
+        b
+    }
+
+    pub(crate) fn as_slice(&self) -> &[T] {
+        &self.0
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.0
+    }
+
+    pub(crate) fn push(&mut self, v: T) {
+        self.0.push(v)
+    }
+
+    pub(crate) fn into_vec(mut self) -> Vec<T> {
+        std::mem::take(&mut self.0).into_vec()
+    }
+}
+
+impl<T: Pooled + Copy> Clone for Buffer<T> {
+    fn clone(&self) -> Self {
+        Self::from_slice(&self.0)
+    }
+}
+
+impl<T: Pooled + Copy> Drop for Buffer<T> {
+    fn drop(&mut self) {
+        if self.0.spilled() {
+            let v = std::mem::take(&mut self.0).into_vec();
+            T::with_pool(|p| p.give(v));
+        }
+    }
+}
