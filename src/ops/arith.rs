@@ -239,6 +239,7 @@ impl<'t, T: Element> Var<'t, T> {
     }
 
     /// `self ^ p` for a plain number `p`.
+    #[track_caller]
     pub fn powf(self, p: T) -> Var<'t, T> {
         let op = PowConst {
             p: p.to_f64().unwrap(),
@@ -261,6 +262,7 @@ impl<'t, T: Element> Var<'t, T> {
     }
 
     /// `scale · self + shift` in one node.
+    #[track_caller]
     pub fn affine(self, scale: T, shift: T) -> Var<'t, T> {
         let op = Affine {
             scale: scale.to_f64().unwrap(),
@@ -288,6 +290,7 @@ var_binop!(Div, div, Div, Div);
 
 impl<'t, T: Element> ops::Neg for Var<'t, T> {
     type Output = Var<'t, T>;
+    #[track_caller]
     fn neg(self) -> Var<'t, T> {
         record_unary(Op::Neg(Neg), &Neg, self)
     }
@@ -297,24 +300,28 @@ impl<'t, T: Element> ops::Neg for Var<'t, T> {
 // through a constant so that `x / 3.0` rounds exactly like the division.
 impl<'t, T: Element> ops::Add<T> for Var<'t, T> {
     type Output = Var<'t, T>;
+    #[track_caller]
     fn add(self, c: T) -> Var<'t, T> {
         self.affine(T::one(), c)
     }
 }
 impl<'t, T: Element> ops::Sub<T> for Var<'t, T> {
     type Output = Var<'t, T>;
+    #[track_caller]
     fn sub(self, c: T) -> Var<'t, T> {
         self.affine(T::one(), -c)
     }
 }
 impl<'t, T: Element> ops::Mul<T> for Var<'t, T> {
     type Output = Var<'t, T>;
+    #[track_caller]
     fn mul(self, c: T) -> Var<'t, T> {
         self.affine(c, T::zero())
     }
 }
 impl<'t, T: Element> ops::Div<T> for Var<'t, T> {
     type Output = Var<'t, T>;
+    #[track_caller]
     fn div(self, c: T) -> Var<'t, T> {
         self / self.constant_like(Tensor::scalar(c))
     }
@@ -324,24 +331,28 @@ macro_rules! number_lhs {
     ($($t:ty),*) => {$(
         impl<'t> ops::Add<Var<'t, $t>> for $t {
             type Output = Var<'t, $t>;
+            #[track_caller]
             fn add(self, x: Var<'t, $t>) -> Var<'t, $t> {
                 x.affine(1.0, self)
             }
         }
         impl<'t> ops::Sub<Var<'t, $t>> for $t {
             type Output = Var<'t, $t>;
+            #[track_caller]
             fn sub(self, x: Var<'t, $t>) -> Var<'t, $t> {
                 x.affine(-1.0, self)
             }
         }
         impl<'t> ops::Mul<Var<'t, $t>> for $t {
             type Output = Var<'t, $t>;
+            #[track_caller]
             fn mul(self, x: Var<'t, $t>) -> Var<'t, $t> {
                 x.affine(self, 0.0)
             }
         }
         impl<'t> ops::Div<Var<'t, $t>> for $t {
             type Output = Var<'t, $t>;
+            #[track_caller]
             fn div(self, x: Var<'t, $t>) -> Var<'t, $t> {
                 x.constant_like(Tensor::scalar(self)) / x
             }

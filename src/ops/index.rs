@@ -65,6 +65,7 @@ impl Rule for ScatterAdd {
     }
 }
 
+#[track_caller]
 pub(crate) fn record_index_select<'t, T: Element>(
     x: Var<'t, T>,
     axis: usize,
@@ -75,6 +76,7 @@ pub(crate) fn record_index_select<'t, T: Element>(
         .record(Op::IndexSelect(IndexSelect { axis }), &[x, idx], v)
 }
 
+#[track_caller]
 pub(crate) fn record_index_add<'t, T: Element>(
     src: Var<'t, T>,
     axis: usize,
@@ -86,6 +88,7 @@ pub(crate) fn record_index_add<'t, T: Element>(
         .record(Op::IndexAdd(IndexAdd { axis }), &[src, idx], v)
 }
 
+#[track_caller]
 pub(crate) fn record_gather<'t, T: Element>(
     x: Var<'t, T>,
     axis: usize,
@@ -95,6 +98,7 @@ pub(crate) fn record_gather<'t, T: Element>(
     x.tape().record(Op::Gather(Gather { axis }), &[x, idx], v)
 }
 
+#[track_caller]
 pub(crate) fn record_scatter_add<'t, T: Element>(
     src: Var<'t, T>,
     axis: usize,

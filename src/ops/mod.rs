@@ -207,6 +207,7 @@ op_table! {
 // ---- recording helpers shared by the op files -------------------------------
 
 /// Records an elementwise op of one input.
+#[track_caller]
 pub(crate) fn record_unary<'t, T: Element, U: Unary>(op: Op, u: &U, x: Var<'t, T>) -> Var<'t, T> {
     let value = x.with_value(|v| v.map(|e| u.f(e)));
     x.tape().record(op, &[x], value)

@@ -118,6 +118,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// let x = tape.var(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]));
     /// assert_eq!(x.sum().item(), 6.0);
     /// ```
+    #[track_caller]
     pub fn sum(self) -> Var<'t, T> {
         let v = self.with_value(|v| v.sum_all());
         self.tape().record(
@@ -146,6 +147,7 @@ impl<'t, T: Element> Var<'t, T> {
     }
 
     /// Mean of all elements, as a scalar.
+    #[track_caller]
     pub fn mean(self) -> Var<'t, T> {
         let v = self.with_value(|v| {
             let n = T::from_usize(v.numel()).unwrap();

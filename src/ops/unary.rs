@@ -200,6 +200,7 @@ macro_rules! var_unary {
     ($($(#[$doc:meta])* $method:ident => $variant:ident($op:expr);)*) => {
         impl<'t, T: Element> Var<'t, T> {$(
             $(#[$doc])*
+            #[track_caller]
             pub fn $method(self) -> Var<'t, T> {
                 let op = $op;
                 record_unary(Op::$variant(op), &op, self)
@@ -246,11 +247,13 @@ var_unary! {
 
 impl<'t, T: Element> Var<'t, T> {
     /// Natural logarithm (same as [`Var::ln`]).
+    #[track_caller]
     pub fn log(self) -> Var<'t, T> {
         self.ln()
     }
 
     /// Leaky ReLU with a chosen slope for `x <= 0`.
+    #[track_caller]
     pub fn leaky_relu_with(self, slope: T) -> Var<'t, T> {
         let op = LeakyRelu {
             slope: slope.to_f64().unwrap(),

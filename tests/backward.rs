@@ -1,0 +1,149 @@
+//! The backward walk: fan-out, diamonds, shared inputs, repeated calls,
+//! deep chains, constants, detach and no-grad scopes.
+
+use tapegrad::{Tape, Tensor};
+
+#[test]
+fn fan_out_of_a_thousand_uses_sums_every_contribution() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(0.3);
+    let h = x.sin(); // one intermediate, used 1000 times
+    let mut acc = tape.constant(0.0);
+    for i in 0..1000 {
+        acc = acc + h * (i as f64);
+    }
+    let g = acc.backward();
+    let want = 0.3f64.cos() * (0..1000).map(|i| i as f64).sum::<f64>();
+    assert!((g[x].item() - want).abs() < 1e-9 * want.abs());
+    assert!((g[h].item() - 499500.0).abs() < 1e-9);
+}
+
+#[test]
+fn diamond_adds_both_paths() {
+    // y = sin(x)·cos(x) through two branches that meet again.
+    let tape = Tape::<f64>::new();
+    let x = tape.var(0.7);
+    let (a, b) = (x.sin(), x.cos());
+    let y = a * b;
+    let g = y.backward();
+    assert!((g[x].item() - (2.0 * 0.7f64).cos()).abs() < 1e-15);
+}
+
+#[test]
+fn node_used_as_both_inputs() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![1.5, -2.0], [2]));
+    let y = (x * x).sum();
+    assert_eq!(y.backward()[x].data(), &[3.0, -4.0]);
+    let z = (x / x).sum(); // d/dx (x/x) = 0
+    assert_eq!(z.backward()[x].data(), &[0.0, 0.0]);
+}
+
+#[test]
+fn repeated_backward_gives_the_same_answer() {
+    let tape = Tape::<f64>::new();
+    let w = tape.var(Tensor::from_vec(vec![0.1, 0.2, 0.3], [3]));
+    let loss = (w.tanh() * w).sum();
+    let first = loss.backward()[w].clone();
+    for _ in 0..3 {
+        assert_eq!(loss.backward()[w], first);
+    }
+    // Recording more ops after a backward does not disturb the recording.
+    let loss2 = loss * 2.0;
+    let second = loss2.backward()[w].clone();
+    for (a, b) in second.data().iter().zip(first.data()) {
+        assert_eq!(*a, 2.0 * b);
+    }
+}
+
+#[test]
+fn deep_scalar_chain_does_not_overflow_the_stack() {
+    // 10 million nodes with optimisations, 1 million in debug builds.
+    let n = if cfg!(debug_assertions) { 1_000_000 } else { 10_000_000 };
+    let tape = Tape::<f64>::new();
+    let x = tape.var(1.0);
+    let mut y = x;
+    for _ in 0..n - 1 {
+        y = y * 1.0;
+    }
+    assert_eq!(tape.len(), n);
+    assert_eq!(y.backward()[x].item(), 1.0);
+}
+
+#[test]
+fn constants_get_no_gradient_and_unused_leaves_get_zeros() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(2.0);
+    let c = tape.constant(3.0);
+    let unused = tape.var(Tensor::ones([2]));
+    let y = x * c;
+    let g = y.backward();
+    assert_eq!(g[x].item(), 3.0);
+    assert!(g.get(c).is_none());
+    assert!(!c.requires_grad());
+    assert_eq!(g[unused].data(), &[0.0, 0.0]);
+}
+
+#[test]
+fn detach_and_no_grad_stop_the_flow() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(3.0);
+    let y = x * x.detach();
+    assert_eq!(y.backward()[x].item(), 3.0);
+    let before = tape.len();
+    let z = tape.no_grad(|| (x * 2.0).exp());
+    assert!(!z.requires_grad());
+    assert_eq!(z.op_name(), "constant");
+    assert_eq!(tape.len(), before + 2);
+    assert!(tape.is_grad_enabled());
+    let w = x * z;
+    assert_eq!(w.backward()[x].item(), z.item());
+}
+
+#[test]
+fn backward_with_a_seed_is_a_vector_jacobian_product() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]));
+    let y = x.square(); // Jacobian diag(2x)
+    let g = y.backward_with(Tensor::from_vec(vec![1.0, 0.5, -1.0], [3]));
+    assert_eq!(g[x].data(), &[2.0, 2.0, -6.0]);
+}
+
+#[test]
+fn recorded_gradients_can_be_seeded_by_a_var() {
+    // d/ds of (s · dy/dx) = dy/dx, with the seed a Var.
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![0.5, 1.5], [2]));
+    let s = tape.var(Tensor::from_vec(vec![2.0, 3.0], [2]));
+    let y = x.exp();
+    let gx = y.backward_recorded_with(s)[x]; // s ⊙ e^x
+    let g = gx.sum().backward();
+    assert!((g[s].data()[1] - 1.5f64.exp()).abs() < 1e-12);
+    assert!((g[x].data()[0] - 2.0 * 0.5f64.exp()).abs() < 1e-12);
+}
+
+#[test]
+fn third_derivative_through_nested_recording() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(0.4);
+    let y = x.tanh();
+    let d1 = y.backward_recorded()[x];
+    let d2 = d1.backward_recorded()[x];
+    let d3 = d2.backward()[x].item();
+    // tanh''' = -2 sech²(x) (1 - 3 tanh²(x))
+    let t = 0.4f64.tanh();
+    let want = -2.0 * (1.0 - t * t) * (1.0 - 3.0 * t * t);
+    assert!((d3 - want).abs() < 1e-12, "{d3} vs {want}");
+}
+
+#[test]
+fn reset_reuses_the_tape() {
+    let tape = Tape::<f32>::new();
+    for step in 0..3 {
+        tape.reset();
+        let x = tape.var(step as f32);
+        let y = x * x;
+        assert_eq!(y.backward()[x].item(), 2.0 * step as f32);
+        assert_eq!(tape.len(), 2);
+    }
+}

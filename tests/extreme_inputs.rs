@@ -1,0 +1,72 @@
+//! Numerically nasty inputs: huge logits, saturated activations.
+
+use tapegrad::{Tape, Tensor};
+
+fn all_finite(t: &Tensor<f64>) -> bool {
+    t.data().iter().all(|v| v.is_finite())
+}
+
+#[test]
+fn softmax_and_log_softmax_of_logits_near_1000() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![1000.0, 999.0, -1000.0, 0.0], [1, 4]));
+    let p = x.softmax(1);
+    let lp = x.log_softmax(1);
+    let (pv, lv) = (p.value(), lp.value());
+    assert!(all_finite(&pv) && all_finite(&lv));
+    let e = (-1.0f64).exp();
+    assert!((pv.data()[0] - 1.0 / (1.0 + e)).abs() < 1e-15);
+    assert!((lv.data()[1] - (-1.0 - (1.0 + e).ln())).abs() < 1e-12);
+    assert!((lv.data()[2] - (-2000.0 - (1.0 + e).ln())).abs() < 1e-9);
+    let w = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [1, 4]));
+    let gp = (p * w).sum().backward()[x].clone();
+    let gl = (lp * w).sum().backward()[x].clone();
+    assert!(all_finite(&gp) && all_finite(&gl));
+    // d/dx Σ w·log_softmax = w - softmax·Σw
+    for j in 0..4 {
+        let want = (j + 1) as f64 - pv.data()[j] * 10.0;
+        assert!((gl.data()[j] - want).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn sigmoid_of_plus_minus_800() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![800.0, -800.0], [2]));
+    let y = x.sigmoid();
+    assert_eq!(y.value().data(), &[1.0, 0.0]);
+    let g = y.sum().backward()[x].clone();
+    assert_eq!(g.data(), &[0.0, 0.0]);
+    let s = x.softplus();
+    assert_eq!(s.value().data(), &[800.0, 0.0]);
+    assert_eq!(s.sum().backward()[x].data(), &[1.0, 0.0]);
+}
+
+#[test]
+fn logsumexp_of_large_values() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![1e300, 1e300, 5e2, 7e2], [2, 2]));
+    let l = x.logsumexp(1, false);
+    let v = l.value();
+    assert!(all_finite(&v));
+    assert_eq!(v.data()[0], 1e300);
+    assert!((v.data()[1] - (700.0 + (1.0 + (-200f64).exp()).ln())).abs() < 1e-12);
+    let g = l.sum().backward()[x].clone();
+    assert!(all_finite(&g));
+    assert_eq!(&g.data()[..2], &[0.5, 0.5]);
+    // A shift-invariant gradient: exact softmax even where x - logsumexp
+    // would lose digits.
+    let big = tape.var(Tensor::from_vec(vec![1e9, 1e9 + 1.0], [2]));
+    let gb = big.logsumexp(0, false).backward()[big].clone();
+    let want = 1.0 / (1.0 + (-1f64).exp());
+    assert!((gb.data()[1] - want).abs() < 1e-15);
+}
+
+#[test]
+fn tanh_saturates_cleanly() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![50.0, -50.0], [2]));
+    let y = x.tanh();
+    assert_eq!(y.value().data(), &[1.0, -1.0]);
+    assert_eq!(y.sum().backward()[x].data(), &[0.0, 0.0]);
+}
