@@ -59,7 +59,11 @@ fn repeated_backward_gives_the_same_answer() {
 #[test]
 fn deep_scalar_chain_does_not_overflow_the_stack() {
     // 10 million nodes with optimisations, 1 million in debug builds.
-    let n = if cfg!(debug_assertions) { 1_000_000 } else { 10_000_000 };
+    let n = if cfg!(debug_assertions) {
+        1_000_000
+    } else {
+        10_000_000
+    };
     let tape = Tape::<f64>::new();
     let x = tape.var(1.0);
     let mut y = x;

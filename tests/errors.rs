@@ -20,14 +20,18 @@ fn panic_of(f: impl FnOnce()) -> (String, String) {
                 .cloned()
                 .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            let file = info.location().map(|l| l.file().to_string()).unwrap_or_default();
+            let file = info
+                .location()
+                .map(|l| l.file().to_string())
+                .unwrap_or_default();
             eprintln!("panic at {file}: {msg}");
             LAST.with(|l| *l.borrow_mut() = Some((msg, file)));
         }))
     });
     let r = catch_unwind(AssertUnwindSafe(f));
     assert!(r.is_err(), "expected a panic");
-    LAST.with(|l| l.borrow_mut().take()).expect("panic recorded")
+    LAST.with(|l| l.borrow_mut().take())
+        .expect("panic recorded")
 }
 
 #[test]
@@ -38,7 +42,10 @@ fn broadcast_mismatch_names_op_shapes_and_nodes_at_the_callers_line() {
     let (msg, file) = panic_of(|| {
         let _ = a + b;
     });
-    assert_eq!(msg, "add: shapes do not broadcast: %0 with shape [2, 3] and %1 with shape [4]");
+    assert_eq!(
+        msg,
+        "add: shapes do not broadcast: %0 with shape [2, 3] and %1 with shape [4]"
+    );
     assert!(file.ends_with("tests/errors.rs"), "points at {file}");
     let (msg, _) = panic_of(|| {
         let _ = a * b;
@@ -54,7 +61,10 @@ fn matmul_inner_dimension_mismatch() {
     let (msg, file) = panic_of(|| {
         let _ = a.matmul(b);
     });
-    assert_eq!(msg, "matmul: inner dimensions differ: %0 with shape [2, 3] and %1 with shape [2, 3]");
+    assert_eq!(
+        msg,
+        "matmul: inner dimensions differ: %0 with shape [2, 3] and %1 with shape [2, 3]"
+    );
     assert!(file.ends_with("tests/errors.rs"), "points at {file}");
 }
 
@@ -65,16 +75,25 @@ fn reshape_axis_and_index_errors() {
     let (msg, _) = panic_of(|| {
         let _ = x.reshape([4]);
     });
-    assert_eq!(msg, "reshape: cannot view 6 elements as shape [4]: %0 with shape [2, 3]");
+    assert_eq!(
+        msg,
+        "reshape: cannot view 6 elements as shape [4]: %0 with shape [2, 3]"
+    );
     let (msg, file) = panic_of(|| {
         let _ = x.sum_axis(2, false);
     });
-    assert_eq!(msg, "sum_axis: axis 2 is out of range for %0 with shape [2, 3] (2 dimensions)");
+    assert_eq!(
+        msg,
+        "sum_axis: axis 2 is out of range for %0 with shape [2, 3] (2 dimensions)"
+    );
     assert!(file.ends_with("tests/errors.rs"), "points at {file}");
     let (msg, _) = panic_of(|| {
         let _ = x.index_select(1, &[0, 3]);
     });
-    assert_eq!(msg, "index_select: index 3 is out of range for axis 1 of %0 with shape [2, 3] (length 3)");
+    assert_eq!(
+        msg,
+        "index_select: index 3 is out of range for axis 1 of %0 with shape [2, 3] (length 3)"
+    );
 }
 
 #[test]
@@ -86,7 +105,10 @@ fn stale_handle_after_reset_is_detected() {
     let (msg, file) = panic_of(|| {
         let _ = x.tanh();
     });
-    assert!(msg.starts_with("stale Var: node %0 was recorded before the tape was reset"), "{msg}");
+    assert!(
+        msg.starts_with("stale Var: node %0 was recorded before the tape was reset"),
+        "{msg}"
+    );
     assert!(file.ends_with("tests/errors.rs"), "points at {file}");
 }
 
@@ -98,7 +120,10 @@ fn vars_from_different_tapes_do_not_mix() {
     let (msg, _) = panic_of(|| {
         let _ = a + b;
     });
-    assert!(msg.starts_with("add: inputs %0 and %0 belong to different tapes"), "{msg}");
+    assert!(
+        msg.starts_with("add: inputs %0 and %0 belong to different tapes"),
+        "{msg}"
+    );
     let g = (a * a).backward();
     let (msg, _) = panic_of(|| {
         let _ = g[b].item();
@@ -117,5 +142,8 @@ fn backward_needs_a_scalar_or_a_matching_seed() {
     let (msg, _) = panic_of(|| {
         let _ = x.exp().backward_with(Tensor::ones([2]));
     });
-    assert_eq!(msg, "backward_with: seed of shape [2] does not match output %2 of shape [3]");
+    assert_eq!(
+        msg,
+        "backward_with: seed of shape [2] does not match output %2 of shape [3]"
+    );
 }

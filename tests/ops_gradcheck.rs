@@ -43,7 +43,12 @@ fn nonzero(shape: &[usize], seed: u64) -> Tensor<f64> {
     uniform(shape, -1.0, 1.0, seed).map(|v| v.signum() * (0.2 + 1.8 * v.abs()))
 }
 
-fn check_unary<F: for<'t> Fn(Var<'t, f64>) -> Var<'t, f64>>(name: &str, f: F, x: Tensor<f64>, seed: u64) {
+fn check_unary<F: for<'t> Fn(Var<'t, f64>) -> Var<'t, f64>>(
+    name: &str,
+    f: F,
+    x: Tensor<f64>,
+    seed: u64,
+) {
     check(name, &|v: &[Var<f64>]| f(v[0]), &[x], seed);
 }
 

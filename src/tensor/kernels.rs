@@ -155,15 +155,15 @@ impl<T: Element> Tensor<T> {
             }
             return out;
         }
-        let mut row = vec![T::zero(); n];
+        let mut row = Buffer::filled(n, T::zero());
         let dst = out.data_mut();
         for o in 0..outer {
             for j in 0..inner {
-                for (i, r) in row.iter_mut().enumerate() {
+                for (i, r) in row.as_mut_slice().iter_mut().enumerate() {
                     *r = dst[(o * n + i) * inner + j];
                 }
-                f(&mut row);
-                for (i, r) in row.iter().enumerate() {
+                f(row.as_mut_slice());
+                for (i, r) in row.as_slice().iter().enumerate() {
                     dst[(o * n + i) * inner + j] = *r;
                 }
             }

@@ -12,7 +12,7 @@ mod pool;
 mod random;
 mod shape;
 
-pub use element::Element;
+pub use element::{gemm_calls, Element};
 pub use pool::{trim_pool, Pool, Pooled};
 pub use shape::{broadcast_shapes, broadcasts_to, numel, strides, Shape};
 

@@ -49,7 +49,13 @@ pub fn numeric(h: impl Fn(&[Tensor<f64>]) -> f64, inputs: &[Tensor<f64>]) -> Vec
 }
 
 #[track_caller]
-pub fn assert_close(what: &str, analytic: &Tensor<f64>, numeric: &Tensor<f64>, atol: f64, rtol: f64) {
+pub fn assert_close(
+    what: &str,
+    analytic: &Tensor<f64>,
+    numeric: &Tensor<f64>,
+    atol: f64,
+    rtol: f64,
+) {
     assert_eq!(analytic.shape(), numeric.shape(), "{what}: shapes differ");
     for (j, (a, n)) in analytic.data().iter().zip(numeric.data()).enumerate() {
         assert!(
@@ -84,7 +90,13 @@ pub fn check(name: &str, f: &impl Build, inputs: &[Tensor<f64>], seed: u64) {
     let mut h = tape.constant(0.0);
     for (i, v) in vars.iter().enumerate() {
         let gi = gv[*v];
-        assert_close(&format!("{name}: recorded d/dx{i}"), &gi.value(), &analytic[i], 1e-12, 1e-12);
+        assert_close(
+            &format!("{name}: recorded d/dx{i}"),
+            &gi.value(),
+            &analytic[i],
+            1e-12,
+            1e-12,
+        );
         h = h + (gi * tape.constant(vs[i].clone())).sum();
     }
     // If h does not depend on the inputs, its derivative is zero and the
@@ -95,7 +107,13 @@ pub fn check(name: &str, f: &impl Build, inputs: &[Tensor<f64>], seed: u64) {
             grads(f, x, seed)
                 .iter()
                 .zip(&vs)
-                .map(|(g, v)| g.data().iter().zip(v.data()).map(|(a, b)| a * b).sum::<f64>())
+                .map(|(g, v)| {
+                    g.data()
+                        .iter()
+                        .zip(v.data())
+                        .map(|(a, b)| a * b)
+                        .sum::<f64>()
+                })
                 .sum()
         },
         inputs,
@@ -105,6 +123,12 @@ pub fn check(name: &str, f: &impl Build, inputs: &[Tensor<f64>], seed: u64) {
             .as_ref()
             .and_then(|g| g.get(*v).cloned())
             .unwrap_or_else(|| Tensor::zeros(inputs[i].shape()));
-        assert_close(&format!("{name}: second derivative wrt x{i}"), &got, &num2[i], 1e-5, 1e-4);
+        assert_close(
+            &format!("{name}: second derivative wrt x{i}"),
+            &got,
+            &num2[i],
+            1e-5,
+            1e-4,
+        );
     }
 }

@@ -1,0 +1,97 @@
+//! A training loop over fixed shapes reaches a steady state with no heap
+//! allocation per step of its own: `reset()` keeps the tape's capacity and
+//! tensor buffers are recycled. Counted with a global allocator (this file
+//! holds a single test, so no other thread allocates while it counts).
+//!
+//! The one allocation left is inside the GEMM crate (`matrixmultiply`
+//! allocates a packing buffer per call and offers no way to pass one in):
+//! the test allows exactly one per GEMM call and nothing else.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tapegrad::{Tape, Tensor, Var};
+
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// One SGD step of a 2-layer classifier (tanh and relu hidden layers,
+/// log-softmax cross-entropy picked with gather) plus a scalar side-loss.
+fn step(tape: &Tape<f32>, params: &mut [Tensor<f32>], x: &Tensor<f32>, labels: &[usize]) -> f32 {
+    tape.reset();
+    let p: Vec<Var<f32>> = Vec::new(); // zero-capacity: never allocates
+    drop(p);
+    let w1 = tape.var(params[0].clone());
+    let b1 = tape.var(params[1].clone());
+    let w2 = tape.var(params[2].clone());
+    let b2 = tape.var(params[3].clone());
+    let s = tape.var(params[4].clone());
+    let input = tape.constant(x.clone());
+    let h = (input.matmul(w1) + b1).tanh().relu();
+    let logits = h.matmul(w2) + b2;
+    let nll = -logits.log_softmax(1).gather(1, labels).mean();
+    let loss = nll + (s * s - 1.0).square() * 0.1;
+    let value = loss.item();
+    let grads = loss.backward();
+    for (param, var) in params.iter_mut().zip([w1, b1, w2, b2, s]) {
+        for (w, g) in param.data_mut().iter_mut().zip(grads[var].data()) {
+            *w -= 0.1 * g;
+        }
+    }
+    value
+}
+
+#[test]
+fn training_steps_allocate_nothing_after_warm_up() {
+    let tape = Tape::<f32>::new();
+    let mut params = vec![
+        Tensor::rand_uniform([8, 16], -0.5, 0.5, 1),
+        Tensor::zeros([16]),
+        Tensor::rand_uniform([16, 4], -0.5, 0.5, 2),
+        Tensor::zeros([4]),
+        Tensor::scalar(3.0),
+    ];
+    let x = Tensor::rand_uniform([32, 8], -1.0, 1.0, 3);
+    let labels: Vec<usize> = (0..32).map(|i| i % 4).collect();
+    let first = step(&tape, &mut params, &x, &labels);
+    for _ in 0..3 {
+        step(&tape, &mut params, &x, &labels);
+    }
+    let gemm_before = tapegrad::tensor::gemm_calls();
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let mut last = 0.0;
+    for _ in 0..10 {
+        last = step(&tape, &mut params, &x, &labels);
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    let n = ALLOCS.load(Ordering::SeqCst);
+    let gemms = tapegrad::tensor::gemm_calls() - gemm_before;
+    assert_eq!(gemms, 50, "2 forward and 3 backward products per step");
+    assert_eq!(
+        n as u64, gemms,
+        "{n} heap allocations in 10 steps with {gemms} GEMM calls"
+    );
+    assert!(last < first, "the loop should learn: {first} -> {last}");
+}
