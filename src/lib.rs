@@ -65,3 +65,8 @@ pub use tensor::{Element, Shape, Tensor};
 pub mod prelude {
     pub use crate::{Element, GradVars, Gradients, Tape, Tensor, Var};
 }
+
+/// The README's code blocks, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -16,7 +16,7 @@
 //! the output (`y`), it returns the contribution to input `k`. Rules are
 //! generic over [`Algebra`], so the same code runs eagerly on tensors and
 //! recorded on the tape (grad of grad). Elementwise ops only state their
-//! local derivative (`tanh' = 1 - y²`); [`unary_vjp`] and [`binary_vjp`]
+//! local derivative (`tanh' = 1 - y²`); `unary_vjp` and `binary_vjp`
 //! multiply it by `g` and sum broadcast dimensions away.
 
 mod algebra;
@@ -30,6 +30,7 @@ mod softmax;
 mod unary;
 
 pub use algebra::{Algebra, Pointwise};
+pub use unary::DEFAULT_LEAKY_SLOPE;
 
 use crate::tape::Var;
 use crate::tensor::{Element, Shape, Tensor};

@@ -139,12 +139,11 @@ pub(crate) struct Relu;
 impl Unary for Relu {
     const NAME: &'static str = "relu";
     fn f<T: Element>(&self, x: T) -> T {
-        if x > T::zero() {
-            x
-        } else if x.is_nan() {
-            x
-        } else {
+        // NaN stays NaN (it fails `x <= 0`), as in PyTorch.
+        if x <= T::zero() {
             T::zero()
+        } else {
+            x
         }
     }
     fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {

@@ -48,7 +48,7 @@ impl<T: Element> fmt::Display for Tensor<T> {
         // on the right, as NumPy does.
         let raw: Vec<String> = data.iter().map(|&v| fmt_one(v)).collect();
         let split = |c: &String| c.find(['.', 'e']).unwrap_or(c.len());
-        let int_w = raw.iter().map(|c| split(c)).max().unwrap_or(0);
+        let int_w = raw.iter().map(split).max().unwrap_or(0);
         let frac_w = raw.iter().map(|c| c.len() - split(c)).max().unwrap_or(0);
         let cells: Vec<String> = raw
             .iter()

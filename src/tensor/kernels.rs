@@ -345,32 +345,6 @@ pub(crate) fn log_softmax_lane<T: Element>(lane: &mut [T]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sum_to_undoes_broadcast() {
-        let t = Tensor::<f64>::from_vec((0..6).map(|v| v as f64).collect(), [2, 3]);
-        assert_eq!(t.sum_to(&[3]).data(), &[3.0, 5.0, 7.0]);
-        assert_eq!(t.sum_to(&[2, 1]).data(), &[3.0, 12.0]);
-        assert_eq!(t.sum_to(&[]).data(), &[15.0]);
-        let b = Tensor::<f64>::from_vec(vec![1.0, 2.0], [2, 1]).broadcast_to(&[2, 3]);
-        assert_eq!(b.data(), &[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
-    }
-
-    #[test]
-    fn lanes_along_middle_axis() {
-        let t = Tensor::<f64>::from_vec((0..12).map(|v| v as f64).collect(), [2, 3, 2]);
-        assert_eq!(t.sum_axis(1, false).data(), &[6.0, 9.0, 24.0, 27.0]);
-        let p = t.permute(&[2, 0, 1]);
-        assert_eq!(p.shape(), &[2, 2, 3]);
-        assert_eq!(p.get(&[1, 0, 2]), t.get(&[0, 2, 1]));
-        let n = t.narrow(1, 1, 2);
-        assert_eq!(n.pad(1, 1, 3).narrow(1, 1, 2), n);
-    }
-}
-
 impl<T: Element> Tensor<T> {
     /// Reduces every lane along `axis` with `f` (given the lane contiguous).
     pub(crate) fn reduce_lanes(
@@ -399,5 +373,31 @@ impl<T: Element> Tensor<T> {
             }
         }
         Tensor::from_parts(shape, data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sum_to_undoes_broadcast() {
+        let t = Tensor::<f64>::from_vec((0..6).map(|v| v as f64).collect(), [2, 3]);
+        assert_eq!(t.sum_to(&[3]).data(), &[3.0, 5.0, 7.0]);
+        assert_eq!(t.sum_to(&[2, 1]).data(), &[3.0, 12.0]);
+        assert_eq!(t.sum_to(&[]).data(), &[15.0]);
+        let b = Tensor::<f64>::from_vec(vec![1.0, 2.0], [2, 1]).broadcast_to(&[2, 3]);
+        assert_eq!(b.data(), &[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn lanes_along_middle_axis() {
+        let t = Tensor::<f64>::from_vec((0..12).map(|v| v as f64).collect(), [2, 3, 2]);
+        assert_eq!(t.sum_axis(1, false).data(), &[6.0, 9.0, 24.0, 27.0]);
+        let p = t.permute(&[2, 0, 1]);
+        assert_eq!(p.shape(), &[2, 2, 3]);
+        assert_eq!(p.get(&[1, 0, 2]), t.get(&[0, 2, 1]));
+        let n = t.narrow(1, 1, 2);
+        assert_eq!(n.pad(1, 1, 3).narrow(1, 1, 2), n);
     }
 }
