@@ -70,3 +70,28 @@ fn tanh_saturates_cleanly() {
     assert_eq!(y.value().data(), &[1.0, -1.0]);
     assert_eq!(y.sum().backward()[x].data(), &[0.0, 0.0]);
 }
+
+#[test]
+fn powers_at_zero_follow_pytorch() {
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::from_vec(vec![0.0, 0.0, 2.0], [3]));
+    let b = tape.var(Tensor::from_vec(vec![0.0, 2.0, 0.0], [3]));
+    let g = a.pow(b).sum().backward();
+    // d/da a^b = b·a^(b-1): 0 at b = 0 (not 0·∞), 0 at a = 0, b = 2.
+    assert_eq!(g[a].data(), &[0.0, 0.0, 0.0]);
+    // d/db a^b = a^b·ln a: 0 at a = 0 (not 0·-∞), ln 2 at a = 2, b = 0.
+    assert_eq!(g[b].data(), &[0.0, 0.0, 2f64.ln()]);
+    let x = tape.var(0.0);
+    assert_eq!(x.powf(0.0).backward()[x].item(), 0.0);
+    assert_eq!(x.powf(2.0).backward()[x].item(), 0.0);
+    assert_eq!(x.sqrt().backward()[x].item(), f64::INFINITY);
+}
+
+#[test]
+fn tanh_derivative_keeps_digits_near_saturation() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(10.0);
+    let d = x.tanh().backward()[x].item();
+    let exact = 1.0 / 10f64.cosh().powi(2);
+    assert!(((d - exact) / exact).abs() < 1e-8, "{d} vs {exact}");
+}

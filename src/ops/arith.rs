@@ -101,8 +101,18 @@ impl Binary for Div {
     }
 }
 
-/// `a ^ b`: ∂/∂a = b·a^(b-1), ∂/∂b = y·ln a (taken as 0 where a = 0, as
-/// PyTorch does, so that `0^b` has a finite exponent derivative).
+/// 1 where `v` is 0, else 0: a constant that patches exponents and logs
+/// at the points where the textbook formula would give `0 · ∞`.
+fn is_zero<T: Element>(v: T) -> T {
+    if v == T::zero() {
+        T::one()
+    } else {
+        T::zero()
+    }
+}
+
+/// `a ^ b`: ∂/∂a = b·a^(b-1) (0 where b = 0, even at a = 0), ∂/∂b = y·ln a
+/// (0 where a = 0), as PyTorch defines them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Pow;
 impl Binary for Pow {
@@ -111,11 +121,13 @@ impl Binary for Pow {
         pow_forward(a, b)
     }
     fn da<T: Element, S: Pointwise<T>>(&self, a: &S, b: &S, _: &S) -> S {
-        b.mul(&a.pow(&b.affine(T::one(), -T::one())))
+        // Where b = 0 the exponent becomes 0, so the product is 0 · 1.
+        let exponent = b.affine(T::one(), -T::one()).add(&b.constant_map(is_zero));
+        b.mul(&a.pow(&exponent))
     }
     fn db<T: Element, S: Pointwise<T>>(&self, a: &S, _: &S, y: &S) -> S {
-        let zero_to_one = a.constant_map(|v| if v == T::zero() { T::one() } else { T::zero() });
-        y.mul(&a.add(&zero_to_one).ln())
+        // Where a = 0 the log sees 1, so the product is y · 0.
+        y.mul(&a.add(&a.constant_map(is_zero)).ln())
     }
 }
 
@@ -205,7 +217,7 @@ impl Unary for Affine {
     }
 }
 
-/// `x ^ p` for a constant `p`: local derivative `p · x^(p-1)`.
+/// `x ^ p` for a constant `p`: local derivative `p · x^(p-1)` (0 for p = 0).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct PowConst {
     pub(crate) p: f64,
@@ -216,6 +228,9 @@ impl Unary for PowConst {
         pow_forward(x, T::lit(self.p))
     }
     fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        if self.p == 0.0 {
+            return x.constant_map(|_| T::zero());
+        }
         x.powf(T::lit(self.p - 1.0)).scale(T::lit(self.p))
     }
 }
