@@ -94,4 +94,29 @@ fn training_steps_allocate_nothing_after_warm_up() {
         "{n} heap allocations in 10 steps with {gemms} GEMM calls"
     );
     assert!(last < first, "the loop should learn: {first} -> {last}");
+
+    // A scalar graph (the chapter's neuron, repeated) allocates nothing at
+    // all once the tape has grown: scalars live inline in their nodes.
+    let scalar_tape = Tape::<f64>::new();
+    let scalar_step = |w0: f64| {
+        scalar_tape.reset();
+        let (x, w, b) = (
+            scalar_tape.constant(0.5),
+            scalar_tape.var(w0),
+            scalar_tape.var(-0.1),
+        );
+        let mut y = x;
+        for _ in 0..100 {
+            y = (w * y + b).tanh() * 2.0 - 0.5;
+        }
+        let g = y.backward();
+        g[w].item()
+    };
+    scalar_step(0.7);
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let dw = scalar_step(0.8);
+    COUNTING.store(false, Ordering::SeqCst);
+    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "scalar graph allocated");
+    assert!(dw.is_finite());
 }
