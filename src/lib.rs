@@ -53,11 +53,12 @@
 
 #![warn(missing_docs)]
 
+pub mod grad;
 pub mod ops;
 pub mod tape;
 pub mod tensor;
 
-pub use ops::{Algebra, Pointwise};
+pub use ops::{Algebra, CustomOp, Pointwise};
 pub use tape::{GradVars, Gradients, Tape, Var};
 pub use tensor::{Element, Shape, Tensor};
 

@@ -107,6 +107,15 @@ pub trait Algebra<T: Element>: Pointwise<T> {
     /// The value if this is an eager 0-d tensor: lets elementwise rules
     /// take the fast path on plain numbers. Always `None` for [`Var`].
     fn eager_scalar(&self) -> Option<T>;
+    /// Runs a custom op's rule on this kind of value.
+    #[doc(hidden)]
+    fn custom_vjp(
+        op: &dyn super::ErasedCustomOp<T>,
+        xs: &[&Self],
+        y: &Self,
+        g: &Self,
+        k: usize,
+    ) -> Self;
 
     /// Swaps the last two dimensions.
     fn transpose_last2(&self) -> Self {
@@ -294,6 +303,15 @@ impl<T: Element> Algebra<T> for Tensor<T> {
     fn eager_scalar(&self) -> Option<T> {
         (self.ndim() == 0).then(|| self.data()[0])
     }
+    fn custom_vjp(
+        op: &dyn super::ErasedCustomOp<T>,
+        xs: &[&Self],
+        y: &Self,
+        g: &Self,
+        k: usize,
+    ) -> Self {
+        op.vjp_eager(xs, y, g, k)
+    }
 }
 
 // ---- recorded vars ---------------------------------------------------------
@@ -408,5 +426,14 @@ impl<'t, T: Element> Algebra<T> for Var<'t, T> {
     }
     fn eager_scalar(&self) -> Option<T> {
         None
+    }
+    fn custom_vjp(
+        op: &dyn super::ErasedCustomOp<T>,
+        xs: &[&Self],
+        y: &Self,
+        g: &Self,
+        k: usize,
+    ) -> Self {
+        op.vjp_recorded(xs, y, g, k)
     }
 }

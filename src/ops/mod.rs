@@ -21,6 +21,7 @@
 
 mod algebra;
 mod arith;
+mod custom;
 mod index;
 mod linalg;
 mod reduce;
@@ -30,6 +31,7 @@ mod softmax;
 mod unary;
 
 pub use algebra::{Algebra, Pointwise};
+pub use custom::{CustomOp, ErasedCustomOp};
 pub use unary::DEFAULT_LEAKY_SLOPE;
 
 use crate::tape::Var;
@@ -138,6 +140,8 @@ macro_rules! op_table {
             Leaf,
             /// A value that never gets a gradient.
             Constant,
+            /// A user-defined op (its rule lives on the tape).
+            Custom(custom::Custom),
             $($variant($ty)),*
         }
 
@@ -146,13 +150,17 @@ macro_rules! op_table {
                 match self {
                     Op::Leaf => "leaf",
                     Op::Constant => "constant",
+                    Op::Custom(r) => r.name(),
                     $(Op::$variant(r) => r.name()),*
                 }
             }
 
-            pub(crate) fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, k: usize) -> X {
+            /// The contribution to input `k`; custom ops find their rule
+            /// on the tape.
+            pub(crate) fn vjp<T: Element, X: Algebra<T>>(&self, tape: &crate::Tape<T>, xs: &[&X], y: &X, g: &X, k: usize) -> X {
                 match self {
                     Op::Leaf | Op::Constant => unreachable!("leaves have no inputs"),
+                    Op::Custom(c) => c.vjp(tape, xs, y, g, k),
                     $(Op::$variant(r) => r.vjp(xs, y, g, k)),*
                 }
             }

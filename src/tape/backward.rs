@@ -139,7 +139,7 @@ fn walk_eager<T: Element>(
             inputs.iter().map(|&j| &nodes[j as usize].value).collect();
         for (k, &j) in inputs.iter().enumerate() {
             if nodes[j as usize].requires_grad {
-                let c = node.op.vjp(&xs, &node.value, g, k);
+                let c = node.op.vjp(tape, &xs, &node.value, g, k);
                 accumulate(&mut before[j as usize], c);
             }
         }
@@ -187,7 +187,7 @@ fn walk_recorded<'t, T: Element>(
         let y = Var::from_parts(tape, i as u32, epoch);
         for (k, &j) in inputs.iter().enumerate() {
             if needs[k] {
-                let c = op.vjp(&x_refs, &y, &g, k);
+                let c = op.vjp(tape, &x_refs, &y, &g, k);
                 let slot = &mut grads[j as usize];
                 *slot = Some(match *slot {
                     Some(acc) => acc + c,

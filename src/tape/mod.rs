@@ -8,9 +8,10 @@ mod var;
 pub use gradients::{GradVars, Gradients};
 pub use var::Var;
 
-use crate::ops::Op;
+use crate::ops::{ErasedCustomOp, Op};
 use crate::tensor::{Element, Tensor};
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One recorded operation: what it was, its inputs (a range of the tape's
@@ -47,6 +48,8 @@ pub struct Tape<T: Element = f32> {
     grad_enabled: Cell<bool>,
     /// The gradient slots of the last dropped [`Gradients`], kept for reuse.
     spare: RefCell<Vec<Option<Tensor<T>>>>,
+    /// The rules of the custom ops recorded since the last reset.
+    customs: RefCell<Vec<Rc<dyn ErasedCustomOp<T>>>>,
 }
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
@@ -67,6 +70,7 @@ impl<T: Element> Tape<T> {
             edges: RefCell::new(Vec::new()),
             grad_enabled: Cell::new(true),
             spare: RefCell::new(Vec::new()),
+            customs: RefCell::new(Vec::new()),
         }
     }
 
@@ -123,6 +127,7 @@ impl<T: Element> Tape<T> {
     pub fn reset(&self) {
         self.nodes.borrow_mut().clear();
         self.edges.borrow_mut().clear();
+        self.customs.borrow_mut().clear();
         self.epoch.set(self.epoch.get().wrapping_add(1));
     }
 
@@ -177,6 +182,16 @@ impl<T: Element> Tape<T> {
             requires_grad,
         });
         Var::from_parts(self, index as u32, self.epoch.get())
+    }
+
+    pub(crate) fn push_custom(&self, op: Rc<dyn ErasedCustomOp<T>>) -> u32 {
+        let mut customs = self.customs.borrow_mut();
+        customs.push(op);
+        (customs.len() - 1) as u32
+    }
+
+    pub(crate) fn custom_op(&self, slot: u32) -> Rc<dyn ErasedCustomOp<T>> {
+        self.customs.borrow()[slot as usize].clone()
     }
 
     pub(crate) fn take_spare(&self) -> Vec<Option<Tensor<T>>> {

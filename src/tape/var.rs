@@ -112,7 +112,11 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn op_name(&self) -> &'static str {
         let i = self.index();
-        self.tape.nodes.borrow()[i].op.name()
+        let op = self.tape.nodes.borrow()[i].op;
+        match op {
+            crate::ops::Op::Custom(c) => self.tape.custom_op(c.slot).name(),
+            op => op.name(),
+        }
     }
 
     /// The same value as a constant: gradients do not flow through it.

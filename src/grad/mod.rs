@@ -1,0 +1,30 @@
+//! Differential operators over closures, and gradient checking.
+//!
+//! Each operator takes a function written with the engine's ops, records
+//! it on a fresh tape and returns plain [`Tensor`](crate::Tensor)s:
+//!
+//! | operator | returns | passes |
+//! |---|---|---|
+//! | [`grad`], [`value_and_grad`] | ∇f | 1 backward |
+//! | [`vjp`] | f(x), uᵀJ | 1 backward |
+//! | [`jvp`] | f(x), Jv | 1 recorded backward + 1 backward |
+//! | [`jacobian`] | J, shape `out ++ in` | 1 backward per output element |
+//! | [`jacobian_fwd`] | J | 1 recorded backward + 1 backward per input element |
+//! | [`hessian`] | H, shape `in ++ in` | 1 recorded backward + 1 backward per input element |
+//! | [`hvp`] | Hv | 1 recorded backward + 1 backward |
+//!
+//! A closure kept in a variable and passed to several operators needs
+//! [`func`] (or [`func_multi`]) around it, so that Rust gives it the
+//! "for every tape" signature; a closure written in the call needs nothing.
+//!
+//! Forward mode ([`jvp`], [`jacobian_fwd`]) uses the double-VJP trick: the
+//! recorded backward pass `u ↦ Jᵀu` is linear in `u`, so its own
+//! vector-Jacobian product with `v` is `Jv`. No second engine is needed.
+
+mod check;
+mod functional;
+
+pub use check::{assert_gradcheck, gradcheck, gradgradcheck, GradcheckError, GradcheckOptions};
+pub use functional::{
+    func, func_multi, grad, hessian, hvp, jacobian, jacobian_fwd, jvp, value_and_grad, vjp,
+};
