@@ -136,7 +136,8 @@ proptest! {
         check_unary("relu", |x| x.relu(), x.clone(), seed);
         check_unary("leaky_relu", |x| x.leaky_relu(), x.clone(), seed);
         check_unary("leaky_relu_with", |x| x.leaky_relu_with(0.2), x.clone(), seed);
-        check_unary("softplus", |x| x.softplus(), x, seed);
+        check_unary("softplus", |x| x.softplus(), x.clone(), seed);
+        check_unary("erf", |x| x.erf(), x, seed);
     }
 
     #[test]
@@ -222,5 +223,16 @@ proptest! {
         check_binary("matmul 3d", mm, uniform(&[b, m, k], -1.0, 1.0, seed), uniform(&[b, k, n], -1.0, 1.0, seed + 1), seed);
         check_binary("matmul 3d·2d", mm, uniform(&[b, m, k], -1.0, 1.0, seed), uniform(&[k, n], -1.0, 1.0, seed + 1), seed);
         check_binary("matmul 2d·3d", mm, uniform(&[m, k], -1.0, 1.0, seed), uniform(&[b, k, n], -1.0, 1.0, seed + 1), seed);
+    }
+
+    #[test]
+    fn matmul_with_transposed_operands(m in 1usize..4, k in 1usize..4, n in 1usize..4, b in 1usize..3, seed in any::<u64>()) {
+        let a_t = uniform(&[b, k, m], -1.0, 1.0, seed);
+        let b_t = uniform(&[n, k], -1.0, 1.0, seed + 1);
+        let (a, bb) = (uniform(&[b, m, k], -1.0, 1.0, seed + 2), uniform(&[b, k, n], -1.0, 1.0, seed + 3));
+        check_binary("matmul aᵀb", |x, y| x.matmul_t(y, true, false).tanh(), a_t.clone(), bb.clone(), seed);
+        check_binary("matmul abᵀ", |x, y| x.matmul_t(y, false, true).tanh(), a.clone(), b_t.clone(), seed);
+        check_binary("matmul aᵀbᵀ", |x, y| x.matmul_t(y, true, true).tanh(), a_t, b_t, seed);
+        check_binary("matmul 2d abᵀ", |x, y| x.matmul_t(y, false, true).tanh(), uniform(&[m, k], -1.0, 1.0, seed), uniform(&[n, k], -1.0, 1.0, seed), seed);
     }
 }

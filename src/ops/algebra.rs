@@ -84,8 +84,9 @@ pub trait Algebra<T: Element>: Pointwise<T> {
     fn sum_axis(&self, axis: usize, keepdim: bool) -> Self;
     /// Softmax along an axis.
     fn softmax(&self, axis: usize) -> Self;
-    /// Matrix product (2-d or batched 3-d).
-    fn matmul(&self, o: &Self) -> Self;
+    /// Matrix product (2-d or batched 3-d), each operand optionally
+    /// transposed in its last two dimensions.
+    fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self;
     /// `len` entries along `axis` from `start`.
     fn narrow(&self, axis: usize, start: usize, len: usize) -> Self;
     /// Zero-pads to length `total` along `axis`, placing `self` at `start`.
@@ -116,14 +117,6 @@ pub trait Algebra<T: Element>: Pointwise<T> {
         g: &Self,
         k: usize,
     ) -> Self;
-
-    /// Swaps the last two dimensions.
-    fn transpose_last2(&self) -> Self {
-        let n = self.shape().len();
-        let mut perm: Shape = (0..n).collect();
-        perm.swap(n - 2, n - 1);
-        self.permute(&perm)
-    }
 }
 
 // ---- plain numbers ---------------------------------------------------------
@@ -269,8 +262,8 @@ impl<T: Element> Algebra<T> for Tensor<T> {
     fn softmax(&self, axis: usize) -> Self {
         self.map_lanes(axis, crate::tensor::kernels::softmax_lane)
     }
-    fn matmul(&self, o: &Self) -> Self {
-        Tensor::matmul(self, o)
+    fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self {
+        Tensor::matmul_t(self, o, ta, tb)
     }
     fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
         Tensor::narrow(self, axis, start, len)
@@ -393,8 +386,8 @@ impl<'t, T: Element> Algebra<T> for Var<'t, T> {
     fn softmax(&self, axis: usize) -> Self {
         Var::softmax(*self, axis)
     }
-    fn matmul(&self, o: &Self) -> Self {
-        Var::matmul(*self, *o)
+    fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self {
+        Var::matmul_t(*self, *o, ta, tb)
     }
     fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
         Var::narrow(*self, axis, start, len)

@@ -3,7 +3,7 @@
 //!
 //! - `arith`: `+ - * /`, pow, maximum, minimum, negation, affine maps
 //! - `unary`: exp, ln, sqrt, square, abs, sin, cos, tanh, sigmoid, relu,
-//!   leaky_relu, softplus
+//!   leaky_relu, softplus, erf
 //! - `reduce`: sum, mean, max, logsumexp (all elements or along an axis)
 //! - `shape`: reshape, permute/transpose, broadcast_to, sum_to, narrow, pad,
 //!   concat, stack
@@ -191,6 +191,7 @@ op_table! {
     Relu(unary::Relu),
     LeakyRelu(unary::LeakyRelu),
     Softplus(unary::Softplus),
+    Erf(unary::Erf),
     Sum(reduce::Sum),
     Mean(reduce::Mean),
     Max(reduce::Max),

@@ -191,7 +191,25 @@ impl Unary for Softplus {
     }
 }
 
-super::unary_rules!(Exp, Ln, Sqrt, Square, Abs, Sin, Cos, Tanh, Sigmoid, Relu, LeakyRelu, Softplus);
+/// The error function; d/dx = 2/√π · e^(-x²).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Erf;
+impl Unary for Erf {
+    const NAME: &'static str = "erf";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.erf()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.square()
+            .neg()
+            .exp()
+            .scale(T::lit(std::f64::consts::FRAC_2_SQRT_PI))
+    }
+}
+
+super::unary_rules!(
+    Erf, Exp, Ln, Sqrt, Square, Abs, Sin, Cos, Tanh, Sigmoid, Relu, LeakyRelu, Softplus
+);
 
 /// The slope `leaky_relu` uses unless told otherwise.
 pub const DEFAULT_LEAKY_SLOPE: f64 = 0.01;
@@ -243,6 +261,8 @@ var_unary! {
     leaky_relu => LeakyRelu(LeakyRelu { slope: DEFAULT_LEAKY_SLOPE });
     /// `ln(1 + e^x)`, elementwise, finite for any input.
     softplus => Softplus(Softplus);
+    /// The error function, elementwise (used by the exact GELU).
+    erf => Erf(Erf);
 }
 
 impl<'t, T: Element> Var<'t, T> {

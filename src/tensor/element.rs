@@ -48,6 +48,9 @@ pub trait Element:
         c: &mut [Self],
     );
 
+    /// The error function, erf(x) = 2/√π ∫₀ˣ e^(-t²) dt (from `libm`).
+    fn erf(self) -> Self;
+
     /// Converts an `f64` literal to this type (exact for `f64`, rounded for `f32`).
     fn lit(v: f64) -> Self {
         Self::from_f64(v).expect("every f64 converts to a float type")
@@ -55,8 +58,12 @@ pub trait Element:
 }
 
 macro_rules! element {
-    ($t:ty, $mm:path) => {
+    ($t:ty, $mm:path, $erf:path) => {
         impl Element for $t {
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+
             fn gemm(
                 m: usize,
                 k: usize,
@@ -101,5 +108,5 @@ macro_rules! element {
         }
     };
 }
-element!(f32, matrixmultiply::sgemm);
-element!(f64, matrixmultiply::dgemm);
+element!(f32, matrixmultiply::sgemm, libm::erff);
+element!(f64, matrixmultiply::dgemm, libm::erf);

@@ -2,14 +2,33 @@
 
 use super::{Buffer, Element, Shape, Tensor};
 
+/// The (rows, cols) of a matrix operand and its (row, col) strides, as read
+/// by the product: transposed operands are read through swapped strides,
+/// never copied.
+fn operand(shape: &[usize], transposed: bool) -> ((usize, usize), (isize, isize)) {
+    let (r, c) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    if transposed {
+        ((c, r), (1, c as isize))
+    } else {
+        ((r, c), (c as isize, 1))
+    }
+}
+
 impl<T: Element> Tensor<T> {
     /// Matrix product for 2-d `(m,k)·(k,n)`, batched 3-d `(b,m,k)·(b,k,n)`,
     /// and the broadcast forms `(b,m,k)·(k,n)` and `(m,k)·(b,k,n)`.
     /// Shapes are validated by the `matmul` op before this runs.
+    #[cfg(test)]
     pub(crate) fn matmul(&self, b: &Tensor<T>) -> Tensor<T> {
+        self.matmul_t(b, false, false)
+    }
+
+    /// `op(self) · op(b)` where `op` transposes the last two dimensions of
+    /// an operand when its flag is set.
+    pub(crate) fn matmul_t(&self, b: &Tensor<T>, ta: bool, tb: bool) -> Tensor<T> {
         let (sa, sb) = (self.shape(), b.shape());
-        let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
-        let n = sb[sb.len() - 1];
+        let ((m, k), a_strides) = operand(sa, ta);
+        let ((_, n), b_strides) = operand(sb, tb);
         let batch =
             if sa.len() == 3 { sa[0] } else { 1 }.max(if sb.len() == 3 { sb[0] } else { 1 });
         let mut shape: Shape = Shape::new();
@@ -19,16 +38,16 @@ impl<T: Element> Tensor<T> {
         shape.extend([m, n]);
         let mut data = Buffer::filled(batch * m * n, T::zero());
         let c = data.as_mut_slice();
-        if sa.len() == 3 && sb.len() == 2 {
+        if sa.len() == 3 && sb.len() == 2 && !ta {
             // One tall product: (b·m, k)·(k, n).
             T::gemm(
                 batch * m,
                 k,
                 n,
                 self.data(),
-                (k as isize, 1),
+                a_strides,
                 b.data(),
-                (n as isize, 1),
+                b_strides,
                 c,
             );
         } else {
@@ -40,9 +59,9 @@ impl<T: Element> Tensor<T> {
                     k,
                     n,
                     &self.data()[i * a_step..],
-                    (k as isize, 1),
+                    a_strides,
                     &b.data()[i * b_step..],
-                    (n as isize, 1),
+                    b_strides,
                     &mut c[i * m * n..],
                 );
             }
@@ -74,5 +93,16 @@ mod tests {
             .map(|p| a3.get(&[1, 1, p]) * b3.get(&[1, p, 2]))
             .sum();
         assert_eq!(c3.get(&[1, 1, 2]), want);
+    }
+
+    #[test]
+    fn transposed_operands_are_read_through_strides() {
+        let a = Tensor::<f64>::from_fn([2, 2, 3], |i| (i[0] * 7 + i[1] * 3 + i[2]) as f64);
+        let b = Tensor::<f64>::from_fn([2, 4, 3], |i| (i[0] + i[1] * 2) as f64 - i[2] as f64);
+        let bt = b.permute(&[0, 2, 1]);
+        assert_eq!(a.matmul_t(&b, false, true), a.matmul(&bt));
+        let at = a.permute(&[0, 2, 1]);
+        assert_eq!(at.matmul_t(&bt, true, false), a.matmul(&bt));
+        assert_eq!(at.matmul_t(&b, true, true), a.matmul(&bt));
     }
 }
