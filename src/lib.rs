@@ -54,6 +54,7 @@
 #![warn(missing_docs)]
 
 pub mod grad;
+pub mod nn;
 pub mod ops;
 pub mod tape;
 pub mod tensor;

@@ -119,4 +119,33 @@ fn training_steps_allocate_nothing_after_warm_up() {
     COUNTING.store(false, Ordering::SeqCst);
     assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "scalar graph allocated");
     assert!(dw.is_finite());
+
+    // The nn stack: an MLP from a ParamStore, cross-entropy, Adam updating
+    // in place from its per-parameter state.
+    use tapegrad::nn::{cross_entropy, Activation, Adam, Mlp, Module, Optimizer, ParamStore};
+    let mut store = ParamStore::<f32>::new();
+    let mlp = Mlp::new(&mut store, "mlp", &[8, 32, 32, 4], Activation::Relu, 5);
+    let mut adam = Adam::new(1e-3);
+    let nn_tape = Tape::<f32>::new();
+    let mut nn_step = |store: &mut ParamStore<f32>| {
+        nn_tape.reset();
+        let loss = cross_entropy(mlp.forward(store, nn_tape.constant(x.clone())), &labels);
+        adam.step(store, &loss.backward());
+    };
+    for _ in 0..3 {
+        nn_step(&mut store);
+    }
+    let gemm_before = tapegrad::tensor::gemm_calls();
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for _ in 0..10 {
+        nn_step(&mut store);
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    let gemms = tapegrad::tensor::gemm_calls() - gemm_before;
+    let n = ALLOCS.load(Ordering::SeqCst) as u64;
+    assert_eq!(
+        n, gemms,
+        "{n} allocations in 10 nn steps with {gemms} GEMM calls"
+    );
 }

@@ -34,6 +34,28 @@ impl<'t, T: Element> Gradients<'t, T> {
         self.grads.get(v.index()).and_then(|g| g.as_ref())
     }
 
+    /// The gradient of the node at `index`, if these gradients come from
+    /// that tape and epoch (how parameters find theirs).
+    pub(crate) fn get_node(&self, tape_id: u64, epoch: u32, index: usize) -> Option<&Tensor<T>> {
+        if tape_id != self.tape_id || epoch != self.epoch {
+            return None;
+        }
+        self.grads.get(index).and_then(|g| g.as_ref())
+    }
+
+    /// Mutable form of [`Gradients::get_node`] (for gradient clipping).
+    pub(crate) fn get_node_mut(
+        &mut self,
+        tape_id: u64,
+        epoch: u32,
+        index: usize,
+    ) -> Option<&mut Tensor<T>> {
+        if tape_id != self.tape_id || epoch != self.epoch {
+            return None;
+        }
+        self.grads.get_mut(index).and_then(|g| g.as_mut())
+    }
+
     #[track_caller]
     fn check(&self, v: &Var<'_, T>) {
         assert!(

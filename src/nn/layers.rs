@@ -1,0 +1,301 @@
+//! Layers: Linear, activations, an MLP builder, Dropout and LayerNorm.
+
+use super::{Init, Module, ParamId, ParamStore, Sequential};
+use crate::tape::Var;
+use crate::tensor::{Element, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
+
+/// Joins a prefix and a name with a dot (no dot after an empty prefix).
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// `y = x·Wᵀ + b`, with the weight stored as `(out, in)` like PyTorch's
+/// `nn.Linear` (so checkpoints map one to one).
+#[derive(Clone, Debug)]
+pub struct Linear {
+    /// The `(out, in)` weight.
+    pub weight: ParamId,
+    /// The `(out,)` bias, if any.
+    pub bias: Option<ParamId>,
+    /// Input features.
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+}
+
+impl Linear {
+    /// A layer with bias, initialised as PyTorch does (U(±1/√in) for the
+    /// weight and the bias). Parameters are named `name.weight` and
+    /// `name.bias`.
+    pub fn new<T: Element>(
+        params: &mut ParamStore<T>,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        seed: u64,
+    ) -> Self {
+        Self::with_init(
+            params,
+            name,
+            in_features,
+            out_features,
+            true,
+            Init::LecunUniform,
+            seed,
+        )
+    }
+
+    /// A layer with a chosen weight initialisation, with or without bias
+    /// (the bias, if any, starts at zero unless `init` is the PyTorch
+    /// default).
+    pub fn with_init<T: Element>(
+        params: &mut ParamStore<T>,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        init: Init,
+        seed: u64,
+    ) -> Self {
+        let w = init.tensor(
+            &[out_features, in_features],
+            in_features,
+            out_features,
+            seed,
+        );
+        let weight = params.add(join(name, "weight"), w);
+        let bias = bias.then(|| {
+            let b = match init {
+                Init::LecunUniform => {
+                    init.tensor(&[out_features], in_features, out_features, seed ^ 0xb1a5)
+                }
+                _ => Tensor::zeros([out_features]),
+            };
+            params.add(join(name, "bias"), b)
+        });
+        Linear {
+            weight,
+            bias,
+            in_features,
+            out_features,
+        }
+    }
+}
+
+impl<T: Element> Module<T> for Linear {
+    #[track_caller]
+    fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
+        let y = x.matmul_t(params.var(x.tape(), self.weight), false, true);
+        match self.bias {
+            Some(b) => y + params.var(x.tape(), b),
+            None => y,
+        }
+    }
+
+    fn parameters(&self) -> Vec<ParamId> {
+        std::iter::once(self.weight).chain(self.bias).collect()
+    }
+}
+
+/// Elementwise activations, as layers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// `x`
+    Identity,
+    /// `1 / (1 + e^-x)`
+    Sigmoid,
+    /// `tanh x`
+    Tanh,
+    /// `max(x, 0)`
+    Relu,
+    /// `x` if positive, else `slope · x`
+    LeakyRelu(f64),
+    /// `ln(1 + e^x)`
+    Softplus,
+    /// `x · Φ(x) = x/2 · (1 + erf(x/√2))`, the exact GELU.
+    Gelu,
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn apply<'t, T: Element>(&self, x: Var<'t, T>) -> Var<'t, T> {
+        match *self {
+            Activation::Identity => x,
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => x.relu(),
+            Activation::LeakyRelu(s) => x.leaky_relu_with(T::lit(s)),
+            Activation::Softplus => x.softplus(),
+            Activation::Gelu => {
+                x * ((x * T::lit(std::f64::consts::FRAC_1_SQRT_2)).erf() + T::one()) * T::lit(0.5)
+            }
+        }
+    }
+}
+
+impl<T: Element> Module<T> for Activation {
+    fn forward<'t>(&self, _params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
+        self.apply(x)
+    }
+}
+
+/// A multilayer perceptron: Linear layers with an activation between them
+/// (none after the last), named like PyTorch's `nn.Sequential`
+/// (`name.0.weight`, `name.2.weight`, …).
+///
+/// ```
+/// use tapegrad::nn::{Activation, Mlp, Module, ParamStore};
+/// let mut params = ParamStore::<f32>::new();
+/// let mlp = Mlp::new(&mut params, "mlp", &[784, 256, 10], Activation::Relu, 42);
+/// assert!(params.id("mlp.2.weight").is_some());
+/// assert_eq!(params.num_elements(), 784 * 256 + 256 + 256 * 10 + 10);
+/// # let _ = mlp.parameters();
+/// ```
+pub struct Mlp<T: Element> {
+    layers: Sequential<T>,
+}
+
+impl<T: Element> Mlp<T> {
+    /// Layers of the given sizes (`[in, hidden…, out]`), initialised from
+    /// `seed` (each layer from its own derived seed).
+    ///
+    /// # Panics
+    /// If fewer than two sizes are given.
+    #[track_caller]
+    pub fn new(
+        params: &mut ParamStore<T>,
+        name: &str,
+        sizes: &[usize],
+        activation: Activation,
+        seed: u64,
+    ) -> Self {
+        assert!(
+            sizes.len() >= 2,
+            "Mlp::new: needs at least an input and an output size, got {sizes:?}"
+        );
+        let mut layers = Sequential::new();
+        for (i, w) in sizes.windows(2).enumerate() {
+            let layer_seed = seed
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add(i as u64);
+            layers = layers.add(Linear::new(
+                params,
+                &join(name, &(2 * i).to_string()),
+                w[0],
+                w[1],
+                layer_seed,
+            ));
+            if i + 2 < sizes.len() {
+                layers = layers.add(activation);
+            }
+        }
+        Mlp { layers }
+    }
+}
+
+impl<T: Element> Module<T> for Mlp<T> {
+    fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
+        self.layers.forward(params, x)
+    }
+    fn parameters(&self) -> Vec<ParamId> {
+        self.layers.parameters()
+    }
+    fn set_training(&mut self, training: bool) {
+        self.layers.set_training(training)
+    }
+}
+
+/// Zeroes each element with probability `p` in training mode and scales
+/// the rest by `1/(1-p)`; the identity in evaluation mode. Its random
+/// stream comes from a seed, so runs repeat exactly.
+pub struct Dropout {
+    p: f64,
+    training: bool,
+    rng: RefCell<ChaCha8Rng>,
+}
+
+impl Dropout {
+    /// Dropout with probability `p` in `[0, 1)`, starting in training mode.
+    ///
+    /// # Panics
+    /// If `p` is outside `[0, 1)`.
+    #[track_caller]
+    pub fn new(p: f64, seed: u64) -> Self {
+        assert!(
+            (0.0..1.0).contains(&p),
+            "Dropout::new: p = {p} is not in [0, 1)"
+        );
+        Dropout {
+            p,
+            training: true,
+            rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
+        }
+    }
+}
+
+impl<T: Element> Module<T> for Dropout {
+    fn forward<'t>(&self, _params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
+        if !self.training || self.p == 0.0 {
+            return x;
+        }
+        let keep = T::lit(1.0 / (1.0 - self.p));
+        let mut rng = self.rng.borrow_mut();
+        let mask = Tensor::from_fn(x.shape(), |_| {
+            if rng.random::<f64>() < self.p {
+                T::zero()
+            } else {
+                keep
+            }
+        });
+        x * x.tape().constant(mask)
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}
+
+/// Normalises over the last dimension to zero mean and unit variance, then
+/// scales and shifts by learned `(features,)` weight and bias.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    /// Scale, initialised to ones.
+    pub weight: ParamId,
+    /// Shift, initialised to zeros.
+    pub bias: ParamId,
+    /// Added to the variance before the square root.
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    /// Layer normalisation over `features` (the last dimension), eps 1e-5.
+    pub fn new<T: Element>(params: &mut ParamStore<T>, name: &str, features: usize) -> Self {
+        LayerNorm {
+            weight: params.add(join(name, "weight"), Tensor::ones([features])),
+            bias: params.add(join(name, "bias"), Tensor::zeros([features])),
+            eps: 1e-5,
+        }
+    }
+}
+
+impl<T: Element> Module<T> for LayerNorm {
+    #[track_caller]
+    fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
+        let last = x.shape().len() - 1;
+        let centred = x - x.mean_axis(last, true);
+        let var = centred.square().mean_axis(last, true);
+        let normed = centred / (var + T::lit(self.eps)).sqrt();
+        normed * params.var(x.tape(), self.weight) + params.var(x.tape(), self.bias)
+    }
+
+    fn parameters(&self) -> Vec<ParamId> {
+        vec![self.weight, self.bias]
+    }
+}

@@ -1,0 +1,123 @@
+//! RMSProp (Hinton), as `torch.optim.RMSprop` defines it.
+
+use super::{entry, Optimizer, Slot};
+use crate::nn::ParamStore;
+use crate::tape::Gradients;
+use crate::tensor::Element;
+
+/// `s ← α·s + (1-α)·g²`, `w ← w - lr·g / (√s + eps)`; with momentum `μ`,
+/// `b ← μ·b + g / (√s + eps)` and `w ← w - lr·b`. Defaults: α 0.99,
+/// eps 1e-8.
+#[derive(Clone)]
+pub struct RmsProp<T: Element> {
+    lr: f64,
+    alpha: f64,
+    eps: f64,
+    momentum: f64,
+    weight_decay: f64,
+    steps: u64,
+    square_avg: Slot<T>,
+    buffers: Slot<T>,
+}
+
+impl<T: Element> RmsProp<T> {
+    /// RMSProp with learning rate `lr`.
+    pub fn new(lr: f64) -> Self {
+        RmsProp {
+            lr,
+            alpha: 0.99,
+            eps: 1e-8,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            steps: 0,
+            square_avg: Slot::new(),
+            buffers: Slot::new(),
+        }
+    }
+
+    /// The decay of the squared-gradient average.
+    pub fn alpha(mut self, alpha: f64) -> Self {
+        self.alpha = alpha;
+        self
+    }
+
+    /// The term added to the denominator.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+
+    /// Momentum `μ`.
+    pub fn momentum(mut self, mu: f64) -> Self {
+        self.momentum = mu;
+        self
+    }
+
+    /// L2 weight decay.
+    pub fn weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+}
+
+impl<T: Element> Optimizer<T> for RmsProp<T> {
+    fn step(&mut self, params: &mut ParamStore<T>, grads: &Gradients<'_, T>) {
+        let (lr, alpha, eps) = (T::lit(self.lr), T::lit(self.alpha), T::lit(self.eps));
+        let (mu, wd, use_momentum) = (
+            T::lit(self.momentum),
+            T::lit(self.weight_decay),
+            self.momentum != 0.0,
+        );
+        let (square_avg, buffers) = (&mut self.square_avg, &mut self.buffers);
+        params.update(grads, |id, w, g| {
+            let s = entry(square_avg, id, w);
+            if use_momentum {
+                let b = entry(buffers, id, w);
+                for (((w, s), b), &g) in w
+                    .data_mut()
+                    .iter_mut()
+                    .zip(s.data_mut())
+                    .zip(b.data_mut())
+                    .zip(g.data())
+                {
+                    let g = g + wd * *w;
+                    *s = alpha * *s + (T::one() - alpha) * g * g;
+                    *b = mu * *b + g / (s.sqrt() + eps);
+                    *w = *w - lr * *b;
+                }
+            } else {
+                for ((w, s), &g) in w.data_mut().iter_mut().zip(s.data_mut()).zip(g.data()) {
+                    let g = g + wd * *w;
+                    *s = alpha * *s + (T::one() - alpha) * g * g;
+                    *w = *w - lr * g / (s.sqrt() + eps);
+                }
+            }
+        });
+        self.steps += 1;
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+    fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+    fn slots(&self) -> Vec<(&'static str, &Slot<T>)> {
+        vec![
+            ("square_avg", &self.square_avg),
+            ("momentum_buffer", &self.buffers),
+        ]
+    }
+    fn slots_mut(&mut self) -> Vec<(&'static str, &mut Slot<T>)> {
+        vec![
+            ("square_avg", &mut self.square_avg),
+            ("momentum_buffer", &mut self.buffers),
+        ]
+    }
+}
