@@ -53,6 +53,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "data")]
+pub mod data;
 pub mod grad;
 pub mod nn;
 pub mod ops;

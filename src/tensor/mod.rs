@@ -242,6 +242,28 @@ impl<T: Element> Tensor<T> {
         }
     }
 
+    /// The entries at `idx` along the first axis (rows of a matrix), in
+    /// that order.
+    ///
+    /// # Panics
+    /// If an index is out of range.
+    #[track_caller]
+    pub fn rows(&self, idx: &[usize]) -> Self {
+        let n = self.shape().first().copied().unwrap_or(0);
+        if let Some(bad) = idx.iter().find(|&&i| i >= n) {
+            panic!("Tensor::rows: index {bad} is out of range for {n} rows");
+        }
+        let inner = if n == 0 { 0 } else { self.numel() / n };
+        let mut shape: Shape = self.shape().into();
+        shape[0] = idx.len();
+        let data = Buffer::collect_n(
+            idx.len() * inner,
+            idx.iter()
+                .flat_map(|&i| self.data()[i * inner..(i + 1) * inner].iter().copied()),
+        );
+        Tensor::from_parts(shape, data)
+    }
+
     /// Converts every element to another float type.
     pub fn cast<U: Element>(&self) -> Tensor<U> {
         Tensor {

@@ -1,0 +1,111 @@
+//! Shuffled mini-batches, reproducible from a seed.
+
+use crate::tensor::{Element, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Something whose rows (first-axis entries) can be picked by index:
+/// inputs as tensors, class labels as slices.
+pub trait Rows {
+    /// What a selection of rows is.
+    type Out;
+    /// Number of rows.
+    fn len(&self) -> usize;
+    /// True if there are no rows.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The rows at `idx`, in that order.
+    fn rows(&self, idx: &[usize]) -> Self::Out;
+}
+
+impl<T: Element> Rows for Tensor<T> {
+    type Out = Tensor<T>;
+    fn len(&self) -> usize {
+        self.shape().first().copied().unwrap_or(1)
+    }
+    fn rows(&self, idx: &[usize]) -> Tensor<T> {
+        Tensor::rows(self, idx)
+    }
+}
+
+impl Rows for [usize] {
+    type Out = Vec<usize>;
+    fn len(&self) -> usize {
+        <[usize]>::len(self)
+    }
+    fn rows(&self, idx: &[usize]) -> Vec<usize> {
+        idx.iter().map(|&i| self[i]).collect()
+    }
+}
+
+impl Rows for Vec<usize> {
+    type Out = Vec<usize>;
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    fn rows(&self, idx: &[usize]) -> Vec<usize> {
+        self.as_slice().rows(idx)
+    }
+}
+
+/// Mini-batches of matching rows of inputs `x` and targets `y`, in an
+/// order shuffled afresh each epoch from `seed` and the epoch number; the
+/// last batch of an epoch may be smaller.
+pub struct MiniBatches<'a, X: Rows + ?Sized, Y: Rows + ?Sized> {
+    x: &'a X,
+    y: &'a Y,
+    batch_size: usize,
+    seed: u64,
+}
+
+impl<'a, X: Rows + ?Sized, Y: Rows + ?Sized> MiniBatches<'a, X, Y> {
+    /// Batches of `batch_size` rows.
+    ///
+    /// # Panics
+    /// If `x` and `y` have different numbers of rows, or `batch_size` is 0.
+    #[track_caller]
+    pub fn new(x: &'a X, y: &'a Y, batch_size: usize, seed: u64) -> Self {
+        assert_eq!(
+            x.len(),
+            y.len(),
+            "MiniBatches: {} input rows but {} targets",
+            x.len(),
+            y.len()
+        );
+        assert!(batch_size > 0, "MiniBatches: batch size must be positive");
+        MiniBatches {
+            x,
+            y,
+            batch_size,
+            seed,
+        }
+    }
+
+    /// Number of batches per epoch.
+    pub fn len(&self) -> usize {
+        self.x.len().div_ceil(self.batch_size)
+    }
+
+    /// True if there are no rows at all.
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+
+    /// The batches of epoch `epoch`, shuffled with the seed and the epoch.
+    pub fn epoch(&self, epoch: usize) -> impl Iterator<Item = (X::Out, Y::Out)> + '_ {
+        let mut order: Vec<usize> = (0..self.x.len()).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            self.seed
+                .wrapping_add(epoch as u64)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
+        order.shuffle(&mut rng);
+        let bs = self.batch_size;
+        (0..self.len()).map(move |b| {
+            let idx = &order[b * bs..((b + 1) * bs).min(order.len())];
+            (self.x.rows(idx), self.y.rows(idx))
+        })
+    }
+}
