@@ -253,7 +253,7 @@ impl<T: Element> Tensor<T> {
         if let Some(bad) = idx.iter().find(|&&i| i >= n) {
             panic!("Tensor::rows: index {bad} is out of range for {n} rows");
         }
-        let inner = if n == 0 { 0 } else { self.numel() / n };
+        let inner = self.numel().checked_div(n).unwrap_or(0);
         let mut shape: Shape = self.shape().into();
         shape[0] = idx.len();
         let data = Buffer::collect_n(
