@@ -16,7 +16,8 @@ fn forward<'t>(p: &[Var<'t, f32>], x: Var<'t, f32>) -> Var<'t, f32> {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let quick = std::env::args().any(|a| a == "--quick")
+        || std::env::var("TAPEGRAD_QUICK").is_ok_and(|v| v == "1");
     let steps = if quick { 300 } else { 4000 };
     let (lr, momentum) = (0.01, 0.9);
 

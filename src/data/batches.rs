@@ -6,7 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// Something whose rows (first-axis entries) can be picked by index:
-/// inputs as tensors, class labels as slices.
+/// inputs as tensors, class labels or targets as slices and vectors.
 pub trait Rows {
     /// What a selection of rows is.
     type Out;
@@ -30,22 +30,22 @@ impl<T: Element> Rows for Tensor<T> {
     }
 }
 
-impl Rows for [usize] {
-    type Out = Vec<usize>;
+impl<V: Copy> Rows for [V] {
+    type Out = Vec<V>;
     fn len(&self) -> usize {
-        <[usize]>::len(self)
+        <[V]>::len(self)
     }
-    fn rows(&self, idx: &[usize]) -> Vec<usize> {
+    fn rows(&self, idx: &[usize]) -> Vec<V> {
         idx.iter().map(|&i| self[i]).collect()
     }
 }
 
-impl Rows for Vec<usize> {
-    type Out = Vec<usize>;
+impl<V: Copy> Rows for Vec<V> {
+    type Out = Vec<V>;
     fn len(&self) -> usize {
         self.as_slice().len()
     }
-    fn rows(&self, idx: &[usize]) -> Vec<usize> {
+    fn rows(&self, idx: &[usize]) -> Vec<V> {
         self.as_slice().rows(idx)
     }
 }
