@@ -157,7 +157,14 @@ fn ascii(pixels: &[f32]) -> String {
         .join("\n")
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("mnist: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse(USAGE);
     let quick = args.flag("quick");
     let epochs: usize = args.value("epochs", if quick { 1 } else { 20 });
