@@ -58,6 +58,7 @@ pub mod data;
 pub mod grad;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod tape;
 pub mod tensor;
 
@@ -69,6 +70,11 @@ pub use tensor::{Element, Shape, Tensor};
 pub mod prelude {
     pub use crate::{Element, GradVars, Gradients, Tape, Tensor, Var};
 }
+
+/// The solver guide's code blocks, compiled and run as doctests.
+#[doc = include_str!("../docs/solvers.md")]
+#[cfg(doctest)]
+pub struct SolversDoctests;
 
 /// The README's code blocks, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

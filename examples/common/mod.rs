@@ -87,6 +87,9 @@ pub struct Panel<'a> {
 
 /// Short tick labels: at most four significant digits, no float noise.
 fn tick(v: &f64) -> String {
+    if *v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e5) {
+        return format!("{v:.0e}");
+    }
     let s = format!("{:.4}", v);
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-" {
@@ -126,7 +129,16 @@ where
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60);
-    let colors = [RED, BLUE, GREEN, MAGENTA, BLACK, CYAN];
+    let colors = [
+        RED,
+        BLUE,
+        GREEN,
+        MAGENTA,
+        BLACK,
+        CYAN,
+        RGBColor(230, 140, 0),
+        RGBColor(120, 60, 160),
+    ];
     macro_rules! finish {
         ($chart:expr) => {{
             let mut chart = $chart;

@@ -1,0 +1,227 @@
+//! Line searches: choosing how far to go along a descent direction `d`.
+//! `φ(α) = f(x + αd)`, with `φ'(0) = ∇f·d < 0`.
+
+use super::problem::{dot, Evaluator};
+
+/// Which line search a solver uses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LineSearch {
+    /// Armijo backtracking: shrink α until `φ(α) <= φ(0) + c1·α·φ'(0)`.
+    Backtracking {
+        /// Sufficient-decrease constant (1e-4).
+        c1: f64,
+        /// Factor α is multiplied by after a rejected trial (0.5).
+        shrink: f64,
+    },
+    /// Strong Wolfe conditions, by bracketing and zooming with cubic
+    /// interpolation (Nocedal & Wright, algorithms 3.5 and 3.6): sufficient
+    /// decrease and `|φ'(α)| <= c2·|φ'(0)|`.
+    StrongWolfe {
+        /// Sufficient-decrease constant (1e-4).
+        c1: f64,
+        /// Curvature constant: 0.9 for quasi-Newton, 0.1 for conjugate gradients.
+        c2: f64,
+    },
+}
+
+impl LineSearch {
+    /// Armijo backtracking with c1 = 1e-4, halving.
+    pub const BACKTRACKING: LineSearch = LineSearch::Backtracking {
+        c1: 1e-4,
+        shrink: 0.5,
+    };
+    /// Strong Wolfe with c1 = 1e-4, c2 = 0.9.
+    pub const WOLFE: LineSearch = LineSearch::StrongWolfe { c1: 1e-4, c2: 0.9 };
+    /// Strong Wolfe with c1 = 1e-4, c2 = 0.1 (for conjugate gradients).
+    pub const WOLFE_CG: LineSearch = LineSearch::StrongWolfe { c1: 1e-4, c2: 0.1 };
+}
+
+/// An accepted step.
+pub(crate) struct Step {
+    pub(crate) alpha: f64,
+    pub(crate) f: f64,
+    pub(crate) g: Vec<f64>,
+}
+
+/// One point on the line.
+#[derive(Clone, Copy)]
+struct Point {
+    a: f64,
+    f: f64,
+    df: f64,
+}
+
+const MAX_TRIALS: usize = 50;
+
+struct Line<'e, 'p, 'a> {
+    ev: &'e mut Evaluator<'p, 'a>,
+    x: &'e [f64],
+    d: &'e [f64],
+    g_last: Vec<f64>,
+}
+
+impl Line<'_, '_, '_> {
+    fn at(&mut self, a: f64) -> Point {
+        let xa: Vec<f64> = self.x.iter().zip(self.d).map(|(x, d)| x + a * d).collect();
+        let (f, g) = self.ev.value_grad(&xa);
+        let df = dot(&g, self.d);
+        self.g_last = g;
+        let finite = f.is_finite() && df.is_finite();
+        Point {
+            a,
+            f: if finite { f } else { f64::INFINITY },
+            df: if finite { df } else { f64::NAN },
+        }
+    }
+}
+
+/// Searches along `d` from `x` (where `f(x) = f0`, `∇f(x) = g0`), trying
+/// `alpha0` first. `None` if no acceptable step was found.
+pub(crate) fn search(
+    ls: LineSearch,
+    ev: &mut Evaluator<'_, '_>,
+    x: &[f64],
+    f0: f64,
+    g0: &[f64],
+    d: &[f64],
+    alpha0: f64,
+) -> Option<Step> {
+    let start = Point {
+        a: 0.0,
+        f: f0,
+        df: dot(g0, d),
+    };
+    let mut line = Line {
+        ev,
+        x,
+        d,
+        g_last: Vec::new(),
+    };
+    match ls {
+        LineSearch::Backtracking { c1, shrink } => {
+            backtracking(&mut line, start, alpha0, c1, shrink)
+        }
+        LineSearch::StrongWolfe { c1, c2 } => wolfe(&mut line, start, alpha0, c1, c2),
+    }
+}
+
+fn backtracking(
+    line: &mut Line<'_, '_, '_>,
+    p0: Point,
+    alpha0: f64,
+    c1: f64,
+    shrink: f64,
+) -> Option<Step> {
+    let mut a = alpha0;
+    for _ in 0..MAX_TRIALS {
+        let p = line.at(a);
+        if p.f <= p0.f + c1 * a * p0.df {
+            return Some(Step {
+                alpha: a,
+                f: p.f,
+                g: std::mem::take(&mut line.g_last),
+            });
+        }
+        a *= shrink;
+    }
+    None
+}
+
+fn wolfe(line: &mut Line<'_, '_, '_>, p0: Point, alpha0: f64, c1: f64, c2: f64) -> Option<Step> {
+    let armijo = |p: &Point| p.f <= p0.f + c1 * p.a * p0.df;
+    let curvature = |p: &Point| p.df.abs() <= -c2 * p0.df;
+    let mut prev = p0;
+    let mut a = alpha0;
+    for i in 0..MAX_TRIALS {
+        let p = line.at(a);
+        if !armijo(&p) || (i > 0 && p.f >= prev.f) {
+            return zoom(line, p0, prev, p, c1, c2);
+        }
+        if curvature(&p) {
+            return Some(Step {
+                alpha: p.a,
+                f: p.f,
+                g: std::mem::take(&mut line.g_last),
+            });
+        }
+        if p.df >= 0.0 {
+            return zoom(line, p0, p, prev, c1, c2);
+        }
+        prev = p;
+        a *= 2.0;
+    }
+    None
+}
+
+/// The minimiser of the cubic through two points with their slopes, or
+/// `None` where it does not exist.
+fn cubic_min(p: Point, q: Point) -> Option<f64> {
+    let d1 = p.df + q.df - 3.0 * (p.f - q.f) / (p.a - q.a);
+    let disc = d1 * d1 - p.df * q.df;
+    if disc < 0.0 || !disc.is_finite() {
+        return None;
+    }
+    let d2 = (q.a - p.a).signum() * disc.sqrt();
+    let a = q.a - (q.a - p.a) * (q.df + d2 - d1) / (q.df - p.df + 2.0 * d2);
+    a.is_finite().then_some(a)
+}
+
+/// Narrows `[lo, hi]` (lo satisfies sufficient decrease and has the lower
+/// f) until a point satisfies the strong Wolfe conditions.
+fn zoom(
+    line: &mut Line<'_, '_, '_>,
+    p0: Point,
+    mut lo: Point,
+    mut hi: Point,
+    c1: f64,
+    c2: f64,
+) -> Option<Step> {
+    for _ in 0..MAX_TRIALS {
+        let (left, right) = if lo.a < hi.a {
+            (lo.a, hi.a)
+        } else {
+            (hi.a, lo.a)
+        };
+        let width = right - left;
+        if width <= f64::EPSILON * right.abs().max(1e-300) {
+            break;
+        }
+        // Cubic interpolation where it is usable (finite end values),
+        // kept away from the ends; bisection otherwise.
+        let guess = if hi.f.is_finite() {
+            cubic_min(lo, hi)
+        } else {
+            None
+        };
+        let a = match guess {
+            Some(a) if a > left + 0.1 * width && a < right - 0.1 * width => a,
+            _ => 0.5 * (lo.a + hi.a),
+        };
+        let p = line.at(a);
+        if p.f > p0.f + c1 * a * p0.df || p.f >= lo.f {
+            hi = p;
+        } else {
+            if p.df.abs() <= -c2 * p0.df {
+                return Some(Step {
+                    alpha: a,
+                    f: p.f,
+                    g: std::mem::take(&mut line.g_last),
+                });
+            }
+            if p.df * (hi.a - lo.a) >= 0.0 {
+                hi = lo;
+            }
+            lo = p;
+        }
+    }
+    // Out of trials: take the best sufficient-decrease point, if it moves.
+    if lo.a > 0.0 {
+        let p = line.at(lo.a);
+        return Some(Step {
+            alpha: p.a,
+            f: p.f,
+            g: std::mem::take(&mut line.g_last),
+        });
+    }
+    None
+}

@@ -1,0 +1,220 @@
+//! The unconstrained driver: direction, line search, stopping rules,
+//! progress and the report, shared by every method.
+
+pub use super::directions::CgVariant;
+use super::directions::{Bfgs, ConjugateGradient, Direction, Lbfgs, Newton, Steepest};
+use super::line_search::{self, LineSearch};
+use super::problem::{
+    dot, norm_inf, Evaluator, Observer, OptimError, Problem, Progress, Report, Termination,
+};
+
+/// An unconstrained method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Steepest descent with Armijo backtracking.
+    GradientDescent,
+    /// BFGS with a dense inverse-Hessian approximation.
+    Bfgs,
+    /// Limited-memory BFGS keeping the last `history` steps.
+    Lbfgs {
+        /// Number of (s, y) pairs kept (SciPy uses 10).
+        history: usize,
+    },
+    /// Nonlinear conjugate gradients.
+    ConjugateGradient(CgVariant),
+    /// Newton's method with the exact Hessian from the engine.
+    Newton,
+}
+
+impl Method {
+    /// A short name for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::GradientDescent => "gradient descent",
+            Method::Bfgs => "BFGS",
+            Method::Lbfgs { .. } => "L-BFGS",
+            Method::ConjugateGradient(CgVariant::FletcherReeves) => "CG (Fletcher-Reeves)",
+            Method::ConjugateGradient(CgVariant::PolakRibierePlus) => "CG (Polak-Ribiere+)",
+            Method::Newton => "Newton",
+        }
+    }
+
+    fn direction(&self) -> Box<dyn Direction> {
+        match *self {
+            Method::GradientDescent => Box::new(Steepest),
+            Method::Bfgs => Box::new(Bfgs::new()),
+            Method::Lbfgs { history } => Box::new(Lbfgs::new(history)),
+            Method::ConjugateGradient(v) => Box::new(ConjugateGradient::new(v)),
+            Method::Newton => Box::new(Newton),
+        }
+    }
+
+    fn default_line_search(&self) -> LineSearch {
+        match self {
+            Method::GradientDescent | Method::Newton => LineSearch::BACKTRACKING,
+            Method::Bfgs | Method::Lbfgs { .. } => LineSearch::WOLFE,
+            Method::ConjugateGradient(_) => LineSearch::WOLFE_CG,
+        }
+    }
+}
+
+/// Minimises an unconstrained [`Problem`] with a chosen [`Method`].
+///
+/// Stops when `‖∇f‖∞ <= grad_tol` (default 1e-8), when a step is shorter
+/// than `step_tol·(1 + ‖x‖∞)` (default 1e-14), when `f` decreases by less
+/// than `f_tol·max(1, |f|)` (default 0: off), or after `max_iter`
+/// iterations (default 1000).
+pub struct Minimizer<'o> {
+    method: Method,
+    max_iter: usize,
+    grad_tol: f64,
+    step_tol: f64,
+    f_tol: f64,
+    line_search: LineSearch,
+    observer: Option<Observer<'o>>,
+}
+
+impl<'o> Minimizer<'o> {
+    /// A minimiser with the default tolerances and the method's usual line
+    /// search (backtracking for gradient descent and Newton, strong Wolfe
+    /// with c2 = 0.9 for BFGS and L-BFGS, c2 = 0.1 for CG).
+    pub fn new(method: Method) -> Self {
+        Minimizer {
+            method,
+            max_iter: 1000,
+            grad_tol: 1e-8,
+            step_tol: 1e-14,
+            f_tol: 0.0,
+            line_search: method.default_line_search(),
+            observer: None,
+        }
+    }
+
+    /// Iteration limit.
+    pub fn max_iter(mut self, n: usize) -> Self {
+        self.max_iter = n;
+        self
+    }
+
+    /// Stop when `‖∇f‖∞` is at most this.
+    pub fn grad_tol(mut self, tol: f64) -> Self {
+        self.grad_tol = tol;
+        self
+    }
+
+    /// Stop when a step is shorter than this, relative to `1 + ‖x‖∞`.
+    pub fn step_tol(mut self, tol: f64) -> Self {
+        self.step_tol = tol;
+        self
+    }
+
+    /// Stop when `f` decreases by less than this, relative to `max(1, |f|)`.
+    pub fn f_tol(mut self, tol: f64) -> Self {
+        self.f_tol = tol;
+        self
+    }
+
+    /// Another line search.
+    pub fn line_search(mut self, ls: LineSearch) -> Self {
+        self.line_search = ls;
+        self
+    }
+
+    /// Calls `f` after every iteration (for progress output or plots).
+    pub fn observe(mut self, f: impl FnMut(&Progress<'_>) + 'o) -> Self {
+        self.observer = Some(Box::new(f));
+        self
+    }
+
+    /// Minimises `problem` from `x0`.
+    ///
+    /// # Errors
+    /// [`OptimError::NonFiniteStart`] if `f` or its gradient is not finite
+    /// at `x0`; [`OptimError::Unsupported`] if the problem has constraints.
+    pub fn solve(&mut self, problem: &Problem<'_>, x0: &[f64]) -> Result<Report, OptimError> {
+        if problem.is_constrained() {
+            return Err(OptimError::Unsupported(format!(
+                "{} handles unconstrained problems; use InteriorPoint for constraints",
+                self.method.name()
+            )));
+        }
+        let mut ev = Evaluator::new(&*problem.f);
+        let mut x = x0.to_vec();
+        let (mut f, mut g) = ev.value_grad(&x);
+        if !f.is_finite() || g.iter().any(|v| !v.is_finite()) {
+            return Err(OptimError::NonFiniteStart {
+                x,
+                f: problem.sign * f,
+            });
+        }
+        let mut dir = self.method.direction();
+        let mut previous_alpha = None;
+        let mut iterations = 0;
+        let termination = loop {
+            if norm_inf(&g) <= self.grad_tol {
+                break Termination::GradientTolerance;
+            }
+            if iterations == self.max_iter {
+                break Termination::MaxIterations;
+            }
+            iterations += 1;
+            let mut d = dir.direction(&x, &g, &mut ev)?;
+            if dot(&g, &d) >= 0.0 {
+                dir.reset();
+                d = g.iter().map(|v| -v).collect();
+            }
+            let a0 = dir.first_trial(previous_alpha, &g, &d);
+            let mut step = line_search::search(self.line_search, &mut ev, &x, f, &g, &d, a0);
+            if step.is_none() && dot(&g, &d) != -dot(&g, &g) {
+                // One retry along the steepest direction before giving up.
+                dir.reset();
+                d = g.iter().map(|v| -v).collect();
+                step = line_search::search(
+                    self.line_search,
+                    &mut ev,
+                    &x,
+                    f,
+                    &g,
+                    &d,
+                    (1.0 / norm_inf(&g)).min(1.0),
+                );
+            }
+            let Some(step) = step else {
+                break Termination::LineSearchFailed;
+            };
+            let s: Vec<f64> = d.iter().map(|d| step.alpha * d).collect();
+            let y: Vec<f64> = step.g.iter().zip(&g).map(|(a, b)| a - b).collect();
+            dir.update(&s, &y);
+            x.iter_mut().zip(&s).for_each(|(x, s)| *x += s);
+            let decrease = f - step.f;
+            f = step.f;
+            g = step.g;
+            previous_alpha = Some(step.alpha);
+            let step_len = norm_inf(&s);
+            if let Some(obs) = self.observer.as_mut() {
+                obs(&Progress {
+                    iteration: iterations,
+                    x: &x,
+                    f: problem.sign * f,
+                    grad_norm: norm_inf(&g),
+                    step: step_len,
+                });
+            }
+            if step_len <= self.step_tol * (1.0 + norm_inf(&x)) {
+                break Termination::StepTolerance;
+            }
+            if self.f_tol > 0.0 && decrease <= self.f_tol * f.abs().max(1.0) {
+                break Termination::FunctionTolerance;
+            }
+        };
+        Ok(Report {
+            method: self.method.name(),
+            grad_norm: norm_inf(&g),
+            x,
+            f: problem.sign * f,
+            iterations,
+            evaluations: ev.counts,
+            termination,
+        })
+    }
+}

@@ -1,0 +1,260 @@
+//! The problem in the chapter's standard form, evaluation through the
+//! engine with counts, and what a solver reports.
+
+use crate::grad;
+use crate::tape::Var;
+use crate::tensor::Tensor;
+use nalgebra::{DMatrix, DVector};
+use std::fmt;
+
+/// A function of the variables written with the engine's ops: it gets
+/// `x` as a 1-d [`Var`] and returns a scalar (an objective) or a 1-d
+/// vector (constraints, residuals).
+pub type Func<'a> = dyn for<'t> Fn(Var<'t, f64>) -> Var<'t, f64> + 'a;
+
+/// `minimise f(x)` subject to `g_i(x) <= 0` and `h_j(x) = 0`, in the
+/// chapter's standard form. [`Problem::maximize`] negates the objective.
+///
+/// ```
+/// use tapegrad::optim::Problem;
+/// // maximise 1 - x² - y² subject to x + y >= 1, i.e. 1 - x - y <= 0
+/// let p = Problem::maximize(|v| 1.0 - v.square().sum())
+///     .inequalities(|v| 1.0 - v.sum().reshape([1]));
+/// assert_eq!((p.num_inequalities(&[0.0, 0.0]), p.num_equalities(&[0.0, 0.0])), (1, 0));
+/// ```
+pub struct Problem<'a> {
+    pub(crate) f: Box<Func<'a>>,
+    pub(crate) g: Option<Box<Func<'a>>>,
+    pub(crate) h: Option<Box<Func<'a>>>,
+    pub(crate) sign: f64,
+}
+
+impl<'a> Problem<'a> {
+    /// Minimise `f`.
+    pub fn minimize(f: impl for<'t> Fn(Var<'t, f64>) -> Var<'t, f64> + 'a) -> Self {
+        Problem {
+            f: Box::new(f),
+            g: None,
+            h: None,
+            sign: 1.0,
+        }
+    }
+
+    /// Maximise `f` (solved as minimising `-f`; reports give `f` itself).
+    pub fn maximize(f: impl for<'t> Fn(Var<'t, f64>) -> Var<'t, f64> + 'a) -> Self {
+        Problem {
+            f: Box::new(move |x| -f(x)),
+            g: None,
+            h: None,
+            sign: -1.0,
+        }
+    }
+
+    /// Constraints `g(x) <= 0`, elementwise, with `g` returning a 1-d vector.
+    pub fn inequalities(mut self, g: impl for<'t> Fn(Var<'t, f64>) -> Var<'t, f64> + 'a) -> Self {
+        self.g = Some(Box::new(g));
+        self
+    }
+
+    /// Constraints `h(x) = 0`, elementwise, with `h` returning a 1-d vector.
+    pub fn equalities(mut self, h: impl for<'t> Fn(Var<'t, f64>) -> Var<'t, f64> + 'a) -> Self {
+        self.h = Some(Box::new(h));
+        self
+    }
+
+    /// Number of inequality constraints (evaluated at `x`).
+    pub fn num_inequalities(&self, x: &[f64]) -> usize {
+        self.g.as_ref().map_or(0, |g| values(g, x).len())
+    }
+
+    /// Number of equality constraints (evaluated at `x`).
+    pub fn num_equalities(&self, x: &[f64]) -> usize {
+        self.h.as_ref().map_or(0, |h| values(h, x).len())
+    }
+
+    /// Whether there are constraints.
+    pub fn is_constrained(&self) -> bool {
+        self.g.is_some() || self.h.is_some()
+    }
+}
+
+fn tensor(x: &[f64]) -> Tensor<f64> {
+    Tensor::from_slice(x, [x.len()])
+}
+
+/// A vector function's values at `x`.
+pub(crate) fn values(f: &Func<'_>, x: &[f64]) -> Vec<f64> {
+    let tape = crate::Tape::new();
+    let v = tape.var(tensor(x));
+    tape.no_grad(|| f(v)).value().to_vec()
+}
+
+/// A vector function's values and Jacobian at `x`, from one recording.
+pub(crate) fn values_and_jacobian(f: &Func<'_>, x: &[f64]) -> (DVector<f64>, DMatrix<f64>) {
+    let tape = crate::Tape::new();
+    let v = tape.var(tensor(x));
+    let y = f(v);
+    let m = y.shape().iter().product::<usize>();
+    let mut jac = DMatrix::zeros(m, x.len());
+    for i in 0..m {
+        let mut seed = Tensor::zeros(y.shape());
+        seed.data_mut()[i] = 1.0;
+        let row = y.backward_with(seed);
+        for (j, d) in row[v].data().iter().enumerate() {
+            jac[(i, j)] = *d;
+        }
+    }
+    (DVector::from_vec(y.value().to_vec()), jac)
+}
+
+/// How many times a solver evaluated the function and its derivatives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Function values.
+    pub f: usize,
+    /// Gradients (or Jacobians).
+    pub g: usize,
+    /// Hessians.
+    pub h: usize,
+}
+
+/// Evaluates an objective through the engine and counts the calls.
+pub(crate) struct Evaluator<'p, 'a> {
+    f: &'p Func<'a>,
+    pub(crate) counts: Counts,
+}
+
+impl<'p, 'a> Evaluator<'p, 'a> {
+    pub(crate) fn new(f: &'p Func<'a>) -> Self {
+        Evaluator {
+            f,
+            counts: Counts::default(),
+        }
+    }
+
+    /// `f(x)` and `∇f(x)`.
+    pub(crate) fn value_grad(&mut self, x: &[f64]) -> (f64, Vec<f64>) {
+        self.counts.f += 1;
+        self.counts.g += 1;
+        let (v, g) = grad::value_and_grad(|v| (self.f)(v), &tensor(x));
+        (v, g.to_vec())
+    }
+
+    /// `∇²f(x)`.
+    pub(crate) fn hessian(&mut self, x: &[f64]) -> DMatrix<f64> {
+        self.counts.h += 1;
+        let n = x.len();
+        let h = grad::hessian(|v| (self.f)(v), &tensor(x));
+        DMatrix::from_row_slice(n, n, h.data())
+    }
+}
+
+/// Why a solver stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Termination {
+    /// The gradient (or the KKT residual) fell below its tolerance: a
+    /// stationary point.
+    GradientTolerance,
+    /// The step became smaller than its tolerance.
+    StepTolerance,
+    /// The objective stopped decreasing by more than its tolerance.
+    FunctionTolerance,
+    /// The iteration limit was reached first.
+    MaxIterations,
+    /// No step along the search direction decreased the function enough
+    /// (usually: converged to the limit of floating-point precision).
+    LineSearchFailed,
+}
+
+impl Termination {
+    /// True for the reasons that mean the solver converged.
+    pub fn converged(&self) -> bool {
+        !matches!(
+            self,
+            Termination::MaxIterations | Termination::LineSearchFailed
+        )
+    }
+}
+
+/// The result of an unconstrained solve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// The solver that produced it.
+    pub method: &'static str,
+    /// The final point.
+    pub x: Vec<f64>,
+    /// The objective there (of the problem as posed: maximised problems
+    /// report `f`, not `-f`).
+    pub f: f64,
+    /// `‖∇f‖∞` there.
+    pub grad_norm: f64,
+    /// Iterations taken.
+    pub iterations: usize,
+    /// Function, gradient and Hessian evaluations.
+    pub evaluations: Counts,
+    /// Why it stopped.
+    pub termination: Termination,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: f = {:.10e} at x = {:?}\n  |grad|inf = {:.3e}, {} iterations, {} f / {} grad / {} Hessian evaluations, stopped: {:?}",
+            self.method,
+            self.f,
+            self.x,
+            self.grad_norm,
+            self.iterations,
+            self.evaluations.f,
+            self.evaluations.g,
+            self.evaluations.h,
+            self.termination
+        )
+    }
+}
+
+/// One iteration as seen by an observer.
+#[derive(Clone, Debug)]
+pub struct Progress<'a> {
+    /// Iteration number, from 1.
+    pub iteration: usize,
+    /// The current point.
+    pub x: &'a [f64],
+    /// The objective there (as posed).
+    pub f: f64,
+    /// `‖∇f‖∞` (or the KKT residual for constrained problems).
+    pub grad_norm: f64,
+    /// Length of the step just taken.
+    pub step: f64,
+}
+
+/// A callback that sees every iteration.
+pub type Observer<'o> = Box<dyn FnMut(&Progress<'_>) + 'o>;
+
+/// Problems a solver cannot start from.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OptimError {
+    /// The function (or its gradient) is not finite at the start point.
+    #[error("the objective is not finite at the start point {x:?}: f = {f}")]
+    NonFiniteStart {
+        /// The start point.
+        x: Vec<f64>,
+        /// The value found there.
+        f: f64,
+    },
+    /// The solver does not handle this kind of problem.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A linear system the solver needed could not be solved.
+    #[error("singular system: {0}")]
+    Singular(String),
+}
+
+pub(crate) fn norm_inf(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(p, q)| p * q).sum()
+}

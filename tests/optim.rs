@@ -1,0 +1,403 @@
+//! The classical solvers on problems with known answers: the standard
+//! unconstrained test functions, NIST StRD least-squares problems with
+//! certified values, and constrained problems with known multipliers.
+
+use tapegrad::optim::{
+    CgVariant, InteriorPoint, LevenbergMarquardt, Method, Minimizer, OptimError, Problem,
+    Termination,
+};
+use tapegrad::{Tensor, Var};
+
+fn at(v: Var<'_, f64>, i: usize) -> Var<'_, f64> {
+    v.narrow(0, i, 1)
+}
+
+fn rosenbrock(v: Var<'_, f64>) -> Var<'_, f64> {
+    let n = v.shape()[0];
+    let (a, b) = (v.narrow(0, 0, n - 1), v.narrow(0, 1, n - 1));
+    ((b - a.square()).square() * 100.0 + (a - 1.0).square()).sum()
+}
+
+/// Beale: (1.5 - x + xy)² + (2.25 - x + xy²)² + (2.625 - x + xy³)², minimum (3, 0.5).
+fn beale(v: Var<'_, f64>) -> Var<'_, f64> {
+    let (x, y) = (at(v, 0), at(v, 1));
+    ((1.5 - x + x * y).square()
+        + (2.25 - x + x * y.square()).square()
+        + (2.625 - x + x * y.powf(3.0)).square())
+    .sum()
+}
+
+/// Powell singular, minimum 0 at the origin (singular Hessian there).
+fn powell(v: Var<'_, f64>) -> Var<'_, f64> {
+    let (a, b, c, d) = (at(v, 0), at(v, 1), at(v, 2), at(v, 3));
+    ((a + b * 10.0).square()
+        + (c - d).square() * 5.0
+        + (b - c * 2.0).powf(4.0)
+        + (a - d).powf(4.0) * 10.0)
+        .sum()
+}
+
+/// Wood, minimum 0 at (1, 1, 1, 1).
+fn wood(v: Var<'_, f64>) -> Var<'_, f64> {
+    let (a, b, c, d) = (at(v, 0), at(v, 1), at(v, 2), at(v, 3));
+    ((b - a.square()).square() * 100.0
+        + (1.0 - a).square()
+        + (d - c.square()).square() * 90.0
+        + (1.0 - c).square()
+        + ((b - 1.0).square() + (d - 1.0).square()) * 10.1
+        + (b - 1.0) * (d - 1.0) * 19.8)
+        .sum()
+}
+
+struct Case {
+    name: &'static str,
+    f: fn(Var<'_, f64>) -> Var<'_, f64>,
+    x0: Vec<f64>,
+    xstar: Vec<f64>,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "Rosenbrock 2-D",
+            f: rosenbrock,
+            x0: vec![-1.2, 1.0],
+            xstar: vec![1.0; 2],
+        },
+        Case {
+            name: "Rosenbrock 100-D",
+            f: rosenbrock,
+            x0: (0..100)
+                .map(|i| if i % 2 == 0 { -1.2 } else { 1.0 })
+                .collect(),
+            xstar: vec![1.0; 100],
+        },
+        Case {
+            name: "Beale",
+            f: beale,
+            x0: vec![1.0, 1.0],
+            xstar: vec![3.0, 0.5],
+        },
+        Case {
+            name: "Powell singular",
+            f: powell,
+            x0: vec![3.0, -1.0, 0.0, 1.0],
+            xstar: vec![0.0; 4],
+        },
+        Case {
+            name: "Wood",
+            f: wood,
+            x0: vec![-3.0, -1.0, -3.0, -1.0],
+            xstar: vec![1.0; 4],
+        },
+    ]
+}
+
+fn methods() -> Vec<Method> {
+    vec![
+        Method::Bfgs,
+        Method::Lbfgs { history: 10 },
+        Method::ConjugateGradient(CgVariant::PolakRibierePlus),
+        Method::ConjugateGradient(CgVariant::FletcherReeves),
+        Method::Newton,
+    ]
+}
+
+fn solve(method: Method, case: &Case) -> tapegrad::optim::Report {
+    let problem = Problem::minimize(case.f);
+    // Powell's minimum is singular (f grows like |x|⁴), so |x - x*| = 1e-6
+    // needs a gradient near 1e-18: the tolerance follows.
+    let grad_tol = if case.name == "Powell singular" {
+        1e-20
+    } else {
+        1e-13
+    };
+    Minimizer::new(method)
+        .grad_tol(grad_tol)
+        .step_tol(0.0)
+        .max_iter(20_000)
+        .solve(&problem, &case.x0)
+        .unwrap()
+}
+
+fn max_err(x: &[f64], xstar: &[f64]) -> f64 {
+    x.iter()
+        .zip(xstar)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn every_solver_finds_every_known_minimiser_to_1e_6() {
+    let mut table = String::from(
+        "problem            method                  iters    f evals  g evals  H evals  |x-x*|\n",
+    );
+    for case in cases() {
+        for method in methods() {
+            let r = solve(method, &case);
+            if case.name == "Rosenbrock 100-D" && method == Method::Newton {
+                // From this start, Newton's path leads to the other local
+                // minimiser of the chained Rosenbrock function in n >= 4,
+                // near (-1, 1, ..., 1) with f = 3.98662: check that it is one.
+                assert_is_local_minimiser(&r, 3.986_62);
+                continue;
+            }
+            let err = max_err(&r.x, &case.xstar);
+            table += &format!(
+                "{:<18} {:<22} {:>6} {:>9} {:>8} {:>8}  {:.1e}\n",
+                case.name,
+                r.method,
+                r.iterations,
+                r.evaluations.f,
+                r.evaluations.g,
+                r.evaluations.h,
+                err
+            );
+            assert!(
+                err < 1e-6,
+                "{} with {}: |x - x*| = {err:e}\n{r}",
+                case.name,
+                r.method
+            );
+            assert!(r.evaluations.g >= r.iterations && r.evaluations.f >= r.iterations);
+            assert_eq!(r.evaluations.h > 0, method == Method::Newton);
+        }
+    }
+    // The evaluation counts, for comparison with SciPy and MINPACK
+    // (`cargo test --test optim -- --nocapture`).
+    println!("{table}");
+}
+
+fn assert_is_local_minimiser(r: &tapegrad::optim::Report, f_expected: f64) {
+    assert!(
+        r.grad_norm < 1e-10 && (r.f - f_expected).abs() < 1e-5,
+        "{r}"
+    );
+    assert!(r.x[0] < -0.99 && r.x[0] > -1.0, "{r}");
+    let n = r.x.len();
+    let h = tapegrad::grad::hessian(rosenbrock, &Tensor::from_vec(r.x.clone(), [n]));
+    let h = nalgebra::DMatrix::from_row_slice(n, n, h.data());
+    assert!(
+        nalgebra::Cholesky::new(h).is_some(),
+        "the Hessian must be positive definite at a minimiser"
+    );
+}
+
+#[test]
+fn gradient_descent_reaches_the_minimum_of_well_conditioned_problems() {
+    // Steepest descent applies where the conditioning is moderate; on
+    // Rosenbrock it needs far more iterations than the other methods.
+    let bowl = Problem::minimize(|v| {
+        (v.square()
+            * v.tape()
+                .constant(Tensor::from_vec(vec![1.0, 4.0, 9.0], [3])))
+        .sum()
+    });
+    let r = Minimizer::new(Method::GradientDescent)
+        .grad_tol(1e-12)
+        .solve(&bowl, &[1.0, -2.0, 0.5])
+        .unwrap();
+    assert!(max_err(&r.x, &[0.0; 3]) < 1e-12, "{r}");
+    let r = Minimizer::new(Method::GradientDescent)
+        .grad_tol(1e-9)
+        .max_iter(100_000)
+        .solve(&Problem::minimize(beale), &[1.0, 1.0])
+        .unwrap();
+    assert!(max_err(&r.x, &[3.0, 0.5]) < 1e-6, "{r}");
+}
+
+#[test]
+fn newton_needs_few_iterations_and_survives_an_indefinite_hessian() {
+    // Wood's Hessian is indefinite at (-3, -1, -3, -1).
+    let r = solve(Method::Newton, &cases()[4]);
+    assert!(r.iterations < 60, "{r}");
+    let r = solve(Method::Newton, &cases()[0]);
+    assert!(
+        r.iterations < 40 && r.termination == Termination::GradientTolerance,
+        "{r}"
+    );
+}
+
+#[test]
+fn maximize_negates_and_reports_the_objective_as_posed() {
+    let p = Problem::maximize(|v| 3.0 - (v - 2.0).square().sum());
+    let mut seen = vec![];
+    let r = Minimizer::new(Method::Bfgs)
+        .observe(|p| seen.push(p.f))
+        .solve(&p, &[0.0, 5.0])
+        .unwrap();
+    assert!(max_err(&r.x, &[2.0, 2.0]) < 1e-8 && (r.f - 3.0).abs() < 1e-12);
+    assert!(
+        !seen.is_empty() && seen.windows(2).all(|w| w[1] >= w[0]),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_start_where_f_is_not_finite_is_an_error() {
+    let p = Problem::minimize(|v| v.ln().sum());
+    let e = Minimizer::new(Method::Bfgs)
+        .solve(&p, &[-1.0, 2.0])
+        .unwrap_err();
+    assert!(matches!(e, OptimError::NonFiniteStart { .. }));
+    assert!(
+        e.to_string()
+            .starts_with("the objective is not finite at the start point [-1.0, 2.0]"),
+        "{e}"
+    );
+    let constrained = Problem::minimize(|v| v.sum()).inequalities(|v| v - 1.0);
+    assert!(matches!(
+        Minimizer::new(Method::Bfgs).solve(&constrained, &[0.0]),
+        Err(OptimError::Unsupported(_))
+    ));
+}
+
+// ---- Levenberg–Marquardt on NIST StRD -------------------------------------
+
+struct Nist {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    start1: Vec<f64>,
+    start2: Vec<f64>,
+    certified: Vec<f64>,
+    rss: f64,
+}
+
+fn nist(name: &str) -> Nist {
+    let path = format!("{}/data/nist-strd/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let list = |v: &serde_json::Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    Nist {
+        x: list(&v["x"]),
+        y: list(&v["y"]),
+        start1: list(&v["start1"]),
+        start2: list(&v["start2"]),
+        certified: list(&v["certified"]["params"]),
+        rss: v["certified"]["rss"].as_f64().unwrap(),
+    }
+}
+
+fn check_nist(name: &str, model: impl for<'t> Fn(Var<'t, f64>, Var<'t, f64>) -> Var<'t, f64>) {
+    let d = nist(name);
+    let (xs, ys) = (
+        Tensor::from_vec(d.x.clone(), [d.x.len()]),
+        Tensor::from_vec(d.y.clone(), [d.y.len()]),
+    );
+    for (k, start) in [&d.start1, &d.start2].into_iter().enumerate() {
+        let r = LevenbergMarquardt::new()
+            .solve(
+                |b| model(b, b.tape().constant(xs.clone())) - b.tape().constant(ys.clone()),
+                start,
+            )
+            .unwrap();
+        for (j, (got, want)) in r.x.iter().zip(&d.certified).enumerate() {
+            let rel = ((got - want) / want).abs();
+            assert!(
+                rel < 1e-6,
+                "{name} start {}: b{} = {got} vs certified {want} (rel {rel:e})\n{r}",
+                k + 1,
+                j + 1
+            );
+        }
+        assert!(
+            ((r.ssr - d.rss) / d.rss).abs() < 1e-8,
+            "{name}: SSR {} vs {}",
+            r.ssr,
+            d.rss
+        );
+    }
+}
+
+#[test]
+fn misra1a_from_both_start_points() {
+    check_nist("Misra1a", |b, x| at(b, 0) * (1.0 - (-at(b, 1) * x).exp()));
+}
+
+#[test]
+fn thurber_from_both_start_points() {
+    check_nist("Thurber", |b, x| {
+        let (x2, x3) = (x.square(), x.powf(3.0));
+        (at(b, 0) + at(b, 1) * x + at(b, 2) * x2 + at(b, 3) * x3)
+            / (1.0 + at(b, 4) * x + at(b, 5) * x2 + at(b, 6) * x3)
+    });
+}
+
+#[test]
+fn more_nist_problems() {
+    check_nist("Chwirut2", |b, x| {
+        (-at(b, 0) * x).exp() / (at(b, 1) + at(b, 2) * x)
+    });
+    check_nist("DanWood", |b, x| {
+        at(b, 0) * x.pow(at(b, 1).broadcast_to(x.shape()))
+    });
+    check_nist("Misra1b", |b, x| {
+        at(b, 0) * (1.0 - (1.0 + at(b, 1) * x * 0.5).powf(-2.0))
+    });
+}
+
+// ---- Interior point ----------------------------------------------------------
+
+#[test]
+fn hock_schittkowski_71() {
+    // min x1 x4 (x1 + x2 + x3) + x3  s.t.  x1 x2 x3 x4 >= 25,  Σ xi² = 40,  1 <= xi <= 5.
+    let p = Problem::minimize(|v| {
+        let (a, b, c, d) = (at(v, 0), at(v, 1), at(v, 2), at(v, 3));
+        (a * d * (a + b + c) + c).sum()
+    })
+    .inequalities(|v| {
+        let product = (at(v, 0) * at(v, 1) * at(v, 2) * at(v, 3)).reshape([1]);
+        Var::concat(&[25.0 - product, 1.0 - v, v - 5.0], 0)
+    })
+    .equalities(|v| (v.square().sum() - 40.0).reshape([1]));
+    let r = InteriorPoint::new()
+        .solve(&p, &[1.0, 5.0, 5.0, 1.0])
+        .unwrap();
+    assert!((r.f - 17.0140173).abs() < 1e-6, "{r}");
+    let xstar = [1.0, 4.742_999_63, 3.821_149_98, 1.379_408_29];
+    assert!(max_err(&r.x, &xstar) < 1e-6, "{r}");
+    // Active: the product constraint and the bound x1 >= 1 (index 1).
+    assert_eq!(r.active, vec![0, 1], "{r}");
+    assert!(
+        (r.inequality_multipliers[0] - 0.552_293_66).abs() < 1e-6,
+        "{r}"
+    );
+    assert!(
+        (r.inequality_multipliers[1] - 1.087_871_21).abs() < 1e-6,
+        "{r}"
+    );
+    assert!(
+        (r.equality_multipliers[0] - 0.161_468_57).abs() < 1e-6,
+        "{r}"
+    );
+    assert!(r.constraint_violation < 1e-9 && r.termination == Termination::GradientTolerance);
+}
+
+#[test]
+fn quadratic_program_with_one_active_inequality() {
+    // min (x - 1)² + (y - 2.5)²  s.t.  x + y <= 2 (active), x <= 3 (inactive), x - y = -1... no:
+    // min (x - 1)² + (y - 2.5)² s.t. x + y <= 2, -x <= 0, x - 3 <= 0.
+    // Solution (0.25, 1.75) with λ = 1.5 on x + y <= 2, others inactive.
+    let p = Problem::minimize(|v| ((at(v, 0) - 1.0).square() + (at(v, 1) - 2.5).square()).sum())
+        .inequalities(|v| {
+            let (x, y) = (at(v, 0), at(v, 1));
+            Var::concat(&[x + y - 2.0, -x, x - 3.0], 0)
+        });
+    let r = InteriorPoint::new().solve(&p, &[0.5, 0.5]).unwrap();
+    assert!(max_err(&r.x, &[0.25, 1.75]) < 1e-8, "{r}");
+    assert_eq!(r.active, vec![0]);
+    assert!((r.inequality_multipliers[0] - 1.5).abs() < 1e-8);
+    assert!(r.inequality_multipliers[1].abs() < 1e-8 && r.inequality_multipliers[2].abs() < 1e-8);
+    // With an equality instead: x - y = -1 moves the optimum to (0.5, 1.5).
+    let q = Problem::minimize(|v| ((at(v, 0) - 1.0).square() + (at(v, 1) - 2.5).square()).sum())
+        .inequalities(|v| (at(v, 0) + at(v, 1) - 2.0).reshape([1]))
+        .equalities(|v| (at(v, 0) - at(v, 1) + 1.0).reshape([1]));
+    let r = InteriorPoint::new().solve(&q, &[3.0, -3.0]).unwrap();
+    assert!(max_err(&r.x, &[0.5, 1.5]) < 1e-8, "{r}");
+}
