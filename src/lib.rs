@@ -61,6 +61,7 @@ pub mod ops;
 pub mod optim;
 pub mod tape;
 pub mod tensor;
+pub mod trace;
 
 pub use ops::{Algebra, CustomOp, Pointwise};
 pub use tape::{GradVars, Gradients, Tape, Var};

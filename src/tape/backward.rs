@@ -60,7 +60,7 @@ impl<'t, T: Element> Var<'t, T> {
             shape.as_slice()
         );
         let mut grads = tape.take_spare();
-        walk_eager(tape, root, seed, &mut grads);
+        walk_eager(tape, root, seed, &mut grads, |_, _, _, _| {});
         Gradients::new(tape, grads)
     }
 
@@ -116,11 +116,15 @@ fn accumulate<T: Element>(slot: &mut Option<Tensor<T>>, c: Tensor<T>) {
     }
 }
 
-fn walk_eager<T: Element>(
+/// The eager walk. `visit(node, k, input, contribution)` sees every
+/// contribution as it is passed back (the trace records them; plain
+/// backward passes a closure that does nothing).
+pub(crate) fn walk_eager<T: Element>(
     tape: &Tape<T>,
     root: usize,
     seed: Tensor<T>,
     grads: &mut Vec<Option<Tensor<T>>>,
+    mut visit: impl FnMut(usize, usize, usize, &Tensor<T>),
 ) {
     let nodes = tape.nodes.borrow();
     let edges = tape.edges.borrow();
@@ -140,6 +144,7 @@ fn walk_eager<T: Element>(
         for (k, &j) in inputs.iter().enumerate() {
             if nodes[j as usize].requires_grad {
                 let c = node.op.vjp(tape, &xs, &node.value, g, k);
+                visit(i, k, j as usize, &c);
                 accumulate(&mut before[j as usize], c);
             }
         }

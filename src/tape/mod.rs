@@ -1,7 +1,7 @@
 //! The tape: an arena of nodes in record order, the [`Var`] handles that
 //! point into it, and the backward walk.
 
-mod backward;
+pub(crate) mod backward;
 mod gradients;
 mod var;
 
@@ -50,6 +50,8 @@ pub struct Tape<T: Element = f32> {
     spare: RefCell<Vec<Option<Tensor<T>>>>,
     /// The rules of the custom ops recorded since the last reset.
     customs: RefCell<Vec<Rc<dyn ErasedCustomOp<T>>>>,
+    /// Names given with `Var::named`, by node index (sorted).
+    names: RefCell<Vec<(u32, Box<str>)>>,
 }
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
@@ -71,6 +73,7 @@ impl<T: Element> Tape<T> {
             grad_enabled: Cell::new(true),
             spare: RefCell::new(Vec::new()),
             customs: RefCell::new(Vec::new()),
+            names: RefCell::new(Vec::new()),
         }
     }
 
@@ -128,6 +131,7 @@ impl<T: Element> Tape<T> {
         self.nodes.borrow_mut().clear();
         self.edges.borrow_mut().clear();
         self.customs.borrow_mut().clear();
+        self.names.borrow_mut().clear();
         self.epoch.set(self.epoch.get().wrapping_add(1));
     }
 
@@ -182,6 +186,23 @@ impl<T: Element> Tape<T> {
             requires_grad,
         });
         Var::from_parts(self, index as u32, self.epoch.get())
+    }
+
+    pub(crate) fn set_name(&self, index: u32, name: &str) {
+        let mut names = self.names.borrow_mut();
+        match names.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(at) => names[at].1 = name.into(),
+            Err(at) => names.insert(at, (index, name.into())),
+        }
+    }
+
+    /// The name given to node `index`, if any.
+    pub(crate) fn name_of(&self, index: usize) -> Option<String> {
+        let names = self.names.borrow();
+        names
+            .binary_search_by_key(&(index as u32), |(i, _)| *i)
+            .ok()
+            .map(|at| names[at].1.to_string())
     }
 
     pub(crate) fn push_custom(&self, op: Rc<dyn ErasedCustomOp<T>>) -> u32 {

@@ -53,9 +53,33 @@ impl<'t, T: Element> Var<'t, T> {
         self.index as usize
     }
 
-    /// A short label for messages: `%12`.
+    /// Gives the node a name, shown in traces, pictures and error messages.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let w = tape.var(0.5).named("w");
+    /// assert_eq!(w.label(), "w");
+    /// assert_eq!((w * 2.0).label(), "%1");
+    /// ```
+    #[track_caller]
+    pub fn named(self, name: &str) -> Self {
+        let i = self.index();
+        self.tape.set_name(i as u32, name);
+        self
+    }
+
+    /// The node's name, if it was given one.
+    pub fn name(&self) -> Option<String> {
+        self.tape
+            .name_of(self.index as usize)
+            .filter(|_| self.epoch == self.tape.epoch())
+    }
+
+    /// A short label for messages and traces: the name, or `%12` (the
+    /// node's position on the tape) for an unnamed node.
     pub fn label(&self) -> String {
-        format!("%{}", self.index)
+        self.name().unwrap_or_else(|| format!("%{}", self.index))
     }
 
     /// Panics unless `other` lives on the same tape (for binary ops).
