@@ -127,11 +127,11 @@ fn the_chapter_network_traced_number_for_number() {
             "da1_m/dz1_m = ReLU'(z1_m)"
         );
         assert!((global(c.w2[m]) - dj_dy * a1[m]).abs() < 1e-15);
-        for n in 0..2 {
+        for (n, &x_n) in X.iter().enumerate() {
             let dz1_dw1 = local(c.z1[m], c.p1[n][m]) * local(c.p1[n][m], c.w1[n][m]);
-            assert_eq!(dz1_dw1, X[n], "dz1_m/dw1_nm = x_n");
+            assert_eq!(dz1_dw1, x_n, "dz1_m/dw1_nm = x_n");
             // dJ/dw1_nm = dJ/dy · dy/dz2 · dz2/da1_m · da1_m/dz1_m · dz1_m/dw1_nm
-            let want = dj_dy * 1.0 * W2[m] * relu_d[m] * X[n];
+            let want = dj_dy * 1.0 * W2[m] * relu_d[m] * x_n;
             assert!(
                 (global(c.w1[n][m]) - want).abs() < 1e-15,
                 "w1_{}{}",
