@@ -72,6 +72,11 @@ pub mod prelude {
     pub use crate::{Element, GradVars, Gradients, Tape, Tensor, Var};
 }
 
+/// The tutorial's code blocks, compiled and run as doctests.
+#[doc = include_str!("../docs/tutorial.md")]
+#[cfg(doctest)]
+pub struct TutorialDoctests;
+
 /// The solver guide's code blocks, compiled and run as doctests.
 #[doc = include_str!("../docs/solvers.md")]
 #[cfg(doctest)]

@@ -87,6 +87,9 @@ pub struct Panel<'a> {
 
 /// Short tick labels: at most four significant digits, no float noise.
 fn tick(v: &f64) -> String {
+    if v.abs() < 1e-12 {
+        return "0".into();
+    }
     if *v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e5) {
         return format!("{v:.0e}");
     }
@@ -178,9 +181,12 @@ where
 /// Draws the panels side by side into one SVG file.
 pub fn save_panels(path: &Path, panels: &[Panel<'_>]) {
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
-        let root = SVGBackend::new(path, (640 * panels.len() as u32, 460)).into_drawing_area();
+        let rows = if panels.len() > 2 { 2 } else { 1 };
+        let cols = panels.len().div_ceil(rows);
+        let root =
+            SVGBackend::new(path, (640 * cols as u32, 460 * rows as u32)).into_drawing_area();
         root.fill(&WHITE)?;
-        for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+        for (area, panel) in root.split_evenly((rows, cols)).iter().zip(panels) {
             draw_panel(area, panel)?;
         }
         root.present()?;
