@@ -17,12 +17,16 @@ Plot sigmoid, tanh, ReLU and leaky ReLU with their derivatives.
 
 usage: cargo run --release --example activations -- [--out DIR]";
 
+/// An activation applied on the tape.
+type Act = for<'t> fn(Var<'t, f64>) -> Var<'t, f64>;
+/// The chapter's derivative formula, given x and f(x).
+type Formula = fn(f64, f64) -> f64;
+
 fn main() {
     let args = Args::parse(USAGE);
     let out = args.out_dir();
     let xs: Vec<f64> = (0..=160).map(|i| -4.0 + 0.05 * i as f64).collect();
-    type Act = for<'t> fn(Var<'t, f64>) -> Var<'t, f64>;
-    let acts: [(&str, Act, fn(f64, f64) -> f64); 4] = [
+    let acts: [(&str, Act, Formula); 4] = [
         ("sigmoid", |x| x.sigmoid(), |_, f| f * (1.0 - f)),
         ("tanh", |x| x.tanh(), |_, f| 1.0 - f * f),
         ("ReLU", |x| x.relu(), |x, _| if x > 0.0 { 1.0 } else { 0.0 }),
