@@ -90,12 +90,12 @@ impl<T: Element> Tape<T> {
     /// ```
     pub fn var(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
         let requires = self.grad_enabled.get();
-        self.push_node(Op::Leaf, &[], value.into(), requires)
+        self.push_node(Op::Leaf, &[], value.into(), Some(requires))
     }
 
     /// A leaf that never gets a gradient (data, targets, fixed numbers).
     pub fn constant(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
-        self.push_node(Op::Constant, &[], value.into(), false)
+        self.push_node(Op::Constant, &[], value.into(), Some(false))
     }
 
     /// Runs `f` with recording switched off: every op inside produces a
@@ -159,23 +159,29 @@ impl<T: Element> Tape<T> {
     /// unless recording is off.
     pub(crate) fn record(&self, op: Op, inputs: &[Var<'_, T>], value: Tensor<T>) -> Var<'_, T> {
         if !self.grad_enabled.get() {
-            return self.push_node(Op::Constant, &[], value, false);
+            return self.push_node(Op::Constant, &[], value, None);
         }
-        let requires = inputs.iter().any(|v| v.requires_grad());
-        self.push_node(op, inputs, value, requires)
+        self.push_node(op, inputs, value, None)
     }
 
+    /// Appends a node. `requires_grad` is given for leaves; for ops it is
+    /// derived from the inputs under the same borrow as the push.
     fn push_node(
         &self,
         op: Op,
         inputs: &[Var<'_, T>],
         value: Tensor<T>,
-        requires_grad: bool,
+        requires_grad: Option<bool>,
     ) -> Var<'_, T> {
+        let mut nodes = self.nodes.borrow_mut();
         let mut edges = self.edges.borrow_mut();
         let first_input = edges.len() as u32;
-        edges.extend(inputs.iter().map(|v| v.index() as u32));
-        let mut nodes = self.nodes.borrow_mut();
+        let mut requires = requires_grad.unwrap_or(false);
+        for v in inputs {
+            let j = v.index();
+            requires |= nodes[j].requires_grad;
+            edges.push(j as u32);
+        }
         let index = nodes.len();
         assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
         nodes.push(Node {
@@ -183,7 +189,7 @@ impl<T: Element> Tape<T> {
             value,
             first_input,
             n_inputs: inputs.len() as u32,
-            requires_grad,
+            requires_grad: requires,
         });
         Var::from_parts(self, index as u32, self.epoch.get())
     }

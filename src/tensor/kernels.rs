@@ -12,6 +12,9 @@ impl<T: Element> Tensor<T> {
     /// do not broadcast.
     pub(crate) fn zip_map(&self, b: &Tensor<T>, f: impl Fn(T, T) -> T) -> Option<Tensor<T>> {
         let (x, y) = (self.data(), b.data());
+        if self.ndim() == 0 && b.ndim() == 0 {
+            return Some(Tensor::scalar(f(x[0], y[0])));
+        }
         if self.shape() == b.shape() {
             let data = Buffer::collect_n(x.len(), x.iter().zip(y).map(|(&p, &q)| f(p, q)));
             return Some(Tensor::from_parts(self.shape().into(), data));
@@ -26,6 +29,23 @@ impl<T: Element> Tensor<T> {
         if x.len() == 1 && out.as_slice() == b.shape() {
             let p = x[0];
             let data = Buffer::collect_n(n, y.iter().map(|&q| f(p, q)));
+            return Some(Tensor::from_parts(out, data));
+        }
+        // b repeats along leading dimensions (a bias added to every row).
+        if out.as_slice() == self.shape() && out.ends_with(b.shape()) && !y.is_empty() {
+            let data = Buffer::collect_n(
+                n,
+                x.chunks_exact(y.len())
+                    .flat_map(|row| row.iter().zip(y).map(|(&p, &q)| f(p, q))),
+            );
+            return Some(Tensor::from_parts(out, data));
+        }
+        if out.as_slice() == b.shape() && out.ends_with(self.shape()) && !x.is_empty() {
+            let data = Buffer::collect_n(
+                n,
+                y.chunks_exact(x.len())
+                    .flat_map(|row| x.iter().zip(row).map(|(&p, &q)| f(p, q))),
+            );
             return Some(Tensor::from_parts(out, data));
         }
         let (sa, sb) = (
@@ -47,6 +67,19 @@ impl<T: Element> Tensor<T> {
         let mut out = Tensor::zeros(target);
         if out.numel() == 1 {
             out.data_mut()[0] = self.data().iter().fold(T::zero(), |s, &v| s + v);
+            return out;
+        }
+        // Summing away leading dimensions (a bias gradient): add rows.
+        let own = self.shape();
+        let lead = own.len() - target.len();
+        if own[lead..] == *target {
+            let w = out.numel();
+            let dst = out.data_mut();
+            for row in self.data().chunks_exact(w) {
+                for (d, &v) in dst.iter_mut().zip(row) {
+                    *d = *d + v;
+                }
+            }
             return out;
         }
         let ts = broadcast_strides(target, self.shape());

@@ -236,6 +236,9 @@ impl<T: Element> Tensor<T> {
 
     /// Applies `f` to every element.
     pub fn map(&self, f: impl Fn(T) -> T) -> Self {
+        if self.ndim() == 0 {
+            return Tensor::scalar(f(self.data()[0]));
+        }
         Tensor {
             shape: self.shape.clone(),
             data: Buffer::collect_n(self.numel(), self.data().iter().map(|&v| f(v))),
@@ -288,6 +291,10 @@ impl<T: Element> Tensor<T> {
     /// Adds `other` (of the same shape) into `self` in place.
     #[track_caller]
     pub fn add_assign(&mut self, other: &Tensor<T>) {
+        if self.ndim() == 0 && other.ndim() == 0 {
+            self.data_mut()[0] = self.data()[0] + other.data()[0];
+            return;
+        }
         assert_eq!(self.shape(), other.shape(), "add_assign: shapes differ");
         for (a, b) in self.data_mut().iter_mut().zip(other.data()) {
             *a = *a + *b;

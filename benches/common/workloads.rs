@@ -1,0 +1,195 @@
+//! The performance issue's workloads, shared by the criterion benches and
+//! the comparison script's Rust side. Each has its check values.
+#![allow(dead_code)]
+
+use tapegrad::nn::{cross_entropy, Activation, Adam, Mlp, Module, Optimizer, ParamStore};
+use tapegrad::{Tape, Tensor, Var};
+
+/// W1: y ← tanh(y·w_i + b_i), N steps from x = 0.5; returns
+/// (loss, Σ dloss/dw, Σ dloss/db, dloss/dx).
+pub fn w1(tape: &Tape<f64>, n: usize) -> (f64, f64, f64, f64) {
+    tape.reset();
+    let x = tape.var(0.5);
+    let mut ws = Vec::with_capacity(n);
+    let mut bs = Vec::with_capacity(n);
+    let mut y = x;
+    for i in 0..n {
+        let w = tape.var(0.5 + 0.001 * (i % 100) as f64);
+        let b = tape.var(0.01 * (i % 7) as f64);
+        y = (y * w + b).tanh();
+        ws.push(w);
+        bs.push(b);
+    }
+    let g = y.backward();
+    let sw: f64 = ws.iter().map(|w| g[*w].item()).sum();
+    let sb: f64 = bs.iter().map(|b| g[*b].item()).sum();
+    (y.item(), sw, sb, g[x].item())
+}
+
+pub const W1_LOSS: f64 = 0.07579308632142281;
+pub const W1_SUM_DW: f64 = 0.15017698835915508;
+pub const W1_SUM_DB: f64 = 2.455959717018217;
+
+/// W1b data: 64 points x_k = (cos(0.1k), sin(0.3k)), t_k = sin(x_k0)·cos(x_k1).
+pub fn w1b_data() -> (Vec<[f64; 2]>, Vec<f64>) {
+    let xs: Vec<[f64; 2]> = (0..64)
+        .map(|k| [(0.1 * k as f64).cos(), (0.3 * k as f64).sin()])
+        .collect();
+    let ts = xs.iter().map(|x| x[0].sin() * x[1].cos()).collect();
+    (xs, ts)
+}
+
+/// W1b parameters in declaration order (layer by layer, neuron by neuron,
+/// weights then bias): the j-th is 0.1·sin(j). Layers 2→16→16→1.
+pub fn w1b_params() -> Vec<f64> {
+    let n = 16 * 3 + 16 * 17 + 17;
+    (0..n).map(|j| 0.1 * (j as f64).sin()).collect()
+}
+
+pub const W1B_LOSS_0: f64 = 0.24622122656182957;
+pub const W1B_LOSS_1: f64 = 0.24602261731626796;
+pub const W1B_LOSS_100: f64 = 0.17565676951073736;
+
+/// One W1b step with every weight its own scalar node; returns the loss
+/// before the update.
+pub fn w1b_scalar_step(tape: &Tape<f64>, p: &mut [f64], xs: &[[f64; 2]], ts: &[f64]) -> f64 {
+    tape.reset();
+    let vars: Vec<Var<'_, f64>> = p.iter().map(|&v| tape.var(v)).collect();
+    let mut loss = tape.constant(0.0);
+    for (x, &t) in xs.iter().zip(ts) {
+        let mut k = 0;
+        let input = [tape.constant(x[0]), tape.constant(x[1])];
+        let h1 = scalar_layer(&vars, &mut k, &input, 16, true);
+        let h2 = scalar_layer(&vars, &mut k, &h1, 16, true);
+        let y = scalar_layer(&vars, &mut k, &h2, 1, false)[0];
+        loss = loss + (y - t).square();
+    }
+    let loss = loss / 64.0;
+    let g = loss.backward();
+    for (w, v) in p.iter_mut().zip(&vars) {
+        *w -= 0.05 * g[*v].item();
+    }
+    loss.item()
+}
+
+/// One layer of scalar neurons reading parameters from `vars` at `k`.
+fn scalar_layer<'t>(
+    vars: &[Var<'t, f64>],
+    k: &mut usize,
+    inputs: &[Var<'t, f64>],
+    outs: usize,
+    act: bool,
+) -> Vec<Var<'t, f64>> {
+    (0..outs)
+        .map(|_| {
+            let mut s = vars[*k + inputs.len()];
+            for (i, inp) in inputs.iter().enumerate() {
+                s = s + vars[*k + i] * *inp;
+            }
+            *k += inputs.len() + 1;
+            if act {
+                s.tanh()
+            } else {
+                s
+            }
+        })
+        .collect()
+}
+
+/// W1b in tensor mode: the same network with matrices.
+pub struct W1bTensor {
+    pub params: Vec<Tensor<f64>>,
+    pub x: Tensor<f64>,
+    pub t: Tensor<f64>,
+}
+
+impl W1bTensor {
+    pub fn new() -> Self {
+        let flat = w1b_params();
+        let (xs, ts) = w1b_data();
+        // Scalar order per layer: neuron by neuron, its weights then its
+        // bias. Rebuild (out, in) weights and (out,) biases from it.
+        let mut k = 0;
+        let mut params = vec![];
+        for (fan_in, fan_out) in [(2, 16), (16, 16), (16, 1)] {
+            let mut w = vec![0.0; fan_out * fan_in];
+            let mut b = vec![0.0; fan_out];
+            for o in 0..fan_out {
+                w[o * fan_in..(o + 1) * fan_in].copy_from_slice(&flat[k..k + fan_in]);
+                b[o] = flat[k + fan_in];
+                k += fan_in + 1;
+            }
+            params.push(Tensor::from_vec(w, [fan_out, fan_in]));
+            params.push(Tensor::from_vec(b, [fan_out]));
+        }
+        W1bTensor {
+            params,
+            x: Tensor::from_vec(xs.iter().flatten().copied().collect(), [64, 2]),
+            t: Tensor::from_vec(ts, [64, 1]),
+        }
+    }
+
+    pub fn step(&mut self, tape: &Tape<f64>) -> f64 {
+        tape.reset();
+        let p: Vec<Var<'_, f64>> = self.params.iter().map(|t| tape.var(t.clone())).collect();
+        let x = tape.constant(self.x.clone());
+        let h1 = (x.matmul_t(p[0], false, true) + p[1]).tanh();
+        let h2 = (h1.matmul_t(p[2], false, true) + p[3]).tanh();
+        let y = h2.matmul_t(p[4], false, true) + p[5];
+        let loss = (y - tape.constant(self.t.clone())).square().mean();
+        let g = loss.backward();
+        for (param, v) in self.params.iter_mut().zip(&p) {
+            for (w, d) in param.data_mut().iter_mut().zip(g[*v].data()) {
+                *w -= 0.05 * d;
+            }
+        }
+        loss.item()
+    }
+}
+
+/// W2: MLP 784 → H → H → 10 (ReLU), mean softmax cross-entropy, Adam.
+pub struct W2 {
+    pub params: ParamStore<f32>,
+    pub model: Mlp<f32>,
+    pub opt: Adam<f32>,
+    pub x: Tensor<f32>,
+    pub labels: Vec<usize>,
+}
+
+impl W2 {
+    pub fn new(hidden: usize, batch: usize) -> Self {
+        let mut params = ParamStore::new();
+        let model = Mlp::new(
+            &mut params,
+            "mlp",
+            &[784, hidden, hidden, 10],
+            Activation::Relu,
+            42,
+        );
+        let x = Tensor::rand_uniform([batch, 784], 0.0, 1.0, 7);
+        let labels = (0..batch).map(|i| (i * 7 + 3) % 10).collect();
+        W2 {
+            params,
+            model,
+            opt: Adam::new(1e-3),
+            x,
+            labels,
+        }
+    }
+
+    /// Weights in the model (for the GFLOP/s figure: 6·B·weights per step).
+    pub fn weights(&self) -> usize {
+        self.params.num_elements()
+    }
+
+    pub fn step(&mut self, tape: &Tape<f32>) -> f32 {
+        tape.reset();
+        let loss = cross_entropy(
+            self.model
+                .forward(&self.params, tape.constant(self.x.clone())),
+            &self.labels,
+        );
+        self.opt.step(&mut self.params, &loss.backward());
+        loss.item()
+    }
+}

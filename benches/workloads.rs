@@ -1,0 +1,91 @@
+//! Criterion benches for the W1, W1b and W2 workloads of the performance
+//! issue (W3 and W4 are in `grad_operators.rs`). Each checks its values
+//! once before timing. Run: `cargo bench --bench workloads`.
+
+#[path = "common/workloads.rs"]
+mod workloads;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use tapegrad::Tape;
+use workloads::*;
+
+fn check_close(what: &str, got: f64, want: f64, tol: f64) {
+    assert!(
+        (got - want).abs() <= tol * want.abs(),
+        "{what}: {got} vs {want}"
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    // W1: 100,000 steps, 3 op nodes each.
+    let tape = Tape::<f64>::new();
+    let (loss, sw, sb, _) = w1(&tape, 100_000);
+    check_close("W1 loss", loss, W1_LOSS, 1e-12);
+    check_close("W1 sum dw", sw, W1_SUM_DW, 1e-9);
+    check_close("W1 sum db", sb, W1_SUM_DB, 1e-9);
+    let mut g = c.benchmark_group("w1_scalar_chain");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(300_000)); // op nodes
+    g.bench_function("n_100000", |b| b.iter(|| black_box(w1(&tape, 100_000))));
+    g.finish();
+
+    // W1b, scalar and tensor mode.
+    let (xs, ts) = w1b_data();
+    let mut p = w1b_params();
+    let tape = Tape::<f64>::new();
+    check_close(
+        "W1b loss at start",
+        w1b_scalar_step(&tape, &mut p, &xs, &ts),
+        W1B_LOSS_0,
+        1e-12,
+    );
+    check_close(
+        "W1b loss after 1 step",
+        w1b_scalar_step(&tape, &mut p, &xs, &ts),
+        W1B_LOSS_1,
+        1e-12,
+    );
+    let mut t = W1bTensor::new();
+    let mut last = 0.0;
+    for i in 0..=100 {
+        last = t.step(&tape);
+        if i == 0 {
+            check_close("W1b tensor loss at start", last, W1B_LOSS_0, 1e-12);
+        }
+    }
+    check_close("W1b tensor loss after 100 steps", last, W1B_LOSS_100, 1e-10);
+    let mut g = c.benchmark_group("w1b_scalar_mlp");
+    g.bench_function("scalar_mode_step", |b| {
+        b.iter(|| black_box(w1b_scalar_step(&tape, &mut p, &xs, &ts)))
+    });
+    g.bench_function("tensor_mode_step", |b| b.iter(|| black_box(t.step(&tape))));
+    g.finish();
+
+    // W2 at three sizes.
+    let tape = Tape::<f32>::new();
+    let mut g = c.benchmark_group("w2_mlp_train");
+    for (name, hidden, batch, samples) in [
+        ("small", 64, 32, 50),
+        ("medium", 256, 128, 30),
+        ("large", 1024, 512, 10),
+    ] {
+        let mut w = W2::new(hidden, batch);
+        let first = w.step(&tape);
+        assert!(
+            first.is_finite() && (first - 10f32.ln()).abs() < 1.0,
+            "W2 {name}: initial loss {first}"
+        );
+        g.sample_size(samples);
+        g.throughput(Throughput::Elements((6 * batch * w.weights()) as u64)); // flops per step
+        g.bench_with_input(
+            BenchmarkId::new(name, format!("H{hidden}_B{batch}")),
+            &(),
+            |b, _| b.iter(|| black_box(w.step(&tape))),
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
