@@ -38,6 +38,9 @@ impl Rule for Add {
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, k: usize) -> X {
         g.clone().sum_to(&xs[k].shape())
     }
+    fn scalar_local<T: Element>(&self, _: &[T], _: T, _: usize) -> Option<T> {
+        Some(T::one())
+    }
 }
 
 /// `a - b`
@@ -66,6 +69,9 @@ impl Rule for Sub {
         } else {
             c.neg()
         }
+    }
+    fn scalar_local<T: Element>(&self, _: &[T], _: T, k: usize) -> Option<T> {
+        Some(if k == 0 { T::one() } else { -T::one() })
     }
 }
 

@@ -44,6 +44,13 @@ pub(crate) trait Rule {
     /// The contribution to input `k` of the global derivative `g` of the
     /// output `y`, given the inputs `xs`.
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, k: usize) -> X;
+
+    /// For an elementwise op on plain numbers: the local derivative
+    /// `∂y/∂x_k`. Lets the eager walk handle scalar nodes without building
+    /// tensors; `None` (the default) means "use `vjp`".
+    fn scalar_local<T: Element>(&self, _xs: &[T], _y: T, _k: usize) -> Option<T> {
+        None
+    }
 }
 
 /// An elementwise op of one input, stated as forward and local derivative.
@@ -112,6 +119,9 @@ macro_rules! unary_rules {
             fn vjp<T: Element, X: crate::ops::Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, _k: usize) -> X {
                 crate::ops::unary_vjp(self, xs[0], y, g)
             }
+            fn scalar_local<T: Element>(&self, xs: &[T], y: T, _k: usize) -> Option<T> {
+                Some(<$t as crate::ops::Unary>::df(self, &xs[0], &y))
+            }
         }
     )*};
 }
@@ -123,6 +133,14 @@ macro_rules! binary_rules {
             }
             fn vjp<T: Element, X: crate::ops::Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, k: usize) -> X {
                 crate::ops::binary_vjp(self, xs, y, g, k)
+            }
+            fn scalar_local<T: Element>(&self, xs: &[T], y: T, k: usize) -> Option<T> {
+                let b = self;
+                Some(if k == 0 {
+                    crate::ops::Binary::da(b, &xs[0], &xs[1], &y)
+                } else {
+                    crate::ops::Binary::db(b, &xs[0], &xs[1], &y)
+                })
             }
         }
     )*};
@@ -157,6 +175,14 @@ macro_rules! op_table {
 
             /// The contribution to input `k`; custom ops find their rule
             /// on the tape.
+            /// The local derivative on plain numbers, for elementwise ops.
+            pub(crate) fn scalar_local<T: Element>(&self, xs: &[T], y: T, k: usize) -> Option<T> {
+                match self {
+                    Op::Leaf | Op::Constant | Op::Custom(_) => None,
+                    $(Op::$variant(r) => r.scalar_local(xs, y, k)),*
+                }
+            }
+
             pub(crate) fn vjp<T: Element, X: Algebra<T>>(&self, tape: &crate::Tape<T>, xs: &[&X], y: &X, g: &X, k: usize) -> X {
                 match self {
                     Op::Leaf | Op::Constant => unreachable!("leaves have no inputs"),

@@ -60,7 +60,7 @@ impl<'t, T: Element> Var<'t, T> {
             shape.as_slice()
         );
         let mut grads = tape.take_spare();
-        walk_eager(tape, root, seed, &mut grads, |_, _, _, _| {});
+        walk_eager::<T, false>(tape, root, seed, &mut grads, |_, _, _, _| {});
         Gradients::new(tape, grads)
     }
 
@@ -119,7 +119,7 @@ fn accumulate<T: Element>(slot: &mut Option<Tensor<T>>, c: Tensor<T>) {
 /// The eager walk. `visit(node, k, input, contribution)` sees every
 /// contribution as it is passed back (the trace records them; plain
 /// backward passes a closure that does nothing).
-pub(crate) fn walk_eager<T: Element>(
+pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
     tape: &Tape<T>,
     root: usize,
     seed: Tensor<T>,
@@ -139,12 +139,49 @@ pub(crate) fn walk_eager<T: Element>(
         let (before, rest) = grads.split_at_mut(i);
         let Some(g) = &rest[0] else { continue };
         let inputs = &edges[node.first_input as usize..][..node.n_inputs as usize];
+        // Scalar nodes of elementwise ops: local derivative times global,
+        // on plain numbers (the chapter's rule, without tensor temporaries).
+        if node.value.ndim() == 0 && inputs.len() <= 2 {
+            let mut xs = [T::zero(); 2];
+            let all_scalar = inputs.iter().zip(&mut xs).all(|(&j, x)| {
+                let v = &nodes[j as usize].value;
+                *x = v.data()[0];
+                v.ndim() == 0
+            });
+            if all_scalar
+                && node
+                    .op
+                    .scalar_local(&xs[..inputs.len()], node.value.data()[0], 0)
+                    .is_some()
+            {
+                let (gs, y) = (g.data()[0], node.value.data()[0]);
+                for (k, &j) in inputs.iter().enumerate() {
+                    if nodes[j as usize].requires_grad {
+                        let local = node
+                            .op
+                            .scalar_local(&xs[..inputs.len()], y, k)
+                            .expect("checked above");
+                        let c = gs * local;
+                        match &mut before[j as usize] {
+                            Some(acc) => acc.data_mut()[0] = acc.data()[0] + c,
+                            slot => *slot = Some(Tensor::scalar(c)),
+                        }
+                        if VISIT {
+                            visit(i, k, j as usize, &Tensor::scalar(c));
+                        }
+                    }
+                }
+                continue;
+            }
+        }
         let xs: SmallVec<[&Tensor<T>; 4]> =
             inputs.iter().map(|&j| &nodes[j as usize].value).collect();
         for (k, &j) in inputs.iter().enumerate() {
             if nodes[j as usize].requires_grad {
                 let c = node.op.vjp(tape, &xs, &node.value, g, k);
-                visit(i, k, j as usize, &c);
+                if VISIT {
+                    visit(i, k, j as usize, &c);
+                }
                 accumulate(&mut before[j as usize], c);
             }
         }

@@ -132,7 +132,7 @@ impl<'t, T: Element> Var<'t, T> {
         let root = self.index();
         let mut contributions: Vec<(usize, usize, usize, Tensor<T>)> = Vec::new();
         let mut grads = Vec::new();
-        walk_eager(
+        walk_eager::<T, true>(
             tape,
             root,
             Tensor::ones(&shape),
