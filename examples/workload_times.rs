@@ -1,0 +1,99 @@
+//! Times the performance issue's workloads in tapegrad and prints one JSON
+//! object per workload (median milliseconds of repeated runs). Used by
+//! `benches/compare/run.sh`; the criterion benches are the reference
+//! measurement.
+//!
+//! ```text
+//! cargo run --release --example workload_times [-- --quick]
+//! ```
+
+#[path = "../benches/common/workloads.rs"]
+mod workloads;
+
+use std::time::Instant;
+use tapegrad::Tape;
+use workloads::*;
+
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let reps = |n: usize| if quick { 3 } else { n };
+    let tape = Tape::<f64>::new();
+    let n = 100_000;
+    let (loss, ..) = w1(&tape, n);
+    assert!((loss - W1_LOSS).abs() < 1e-12);
+    let ms = median_ms(reps(20), || {
+        w1(&tape, n);
+    });
+    println!(
+        "{{\"workload\": \"W1\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
+        ms * 1e6 / (3.0 * n as f64)
+    );
+
+    let (xs, ts) = w1b_data();
+    let mut p = w1b_params();
+    let ms = median_ms(reps(50), || {
+        w1b_scalar_step(&tape, &mut p, &xs, &ts);
+    });
+    println!("{{\"workload\": \"W1b scalar\", \"ms\": {ms:.4}}}");
+    let mut t = W1bTensor::new();
+    let ms = median_ms(reps(500), || {
+        t.step(&tape);
+    });
+    println!("{{\"workload\": \"W1b tensor\", \"ms\": {ms:.4}}}");
+
+    let tape32 = Tape::<f32>::new();
+    for (name, hidden, batch) in [
+        ("W2 small", 64, 32),
+        ("W2 medium", 256, 128),
+        ("W2 large", 1024, 512),
+    ] {
+        let mut w = W2::new(hidden, batch);
+        for _ in 0..10 {
+            w.step(&tape32);
+        }
+        let ms = median_ms(reps(50), || {
+            w.step(&tape32);
+        });
+        let gflops = 6.0 * batch as f64 * w.weights() as f64 / (ms * 1e6);
+        println!("{{\"workload\": \"{name}\", \"ms\": {ms:.4}, \"gflops\": {gflops:.2}}}");
+    }
+
+    use tapegrad::grad::{func, hessian, hvp, jacobian};
+    use tapegrad::Tensor;
+    let x0 = Tensor::from_fn([100], |i| if i[0] % 2 == 0 { -1.2 } else { 1.0 });
+    let rosen = func(|x| {
+        let n = x.shape()[0];
+        let (a, b) = (x.narrow(0, 0, n - 1), x.narrow(0, 1, n - 1));
+        ((b - a.square()).square() * 100.0 + (a - 1.0).square()).sum()
+    });
+    let ones = Tensor::ones([100]);
+    let ms = median_ms(reps(200), || {
+        hessian(rosen, &x0);
+    });
+    println!("{{\"workload\": \"W3 hessian\", \"ms\": {ms:.4}}}");
+    let ms = median_ms(reps(2000), || {
+        hvp(rosen, &x0, &ones);
+    });
+    println!("{{\"workload\": \"W3 hvp\", \"ms\": {ms:.5}}}");
+    let w = Tensor::<f64>::from_fn([100, 100], |i| ((i[0] + 2 * i[1]) as f64).sin() / 10.0);
+    let b = Tensor::<f64>::from_fn([100, 1], |i| (i[0] as f64).cos() / 10.0);
+    let x = Tensor::<f64>::from_fn([100, 1], |i| (i[0] as f64).sin() / 2.0);
+    let layer =
+        func(|x| (x.tape().constant(w.clone()).matmul(x) + x.tape().constant(b.clone())).tanh());
+    let ms = median_ms(reps(50), || {
+        jacobian(layer, &x);
+    });
+    println!("{{\"workload\": \"W4 jacobian\", \"ms\": {ms:.4}}}");
+}
