@@ -90,7 +90,18 @@ pub fn nll_loss<'t, T: Element>(
     labels: &[usize],
     reduction: Reduction,
 ) -> Var<'t, T> {
-    check_labels("nll_loss", log_probs, labels);
+    nll("nll_loss", log_probs, labels, reduction)
+}
+
+/// `-log_probs[label]`, reduced; `op` names the caller in errors.
+#[track_caller]
+fn nll<'t, T: Element>(
+    op: &str,
+    log_probs: Var<'t, T>,
+    labels: &[usize],
+    reduction: Reduction,
+) -> Var<'t, T> {
+    check_labels(op, log_probs, labels);
     reduce(-log_probs.gather(1, labels), reduction)
 }
 
@@ -122,7 +133,7 @@ pub fn cross_entropy_with<'t, T: Element>(
     reduction: Reduction,
 ) -> Var<'t, T> {
     check_labels("cross_entropy", logits, labels);
-    reduce(-logits.log_softmax(1).gather(1, labels), reduction)
+    nll("cross_entropy", logits.log_softmax(1), labels, reduction)
 }
 
 /// Binary cross-entropy on logits against targets in `[0, 1]`, averaged:

@@ -105,18 +105,7 @@ macro_rules! adam_like {
             fn step(&mut self, params: &mut ParamStore<T>, grads: &Gradients<'_, T>) {
                 self.0.step(params, grads)
             }
-            fn lr(&self) -> f64 {
-                self.0.lr
-            }
-            fn set_lr(&mut self, lr: f64) {
-                self.0.lr = lr;
-            }
-            fn steps(&self) -> u64 {
-                self.0.steps
-            }
-            fn set_steps(&mut self, steps: u64) {
-                self.0.steps = steps;
-            }
+            super::lr_and_steps!(0);
             fn slots(&self) -> Vec<(&'static str, &Slot<T>)> {
                 vec![("exp_avg", &self.0.m), ("exp_avg_sq", &self.0.v)]
             }

@@ -49,6 +49,27 @@ pub trait Optimizer<T: Element> {
     fn set_steps(&mut self, steps: u64);
 }
 
+/// The learning-rate and step-count accessors of [`Optimizer`], for an
+/// optimizer whose hyperparameters live in fields `lr` and `steps` (of
+/// `self`, or of the field named first).
+macro_rules! lr_and_steps {
+    ($($inner:tt)?) => {
+        fn lr(&self) -> f64 {
+            self$(.$inner)?.lr
+        }
+        fn set_lr(&mut self, lr: f64) {
+            self$(.$inner)?.lr = lr;
+        }
+        fn steps(&self) -> u64 {
+            self$(.$inner)?.steps
+        }
+        fn set_steps(&mut self, steps: u64) {
+            self$(.$inner)?.steps = steps;
+        }
+    };
+}
+pub(crate) use lr_and_steps;
+
 /// The state tensor of `id` in `slot`, zeros of `like`'s shape at first.
 pub(crate) fn entry<'s, T: Element>(
     slot: &'s mut Slot<T>,

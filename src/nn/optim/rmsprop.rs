@@ -96,18 +96,7 @@ impl<T: Element> Optimizer<T> for RmsProp<T> {
         self.steps += 1;
     }
 
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
-    }
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-    fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
-    }
+    super::lr_and_steps!();
     fn slots(&self) -> Vec<(&'static str, &Slot<T>)> {
         vec![
             ("square_avg", &self.square_avg),
