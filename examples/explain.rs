@@ -59,7 +59,9 @@ fn main() {
             .map(|(n, v)| (n.to_string(), tape.var(*v).named(n)))
             .collect();
         let parsed = tapegrad::trace::expr::parse(expr).expect("parsed above");
-        let out = tapegrad::trace::expr::build(&parsed, &tape, &vars, expr).expect("built above").named("f");
+        let out = tapegrad::trace::expr::build(&parsed, &tape, &vars, expr)
+            .expect("built above")
+            .named("f");
         match vars.iter().find(|(n, _)| *n == name) {
             Some((_, leaf)) => match out.backward_traced().paths_to(*leaf) {
                 Some(p) => println!("{p}"),

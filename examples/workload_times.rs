@@ -27,7 +27,19 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    // `--w1-only N`: one W1 run of N steps and nothing else, for measuring
+    // peak memory from outside (`/usr/bin/time -v`).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--w1-only") {
+        let n: usize = args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .expect("--w1-only N");
+        let (loss, ..) = w1(&Tape::<f64>::new(), n);
+        println!("{{\"workload\": \"W1 N={n}\", \"loss\": {loss}}}");
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let reps = |n: usize| if quick { 3 } else { n };
     let tape = Tape::<f64>::new();
     let n = 100_000;
