@@ -17,8 +17,10 @@ fn gradient(w: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Runs `steps` optimizer steps on f from W0; returns the iterates.
-fn run(opt: &mut dyn Optimizer<f64>, steps: usize) -> Vec<Vec<f64>> {
+/// Runs `steps` optimizer steps on f from W0, with the learning rate set
+/// by `schedule` each step; returns the iterates.
+fn run_scheduled(opt: &mut dyn Optimizer<f64>, steps: usize, schedule: &Schedule) -> Vec<Vec<f64>> {
+    let base = opt.lr();
     let mut params = ParamStore::new();
     let w = params.add("w", Tensor::from_vec(W0.to_vec(), [3]));
     let (c, a) = (
@@ -27,7 +29,8 @@ fn run(opt: &mut dyn Optimizer<f64>, steps: usize) -> Vec<Vec<f64>> {
     );
     let tape = Tape::new();
     let mut out = vec![];
-    for _ in 0..steps {
+    for step in 0..steps {
+        opt.set_lr(schedule.lr(base, step));
         tape.reset();
         let wv = params.var(&tape, w);
         let loss = ((wv - tape.constant(a.clone())).square() * tape.constant(c.clone())).sum();
@@ -40,6 +43,10 @@ fn run(opt: &mut dyn Optimizer<f64>, steps: usize) -> Vec<Vec<f64>> {
         out.push(params.value(w).to_vec());
     }
     out
+}
+
+fn run(opt: &mut dyn Optimizer<f64>, steps: usize) -> Vec<Vec<f64>> {
+    run_scheduled(opt, steps, &Schedule::Constant)
 }
 
 fn assert_same(got: &[Vec<f64>], want: &[Vec<f64>]) {
@@ -152,28 +159,10 @@ fn adamw_first_two_updates_with_decoupled_decay() {
     assert_same(&run(&mut AdamW::new(lr).weight_decay(wd), 2), &want);
 }
 
-/// Runs with a schedule and returns the distance of the last iterate to
-/// the minimiser `A`.
+/// The distance of the last iterate to the minimiser `A`.
 fn final_error(opt: &mut dyn Optimizer<f64>, steps: usize, schedule: Schedule) -> f64 {
-    let base = opt.lr();
-    let mut params = ParamStore::new();
-    let w = params.add("w", Tensor::from_vec(W0.to_vec(), [3]));
-    let (c, a) = (
-        Tensor::from_vec(C.to_vec(), [3]),
-        Tensor::from_vec(A.to_vec(), [3]),
-    );
-    let tape = Tape::new();
-    for step in 0..steps {
-        opt.set_lr(schedule.lr(base, step));
-        tape.reset();
-        let wv = params.var(&tape, w);
-        let loss = ((wv - tape.constant(a.clone())).square() * tape.constant(c.clone())).sum();
-        opt.step(&mut params, &loss.backward());
-    }
-    params
-        .value(w)
-        .data()
-        .iter()
+    let last = run_scheduled(opt, steps, &schedule).pop().unwrap();
+    last.iter()
         .zip(A)
         .map(|(w, a)| (w - a).abs())
         .fold(0.0, f64::max)
