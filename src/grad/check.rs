@@ -2,7 +2,7 @@
 //! finite differences in f64, the way `torch.autograd.gradcheck` works.
 
 use crate::tape::{Tape, Var};
-use crate::tensor::{numel, Tensor};
+use crate::tensor::Tensor;
 use std::fmt;
 
 /// Tolerances and mode of a gradient check. An analytic value `a` passes
@@ -165,14 +165,7 @@ impl GradcheckOptions {
         let vars: Vec<_> = inputs.iter().map(|t| tape.var(t.clone())).collect();
         let y = f(&vars);
         let out = y.shape();
-        let m = numel(&out);
-        let mut rows: Vec<Vec<Tensor<f64>>> = Vec::with_capacity(m);
-        for i in 0..m {
-            let mut seed = Tensor::zeros(&out);
-            seed.data_mut()[i] = 1.0;
-            let g = y.backward_with(seed);
-            rows.push(vars.iter().map(|v| g[*v].clone()).collect());
-        }
+        let rows = super::functional::jacobian_rows(y, &vars);
         // Numeric columns: two evaluations per input element.
         for (k, x) in inputs.iter().enumerate() {
             for j in 0..x.numel() {

@@ -65,11 +65,20 @@ fn expect_scalar<T: Element>(op: &str, y: Var<'_, T>) {
     );
 }
 
-/// A one-hot tensor: 1 at flat position `i`.
-fn one_hot<T: Element>(shape: &[usize], i: usize) -> Tensor<T> {
-    let mut t = Tensor::zeros(shape);
-    t.data_mut()[i] = T::one();
-    t
+/// The rows of the Jacobian of `y` (any shape) with respect to each of
+/// `wrt`, by one backward pass per element of `y`: `rows[i][k]` is
+/// `∂y_i/∂wrt_k`, shaped like `wrt_k`.
+pub(crate) fn jacobian_rows<'t, T: Element>(
+    y: Var<'t, T>,
+    wrt: &[Var<'t, T>],
+) -> Vec<Vec<Tensor<T>>> {
+    let out = y.shape();
+    (0..numel(&out))
+        .map(|i| {
+            let g = y.backward_with(Tensor::one_hot(&out, i));
+            wrt.iter().map(|v| g[*v].clone()).collect()
+        })
+        .collect()
 }
 
 /// Stacks row tensors (each of shape `inner`) into shape `outer ++ inner`.
@@ -189,9 +198,8 @@ where
     F: for<'t> Fn(Var<'t, T>) -> Var<'t, T>,
 {
     record(f, x, |_, v, y| {
-        let out = y.shape();
-        let rows = (0..numel(&out)).map(|i| y.backward_with(one_hot(&out, i))[v].clone());
-        stack_rows(&out, x.shape(), rows)
+        let rows = jacobian_rows(y, &[v]).into_iter().flatten();
+        stack_rows(&y.shape(), x.shape(), rows)
     })
 }
 
@@ -209,7 +217,7 @@ where
         let (u, jt_u) = transpose_map(tape, xv, y);
         let n = x.numel();
         let columns: Vec<Tensor<T>> = (0..n)
-            .map(|j| jt_u.backward_with(one_hot(x.shape(), j))[u].clone())
+            .map(|j| jt_u.backward_with(Tensor::one_hot(x.shape(), j))[u].clone())
             .collect();
         // Columns are J e_j; lay them out as rows of Jᵀ, then transpose.
         let m = numel(&out);
@@ -238,7 +246,7 @@ where
         let g = y.backward_recorded()[v];
         let rows = (0..x.numel()).map(|i| {
             if g.requires_grad() {
-                g.backward_with(one_hot(x.shape(), i))[v].clone()
+                g.backward_with(Tensor::one_hot(x.shape(), i))[v].clone()
             } else {
                 Tensor::zeros(x.shape())
             }

@@ -180,21 +180,16 @@ impl<'o> InteriorPoint<'o> {
             (rd, rg, at.h.clone())
         };
         let kkt = |rd: &DVector<f64>, rg: &DVector<f64>, rh: &DVector<f64>, comp: f64| {
-            rd.amax()
-                .max(if rg.is_empty() { 0.0 } else { rg.amax() })
-                .max(if rh.is_empty() { 0.0 } else { rh.amax() })
+            norm_inf(rd.as_slice())
+                .max(norm_inf(rg.as_slice()))
+                .max(norm_inf(rh.as_slice()))
                 .max(comp)
         };
 
         let termination = loop {
             let (rd, rg, rh) = residuals(&at, &s, &lam, &nu);
             let comp = s.component_mul(&lam);
-            let error = kkt(
-                &rd,
-                &rg,
-                &rh,
-                if comp.is_empty() { 0.0 } else { comp.amax() },
-            );
+            let error = kkt(&rd, &rg, &rh, norm_inf(comp.as_slice()));
             if error <= self.tol {
                 break Termination::GradientTolerance;
             }
@@ -203,16 +198,7 @@ impl<'o> InteriorPoint<'o> {
             }
             iterations += 1;
             // Shrink the barrier once its own problem is nearly solved.
-            let barrier_error = kkt(
-                &rd,
-                &rg,
-                &rh,
-                if comp.is_empty() {
-                    0.0
-                } else {
-                    comp.add_scalar(-mu).amax()
-                },
-            );
+            let barrier_error = kkt(&rd, &rg, &rh, norm_inf(comp.add_scalar(-mu).as_slice()));
             if barrier_error <= 10.0 * mu {
                 mu = (self.tol / 10.0).max((0.2 * mu).min(mu.powf(1.5)));
             }
@@ -318,12 +304,7 @@ impl<'o> InteriorPoint<'o> {
             equality_multipliers: nu.as_slice().to_vec(),
             active,
             constraint_violation: violation,
-            kkt_residual: kkt(
-                &rd,
-                &rg,
-                &rh,
-                if comp.is_empty() { 0.0 } else { comp.amax() },
-            ),
+            kkt_residual: kkt(&rd, &rg, &rh, norm_inf(comp.as_slice())),
             iterations,
             evaluations: ev.counts,
             termination,

@@ -94,16 +94,8 @@ pub(crate) fn values_and_jacobian(f: &Func<'_>, x: &[f64]) -> (DVector<f64>, DMa
     let tape = crate::Tape::new();
     let v = tape.var(tensor(x));
     let y = f(v);
-    let m = y.shape().iter().product::<usize>();
-    let mut jac = DMatrix::zeros(m, x.len());
-    for i in 0..m {
-        let mut seed = Tensor::zeros(y.shape());
-        seed.data_mut()[i] = 1.0;
-        let row = y.backward_with(seed);
-        for (j, d) in row[v].data().iter().enumerate() {
-            jac[(i, j)] = *d;
-        }
-    }
+    let rows = grad::jacobian_rows(y, &[v]);
+    let jac = DMatrix::from_fn(rows.len(), x.len(), |i, j| rows[i][0].data()[j]);
     (DVector::from_vec(y.value().to_vec()), jac)
 }
 

@@ -211,6 +211,19 @@ impl<T: Element> Tape<T> {
             .map(|at| names[at].1.to_string())
     }
 
+    /// Node `index`'s name, or `%index` if it has none.
+    pub(crate) fn label_of(&self, index: usize) -> String {
+        self.name_of(index).unwrap_or_else(|| format!("%{index}"))
+    }
+
+    /// An op's name; custom ops report the name their rule gives.
+    pub(crate) fn op_name(&self, op: &Op) -> &'static str {
+        match op {
+            Op::Custom(c) => self.custom_op(c.slot).name(),
+            op => op.name(),
+        }
+    }
+
     pub(crate) fn push_custom(&self, op: Rc<dyn ErasedCustomOp<T>>) -> u32 {
         let mut customs = self.customs.borrow_mut();
         customs.push(op);

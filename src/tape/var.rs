@@ -79,7 +79,11 @@ impl<'t, T: Element> Var<'t, T> {
     /// A short label for messages and traces: the name, or `%12` (the
     /// node's position on the tape) for an unnamed node.
     pub fn label(&self) -> String {
-        self.name().unwrap_or_else(|| format!("%{}", self.index))
+        if self.epoch == self.tape.epoch() {
+            self.tape.label_of(self.index as usize)
+        } else {
+            format!("%{}", self.index)
+        }
     }
 
     /// Panics unless `other` lives on the same tape (for binary ops).
@@ -137,10 +141,7 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn op_name(&self) -> &'static str {
         let i = self.index();
         let op = self.tape.nodes.borrow()[i].op;
-        match op {
-            crate::ops::Op::Custom(c) => self.tape.custom_op(c.slot).name(),
-            op => op.name(),
-        }
+        self.tape.op_name(&op)
     }
 
     /// The same value as a constant: gradients do not flow through it.

@@ -101,6 +101,20 @@ impl<T: Element> Tensor<T> {
         Self::full(shape, T::one())
     }
 
+    /// Zeros with a single 1 at flat (row-major) position `i`: the seed
+    /// that picks one row of a Jacobian.
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// assert_eq!(Tensor::<f64>::one_hot([2, 2], 2).data(), &[0.0, 0.0, 1.0, 0.0]);
+    /// ```
+    #[track_caller]
+    pub fn one_hot(shape: impl AsRef<[usize]>, i: usize) -> Self {
+        let mut t = Self::zeros(shape);
+        t.data_mut()[i] = T::one();
+        t
+    }
+
     /// `0, 1, …, n-1` as a 1-d tensor.
     pub fn arange(n: usize) -> Self {
         Self::from_fn([n], |i| T::from_usize(i[0]).unwrap())

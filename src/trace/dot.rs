@@ -37,7 +37,7 @@ pub fn to_dot<T: Element>(output: Var<'_, T>, grads: Option<&Gradients<'_, T>>) 
     let mut out =
         String::from("digraph tapegrad {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
     for (i, node) in nodes[..=root].iter().enumerate() {
-        let name = tape.name_of(i).unwrap_or_else(|| format!("%{i}"));
+        let name = tape.label_of(i);
         let grad = grads
             .and_then(|g| g.get_node(tape.id(), tape.epoch(), i))
             .map(|g| format!(" | grad {}", escape(&value(g))))
@@ -49,10 +49,7 @@ pub fn to_dot<T: Element>(output: Var<'_, T>, grads: Option<&Gradients<'_, T>>) 
             escape(&value(&node.value))
         );
         if node.n_inputs > 0 {
-            let op = match node.op {
-                crate::ops::Op::Custom(c) => tape.custom_op(c.slot).name(),
-                op => op.name(),
-            };
+            let op = tape.op_name(&node.op);
             let _ = writeln!(out, "  op{i} [shape=ellipse, label=\"{}\"];", escape(op));
             let _ = writeln!(out, "  op{i} -> n{i};");
             for &j in &edges[node.first_input as usize..][..node.n_inputs as usize] {

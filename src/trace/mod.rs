@@ -143,7 +143,6 @@ impl<'t, T: Element> Var<'t, T> {
         );
         let nodes = tape.nodes.borrow();
         let edges = tape.edges.borrow();
-        let label = |i: usize| tape.name_of(i).unwrap_or_else(|| format!("%{i}"));
         let mut steps = Vec::new();
         for i in (0..=root).rev() {
             let Some(global) = grads[i].clone() else {
@@ -157,18 +156,15 @@ impl<'t, T: Element> Var<'t, T> {
                 .filter(|c| c.0 == i)
                 .map(|(_, k, j, c)| InputStep {
                     node: *j,
-                    label: label(*j),
+                    label: tape.label_of(*j),
                     local: local_derivative(tape, &node.op, &xs, &node.value, *k),
                     contribution: c.clone(),
                 })
                 .collect();
-            let op = match node.op {
-                crate::ops::Op::Custom(c) => tape.custom_op(c.slot).name(),
-                op => op.name(),
-            };
+            let op = tape.op_name(&node.op);
             steps.push(Step {
                 node: i,
-                label: label(i),
+                label: tape.label_of(i),
                 op,
                 value: node.value.clone(),
                 global,
@@ -177,7 +173,7 @@ impl<'t, T: Element> Var<'t, T> {
             });
         }
         Trace {
-            output: label(root),
+            output: tape.label_of(root),
             steps,
         }
     }
@@ -193,11 +189,7 @@ fn local_derivative<T: Element>(
     k: usize,
 ) -> Local<T> {
     let (m, n) = (y.numel(), xs[k].numel());
-    let row = |i: usize| {
-        let mut seed = Tensor::zeros(y.shape());
-        seed.data_mut()[i] = T::one();
-        op.vjp(tape, xs, y, &seed, k)
-    };
+    let row = |i: usize| op.vjp(tape, xs, y, &Tensor::one_hot(y.shape(), i), k);
     if m == 1 && n == 1 {
         return Local::Scalar(row(0).item());
     }
