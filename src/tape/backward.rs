@@ -148,19 +148,21 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
                 *x = v.data()[0];
                 v.ndim() == 0
             });
-            if all_scalar
-                && node
-                    .op
-                    .scalar_local(&xs[..inputs.len()], node.value.data()[0], 0)
-                    .is_some()
-            {
-                let (gs, y) = (g.data()[0], node.value.data()[0]);
-                for (k, &j) in inputs.iter().enumerate() {
+            let n = inputs.len();
+            let y = node.value.data()[0];
+            // Every input's local derivative, or None for ops without a
+            // scalar rule (those take the general path below).
+            let locals: Option<SmallVec<[T; 2]>> = if all_scalar {
+                (0..n)
+                    .map(|k| node.op.scalar_local(&xs[..n], y, k))
+                    .collect()
+            } else {
+                None
+            };
+            if let Some(locals) = locals {
+                let gs = g.data()[0];
+                for (k, (&j, local)) in inputs.iter().zip(locals).enumerate() {
                     if nodes[j as usize].requires_grad {
-                        let local = node
-                            .op
-                            .scalar_local(&xs[..inputs.len()], y, k)
-                            .expect("checked above");
                         let c = gs * local;
                         match &mut before[j as usize] {
                             Some(acc) => acc.data_mut()[0] = acc.data()[0] + c,
