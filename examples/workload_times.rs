@@ -39,6 +39,18 @@ fn main() {
         println!("{{\"workload\": \"W1 N={n}\", \"loss\": {loss}}}");
         return;
     }
+    // `--w1-loop K`: W1 (N = 100,000) K times on one tape, for a profiler.
+    if let Some(i) = args.iter().position(|a| a == "--w1-loop") {
+        let k: usize = args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .expect("--w1-loop K");
+        let tape = Tape::<f64>::new();
+        for _ in 0..k {
+            w1(&tape, 100_000);
+        }
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let reps = |n: usize| if quick { 3 } else { n };
     let tape = Tape::<f64>::new();

@@ -21,9 +21,9 @@ pub fn w1(tape: &Tape<f64>, n: usize) -> (f64, f64, f64, f64) {
         bs.push(b);
     }
     let g = y.backward();
-    let sw: f64 = ws.iter().map(|w| g[*w].item()).sum();
-    let sb: f64 = bs.iter().map(|b| g[*b].item()).sum();
-    (y.item(), sw, sb, g[x].item())
+    let sw: f64 = ws.iter().map(|w| g.item(*w)).sum();
+    let sb: f64 = bs.iter().map(|b| g.item(*b)).sum();
+    (y.item(), sw, sb, g.item(x))
 }
 
 pub const W1_LOSS: f64 = 0.07579308632142281;
@@ -67,7 +67,7 @@ pub fn w1b_scalar_step(tape: &Tape<f64>, p: &mut [f64], xs: &[[f64; 2]], ts: &[f
     let loss = loss / 64.0;
     let g = loss.backward();
     for (w, v) in p.iter_mut().zip(&vars) {
-        *w -= 0.05 * g[*v].item();
+        *w -= 0.05 * g.item(*v);
     }
     loss.item()
 }

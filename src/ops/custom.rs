@@ -123,9 +123,11 @@ impl<T: Element> Tape<T> {
             );
         }
         let value = {
-            let nodes = self.nodes.borrow();
+            let arena = self.arena.borrow();
+            let vals: smallvec::SmallVec<[std::borrow::Cow<'_, Tensor<T>>; 4]> =
+                inputs.iter().map(|v| arena.value(v.index())).collect();
             let vals: smallvec::SmallVec<[&Tensor<T>; 4]> =
-                inputs.iter().map(|v| &nodes[v.index()].value).collect();
+                vals.iter().map(|v| v.as_ref()).collect();
             op.forward(&vals)
         };
         let slot = self.push_custom(Rc::new(op));

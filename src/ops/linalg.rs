@@ -101,9 +101,9 @@ impl<'t, T: Element> Var<'t, T> {
             shape_error("matmul", &[self, other], "batch sizes differ");
         }
         let v = {
-            let nodes = self.tape().nodes.borrow();
-            nodes[self.index()].value.matmul_t(
-                &nodes[other.index()].value,
+            let arena = self.tape().arena.borrow();
+            arena.value(self.index()).matmul_t(
+                &arena.value(other.index()),
                 transpose_self,
                 transpose_other,
             )

@@ -34,6 +34,7 @@ pub use algebra::{Algebra, Pointwise};
 pub use custom::{CustomOp, ErasedCustomOp};
 pub use unary::DEFAULT_LEAKY_SLOPE;
 
+use crate::tape::arena::NodeValue;
 use crate::tape::Var;
 use crate::tensor::{Element, Shape, Tensor};
 
@@ -245,8 +246,15 @@ op_table! {
 /// Records an elementwise op of one input.
 #[track_caller]
 pub(crate) fn record_unary<'t, T: Element, U: Unary>(op: Op, u: &U, x: Var<'t, T>) -> Var<'t, T> {
-    let value = x.with_value(|v| v.map(|e| u.f(e)));
-    x.tape().record(op, &[x], value)
+    let value = {
+        let arena = x.tape().arena.borrow();
+        let node = &arena.nodes[x.index()];
+        match node.as_scalar() {
+            Some(s) => NodeValue::Scalar(u.f(s)),
+            None => arena.tensors[node.tensor as usize].map(|e| u.f(e)).into(),
+        }
+    };
+    x.tape().record_value(op, &[x], value)
 }
 
 /// Records an elementwise op of two broadcasting inputs.
@@ -259,17 +267,24 @@ pub(crate) fn record_binary<'t, T: Element, B: Binary>(
 ) -> Var<'t, T> {
     a.same_tape(&b, B::NAME);
     let value = {
-        let nodes = a.tape().nodes.borrow();
-        let (va, vb) = (&nodes[a.index()].value, &nodes[b.index()].value);
-        match va.zip_map(vb, |p, q| bin.f(p, q)) {
-            Some(v) => v,
-            None => {
-                drop(nodes);
-                shape_error(B::NAME, &[a, b], "shapes do not broadcast")
+        let arena = a.tape().arena.borrow();
+        let (na, nb) = (&arena.nodes[a.index()], &arena.nodes[b.index()]);
+        if let (Some(p), Some(q)) = (na.as_scalar(), nb.as_scalar()) {
+            NodeValue::Scalar(bin.f(p, q))
+        } else {
+            match arena
+                .value(a.index())
+                .zip_map(&arena.value(b.index()), |p, q| bin.f(p, q))
+            {
+                Some(v) => v.into(),
+                None => {
+                    drop(arena);
+                    shape_error(B::NAME, &[a, b], "shapes do not broadcast")
+                }
             }
         }
     };
-    a.tape().record(op, &[a, b], value)
+    a.tape().record_value(op, &[a, b], value)
 }
 
 /// Panics with a message naming the op, each input and its shape.

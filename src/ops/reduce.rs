@@ -23,7 +23,8 @@ fn unreduce<T: Element, X: Algebra<T>>(
 /// every input element gets the output's gradient.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Sum {
-    pub(crate) axis: Option<usize>,
+    /// u32 keeps `Op` (and so every node) small.
+    pub(crate) axis: Option<u32>,
     pub(crate) keepdim: bool,
 }
 impl Rule for Sum {
@@ -32,7 +33,8 @@ impl Rule for Sum {
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
         let shape = xs[0].shape();
-        unreduce(g, &shape, self.axis, self.keepdim).broadcast_to(&shape)
+        let axis = self.axis.map(|a| a as usize);
+        unreduce(g, &shape, axis, self.keepdim).broadcast_to(&shape)
     }
 }
 
@@ -40,7 +42,8 @@ impl Rule for Sum {
 /// output's gradient divided by the count.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Mean {
-    pub(crate) axis: Option<usize>,
+    /// u32 keeps `Op` (and so every node) small.
+    pub(crate) axis: Option<u32>,
     pub(crate) keepdim: bool,
 }
 impl Rule for Mean {
@@ -49,11 +52,12 @@ impl Rule for Mean {
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
         let shape = xs[0].shape();
-        let n = match self.axis {
+        let axis = self.axis.map(|a| a as usize);
+        let n = match axis {
             Some(a) => shape[a],
             None => shape.iter().product(),
         };
-        unreduce(g, &shape, self.axis, self.keepdim)
+        unreduce(g, &shape, axis, self.keepdim)
             .broadcast_to(&shape)
             .scale(T::one() / T::from_usize(n).unwrap())
     }
@@ -138,7 +142,7 @@ impl<'t, T: Element> Var<'t, T> {
         let v = self.with_value(|v| v.sum_axis(axis, keepdim));
         self.tape().record(
             Op::Sum(Sum {
-                axis: Some(axis),
+                axis: Some(axis as u32),
                 keepdim,
             }),
             &[self],
@@ -173,7 +177,7 @@ impl<'t, T: Element> Var<'t, T> {
         });
         self.tape().record(
             Op::Mean(Mean {
-                axis: Some(axis),
+                axis: Some(axis as u32),
                 keepdim,
             }),
             &[self],

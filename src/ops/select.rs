@@ -90,9 +90,9 @@ impl<'t, T: Element> Var<'t, T> {
         mask.same_tape(&on_true, "where");
         mask.same_tape(&on_false, "where");
         let v = {
-            let nodes = mask.tape().nodes.borrow();
-            let val = |v: &Var<'t, T>| &nodes[v.index()].value;
-            select_forward(val(&mask), val(&on_true), val(&on_false))
+            let arena = mask.tape().arena.borrow();
+            let val = |v: &Var<'t, T>| arena.value(v.index());
+            select_forward(&val(&mask), &val(&on_true), &val(&on_false))
         };
         match v {
             Some(v) => mask

@@ -308,9 +308,11 @@ impl<'t, T: Element> Var<'t, T> {
             }
         }
         let v = {
-            let nodes = first.tape().nodes.borrow();
+            let arena = first.tape().arena.borrow();
+            let vals: smallvec::SmallVec<[std::borrow::Cow<'_, Tensor<T>>; 8]> =
+                parts.iter().map(|p| arena.value(p.index())).collect();
             let vals: smallvec::SmallVec<[&Tensor<T>; 8]> =
-                parts.iter().map(|p| &nodes[p.index()].value).collect();
+                vals.iter().map(|v| v.as_ref()).collect();
             Tensor::concat(&vals, axis)
         };
         first.tape().record(Op::Concat(Concat { axis }), parts, v)
@@ -337,10 +339,10 @@ impl<'t, T: Element> Var<'t, T> {
         let mut unit: Shape = s0.clone();
         unit.insert(axis, 1);
         let v = {
-            let nodes = first.tape().nodes.borrow();
+            let arena = first.tape().arena.borrow();
             let vals: Vec<Tensor<T>> = parts
                 .iter()
-                .map(|p| nodes[p.index()].value.reshape(&unit))
+                .map(|p| arena.value(p.index()).reshape(&unit))
                 .collect();
             let refs: Vec<&Tensor<T>> = vals.iter().collect();
             Tensor::concat(&refs, axis)

@@ -2,6 +2,8 @@
 //! hands its incoming global derivative to its op's rule, which returns the
 //! contribution for one input; contributions are summed (fan-out adds up).
 
+use super::arena::{Node, SCALAR};
+use super::gradients::GradSlots;
 use super::{GradVars, Gradients, Tape, Var};
 use crate::tensor::{Element, Tensor};
 use smallvec::SmallVec;
@@ -123,78 +125,146 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
     tape: &Tape<T>,
     root: usize,
     seed: Tensor<T>,
-    grads: &mut Vec<Option<Tensor<T>>>,
+    grads: &mut GradSlots<T>,
     mut visit: impl FnMut(usize, usize, usize, &Tensor<T>),
 ) {
-    let nodes = tape.nodes.borrow();
-    let edges = tape.edges.borrow();
-    grads.clear();
-    grads.resize_with(root + 1, || None);
-    grads[root] = Some(seed);
+    let arena = tape.arena.borrow();
+    let nodes = &arena.nodes;
+    grads.reset(root + 1, arena.tensors.len());
+    match nodes[root].as_scalar() {
+        Some(_) => {
+            grads.scalar[root] = seed.item();
+            grads.reached[root] = true;
+        }
+        None => grads.tensor[nodes[root].tensor as usize] = Some(seed),
+    }
     for i in (0..=root).rev() {
+        prefetch(nodes, i.wrapping_sub(PREFETCH_AHEAD));
         let node = &nodes[i];
-        if node.n_inputs == 0 || !node.requires_grad {
+        if !node.requires_grad {
             continue;
         }
-        let (before, rest) = grads.split_at_mut(i);
-        let Some(g) = &rest[0] else { continue };
-        let inputs = &edges[node.first_input as usize..][..node.n_inputs as usize];
-        // Scalar nodes of elementwise ops: local derivative times global,
-        // on plain numbers (the chapter's rule, without tensor temporaries).
-        if node.value.ndim() == 0 && inputs.len() <= 2 {
-            let mut xs = [T::zero(); 2];
-            let all_scalar = inputs.iter().zip(&mut xs).all(|(&j, x)| {
-                let v = &nodes[j as usize].value;
-                *x = v.data()[0];
-                v.ndim() == 0
-            });
-            let n = inputs.len();
-            let y = node.value.data()[0];
-            // Every input's local derivative, or None for ops without a
-            // scalar rule (those take the general path below).
-            let locals: Option<SmallVec<[T; 2]>> = if all_scalar {
-                (0..n)
-                    .map(|k| node.op.scalar_local(&xs[..n], y, k))
-                    .collect()
-            } else {
-                None
-            };
-            if let Some(locals) = locals {
-                let gs = g.data()[0];
-                for (k, (&j, local)) in inputs.iter().zip(locals).enumerate() {
-                    if nodes[j as usize].requires_grad {
-                        let c = gs * local;
-                        match &mut before[j as usize] {
-                            Some(acc) => acc.data_mut()[0] = acc.data()[0] + c,
-                            slot => *slot = Some(Tensor::scalar(c)),
-                        }
-                        if VISIT {
-                            visit(i, k, j as usize, &Tensor::scalar(c));
-                        }
-                    }
-                }
-                continue;
-            }
+        if node.is_leaf() {
+            // A scalar leaf's gradient is its slot, zero if never reached.
+            grads.reached[i] = node.tensor == SCALAR;
+            continue;
         }
-        let xs: SmallVec<[&Tensor<T>; 4]> =
-            inputs.iter().map(|&j| &nodes[j as usize].value).collect();
+        let inputs = arena.inputs(i);
+        // The node's global derivative: a number or a tensor slot.
+        let g = match node.as_scalar() {
+            Some(y) => {
+                if !grads.reached[i] {
+                    continue;
+                }
+                let gs = grads.scalar[i];
+                // Elementwise op on scalars: local derivative times global,
+                // on plain numbers (the chapter's rule, no tensors at all).
+                if scalar_step::<T, VISIT>(nodes, inputs, i, y, gs, grads, &mut visit) {
+                    continue;
+                }
+                Tensor::scalar(gs)
+            }
+            None => match grads.tensor[node.tensor as usize].take() {
+                Some(g) => g,
+                None => continue,
+            },
+        };
+        let xs: SmallVec<[std::borrow::Cow<'_, Tensor<T>>; 4]> =
+            inputs.iter().map(|&j| arena.value(j as usize)).collect();
+        let xs: SmallVec<[&Tensor<T>; 4]> = xs.iter().map(|x| x.as_ref()).collect();
+        let y = arena.value(i);
         for (k, &j) in inputs.iter().enumerate() {
-            if nodes[j as usize].requires_grad {
-                let c = node.op.vjp(tape, &xs, &node.value, g, k);
+            let input = &nodes[j as usize];
+            if input.requires_grad {
+                let c = node.op.vjp(tape, &xs, &y, &g, k);
                 if VISIT {
                     visit(i, k, j as usize, &c);
                 }
-                accumulate(&mut before[j as usize], c);
+                match input.as_scalar() {
+                    Some(_) => {
+                        grads.scalar[j as usize] = grads.scalar[j as usize] + c.item();
+                        grads.reached[j as usize] = true;
+                    }
+                    None => accumulate(&mut grads.tensor[input.tensor as usize], c),
+                }
+            }
+        }
+        if node.as_scalar().is_none() {
+            grads.tensor[node.tensor as usize] = Some(g);
+        }
+    }
+    // Tensor leaves that need a gradient but do not reach the output get
+    // zeros, as in JAX, rather than a missing entry (scalar leaves read 0).
+    for (slot, &owner) in arena.owners.iter().enumerate() {
+        let node = &nodes[owner as usize];
+        if owner as usize <= root && node.is_leaf() && node.requires_grad {
+            grads.tensor[slot].get_or_insert_with(|| Tensor::zeros(arena.tensors[slot].shape()));
+        }
+    }
+}
+
+/// How many nodes ahead of the walk to ask the CPU to fetch: the walk runs
+/// backwards through memory, which hardware prefetchers follow poorly, and
+/// scalar nodes take ~10 ns each, so a few hundred bytes ahead is enough.
+const PREFETCH_AHEAD: usize = 12;
+
+#[inline(always)]
+fn prefetch<T: Element>(nodes: &[Node<T>], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(n) = nodes.get(i) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch only
+        // hints the cache (it never faults; `n` is a valid reference).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((n as *const Node<T>).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (nodes, i);
+}
+
+/// The scalar fast path of the walk: if node `i` and all its inputs are
+/// scalars and its op has a scalar rule, passes `gs · ∂y/∂x_k` to each input
+/// and returns true.
+#[inline]
+fn scalar_step<T: Element, const VISIT: bool>(
+    nodes: &[Node<T>],
+    inputs: &[u32],
+    i: usize,
+    y: T,
+    gs: T,
+    grads: &mut GradSlots<T>,
+    visit: &mut impl FnMut(usize, usize, usize, &Tensor<T>),
+) -> bool {
+    let n = inputs.len();
+    if n > 2 {
+        return false;
+    }
+    let mut xs = [T::zero(); 2];
+    for (x, &j) in xs.iter_mut().zip(inputs) {
+        match nodes[j as usize].as_scalar() {
+            Some(v) => *x = v,
+            None => return false,
+        }
+    }
+    let op = &nodes[i].op;
+    let mut locals = [T::zero(); 2];
+    for (k, local) in locals[..n].iter_mut().enumerate() {
+        match op.scalar_local(&xs[..n], y, k) {
+            Some(l) => *local = l,
+            None => return false,
+        }
+    }
+    for (k, (&j, local)) in inputs.iter().zip(locals).enumerate() {
+        let j = j as usize;
+        if nodes[j].requires_grad {
+            let c = gs * local;
+            grads.scalar[j] = grads.scalar[j] + c;
+            grads.reached[j] = true;
+            if VISIT {
+                visit(i, k, j, &Tensor::scalar(c));
             }
         }
     }
-    // Leaves that need a gradient but do not reach the output get zeros,
-    // as in JAX, rather than a missing entry.
-    for (i, node) in nodes[..=root].iter().enumerate() {
-        if node.n_inputs == 0 && node.requires_grad && grads[i].is_none() {
-            grads[i] = Some(Tensor::zeros(node.value.shape()));
-        }
-    }
+    true
 }
 
 fn walk_recorded<'t, T: Element>(
@@ -208,17 +278,15 @@ fn walk_recorded<'t, T: Element>(
     for i in (0..=root).rev() {
         // Copy what the rule needs, then release the borrow: the rule records.
         let (op, inputs, needs) = {
-            let nodes = tape.nodes.borrow();
-            let node = &nodes[i];
+            let arena = tape.arena.borrow();
+            let node = &arena.nodes[i];
             if node.n_inputs == 0 || !node.requires_grad {
                 continue;
             }
-            let edges = tape.edges.borrow();
-            let inputs: SmallVec<[u32; 4]> =
-                edges[node.first_input as usize..][..node.n_inputs as usize].into();
+            let inputs: SmallVec<[u32; 4]> = arena.inputs(i).into();
             let needs: SmallVec<[bool; 4]> = inputs
                 .iter()
-                .map(|&j| nodes[j as usize].requires_grad)
+                .map(|&j| arena.nodes[j as usize].requires_grad)
                 .collect();
             (node.op, inputs, needs)
         };
@@ -241,10 +309,11 @@ fn walk_recorded<'t, T: Element>(
         }
     }
     let leaves: Vec<(usize, crate::tensor::Shape)> = {
-        let nodes = tape.nodes.borrow();
+        let arena = tape.arena.borrow();
+        let nodes = &arena.nodes;
         (0..=root)
-            .filter(|&i| nodes[i].n_inputs == 0 && nodes[i].requires_grad && grads[i].is_none())
-            .map(|i| (i, nodes[i].value.shape().into()))
+            .filter(|&i| nodes[i].is_leaf() && nodes[i].requires_grad && grads[i].is_none())
+            .map(|i| (i, arena.value(i).shape().into()))
             .collect()
     };
     for (i, shape) in leaves {

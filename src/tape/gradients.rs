@@ -1,28 +1,112 @@
 //! The results of a backward walk, indexed by the [`Var`]s they belong to.
 
+use super::arena::Arena;
 use super::{Tape, Var};
 use crate::tensor::{Element, Tensor};
+use elsa::FrozenMap;
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::ops::Index;
 
-/// Gradients from [`Var::backward`]: one tensor per node that needs one,
-/// indexed by [`Var`]. A leaf that requires a gradient but does not reach the
-/// output has a zero gradient.
+/// The walk's gradient storage: one number per node for scalar nodes (a
+/// dense array, no tensor per node) and one optional tensor per tensor slot.
+pub(crate) struct GradSlots<T: Element> {
+    /// Gradient of each scalar node, by node index (0 until reached).
+    pub(crate) scalar: Vec<T>,
+    /// Whether `scalar[i]` is node `i`'s gradient: a scalar node that needs
+    /// a gradient and was reached by the walk, or is a leaf.
+    pub(crate) reached: Vec<bool>,
+    /// Gradient of each tensor node, by its value's slot.
+    pub(crate) tensor: Vec<Option<Tensor<T>>>,
+    /// 0-d tensors handed out by reference for scalar nodes (and changed
+    /// through `get_node_mut`); they take precedence over `scalar`.
+    boxed: FrozenMap<u32, Box<Tensor<T>>>,
+    /// Boxes of earlier steps, reused so that reading a scalar parameter's
+    /// gradient as a tensor does not allocate in a steady training loop.
+    spare_boxes: RefCell<Vec<Box<Tensor<T>>>>,
+}
+
+impl<T: Element> Default for GradSlots<T> {
+    fn default() -> Self {
+        GradSlots {
+            scalar: Vec::new(),
+            reached: Vec::new(),
+            tensor: Vec::new(),
+            boxed: FrozenMap::new(),
+            spare_boxes: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl<T: Element> GradSlots<T> {
+    pub(crate) fn clear(&mut self) {
+        self.scalar.clear();
+        self.reached.clear();
+        self.tensor.clear();
+        let spare = self.spare_boxes.get_mut();
+        spare.extend(self.boxed.as_mut().drain().map(|(_, b)| b));
+    }
+
+    /// A 0-d tensor holding `g`, at a stable address, for node `i`.
+    fn boxed(&self, i: usize, g: T) -> &Tensor<T> {
+        let b = match self.spare_boxes.borrow_mut().pop() {
+            Some(mut b) => {
+                *b = Tensor::scalar(g);
+                b
+            }
+            None => Box::new(Tensor::scalar(g)),
+        };
+        self.boxed.insert(i as u32, b)
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.scalar.capacity() + self.tensor.capacity()
+    }
+
+    /// Empty slots for nodes `0..nodes` and tensor slots `0..tensors`.
+    pub(crate) fn reset(&mut self, nodes: usize, tensors: usize) {
+        self.clear();
+        self.scalar.resize(nodes, T::zero());
+        self.reached.resize(nodes, false);
+        self.tensor.resize_with(tensors, || None);
+    }
+
+    /// Node `i`'s gradient, if it has one: a node that needs a gradient and
+    /// was reached by the walk, or any leaf that needs one (a zero gradient
+    /// if the output does not depend on it).
+    pub(crate) fn get<'a>(&'a self, arena: &Arena<T>, i: usize) -> Option<Cow<'a, Tensor<T>>> {
+        if i >= self.scalar.len() {
+            return None;
+        }
+        if self.reached[i] {
+            return Some(Cow::Owned(Tensor::scalar(self.scalar[i])));
+        }
+        let slot = arena.nodes[i].tensor as usize;
+        self.tensor.get(slot)?.as_ref().map(Cow::Borrowed)
+    }
+}
+
+/// Gradients from [`Var::backward`]: one per node that needs one, indexed by
+/// [`Var`]. A leaf that requires a gradient but does not reach the output has
+/// a zero gradient.
 ///
+/// A scalar node's gradient is stored as a plain number: read it with
+/// [`Gradients::item`]; `grads[x]` builds a 0-d tensor for it on first use.
 /// Dropping it hands its storage back to the tape for the next step.
 pub struct Gradients<'t, T: Element> {
     tape: &'t Tape<T>,
     tape_id: u64,
     epoch: u32,
-    grads: Vec<Option<Tensor<T>>>,
+    slots: GradSlots<T>,
 }
 
 impl<'t, T: Element> Gradients<'t, T> {
-    pub(crate) fn new(tape: &'t Tape<T>, grads: Vec<Option<Tensor<T>>>) -> Self {
+    pub(crate) fn new(tape: &'t Tape<T>, slots: GradSlots<T>) -> Self {
         Gradients {
             tape,
             tape_id: tape.id(),
             epoch: tape.epoch(),
-            grads,
+            slots,
         }
     }
 
@@ -31,7 +115,30 @@ impl<'t, T: Element> Gradients<'t, T> {
     #[track_caller]
     pub fn get(&self, v: Var<'_, T>) -> Option<&Tensor<T>> {
         self.check(&v);
-        self.grads.get(v.index()).and_then(|g| g.as_ref())
+        self.node(v.index())
+    }
+
+    /// The gradient of a one-element `v` as a number, without building a
+    /// tensor (the fast way to read scalar graphs).
+    ///
+    /// # Panics
+    /// If `v` has no gradient or more than one element.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(3.0);
+    /// let g = (x * x).backward();
+    /// assert_eq!(g.item(x), 6.0);
+    /// ```
+    #[track_caller]
+    pub fn item(&self, v: Var<'_, T>) -> T {
+        self.check(&v);
+        let i = v.index();
+        if self.slots.boxed.is_empty() && self.slots.reached.get(i) == Some(&true) {
+            return self.slots.scalar[i];
+        }
+        self[v].item()
     }
 
     /// The gradient of the node at `index`, if these gradients come from
@@ -40,7 +147,18 @@ impl<'t, T: Element> Gradients<'t, T> {
         if tape_id != self.tape_id || epoch != self.epoch {
             return None;
         }
-        self.grads.get(index).and_then(|g| g.as_ref())
+        self.node(index)
+    }
+
+    fn node(&self, i: usize) -> Option<&Tensor<T>> {
+        if let Some(t) = self.slots.boxed.get(&(i as u32)) {
+            return Some(t);
+        }
+        let arena = self.tape.arena.borrow();
+        match self.slots.get(&arena, i)? {
+            Cow::Borrowed(t) => Some(t),
+            Cow::Owned(t) => Some(self.slots.boxed(i, t.item())),
+        }
     }
 
     /// Mutable form of [`Gradients::get_node`] (for gradient clipping).
@@ -53,7 +171,24 @@ impl<'t, T: Element> Gradients<'t, T> {
         if tape_id != self.tape_id || epoch != self.epoch {
             return None;
         }
-        self.grads.get_mut(index).and_then(|g| g.as_mut())
+        let arena = self.tape.arena.borrow();
+        let node = *arena.nodes.get(index)?;
+        if node.as_scalar().is_some() {
+            let g = self.slots.get(&arena, index)?.item();
+            drop(arena);
+            self.slots.boxed(index, g);
+            return self
+                .slots
+                .boxed
+                .as_mut()
+                .get_mut(&(index as u32))
+                .map(|b| &mut **b);
+        }
+        drop(arena);
+        if index >= self.slots.scalar.len() {
+            return None;
+        }
+        self.slots.tensor.get_mut(node.tensor as usize)?.as_mut()
     }
 
     #[track_caller]
@@ -93,7 +228,7 @@ impl<T: Element> Index<Var<'_, T>> for Gradients<'_, T> {
 
 impl<T: Element> Drop for Gradients<'_, T> {
     fn drop(&mut self) {
-        self.tape.give_spare(std::mem::take(&mut self.grads));
+        self.tape.give_spare(std::mem::take(&mut self.slots));
     }
 }
 

@@ -1,6 +1,7 @@
 //! The tape: an arena of nodes in record order, the [`Var`] handles that
 //! point into it, and the backward walk.
 
+pub(crate) mod arena;
 pub(crate) mod backward;
 mod gradients;
 mod var;
@@ -10,19 +11,12 @@ pub use var::Var;
 
 use crate::ops::{ErasedCustomOp, Op};
 use crate::tensor::{Element, Tensor};
+use arena::Arena;
+pub use arena::NodeValue;
+pub(crate) use gradients::GradSlots;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// One recorded operation: what it was, its inputs (a range of the tape's
-/// edge list), and its forward value.
-pub(crate) struct Node<T: Element> {
-    pub(crate) op: Op,
-    pub(crate) value: Tensor<T>,
-    pub(crate) first_input: u32,
-    pub(crate) n_inputs: u32,
-    pub(crate) requires_grad: bool,
-}
 
 /// Records operations on scalars and tensors so that their derivatives can
 /// be computed by [`Var::backward`].
@@ -43,11 +37,10 @@ pub(crate) struct Node<T: Element> {
 pub struct Tape<T: Element = f32> {
     id: u64,
     epoch: Cell<u32>,
-    pub(crate) nodes: RefCell<Vec<Node<T>>>,
-    pub(crate) edges: RefCell<Vec<u32>>,
+    pub(crate) arena: RefCell<Arena<T>>,
     grad_enabled: Cell<bool>,
-    /// The gradient slots of the last dropped [`Gradients`], kept for reuse.
-    spare: RefCell<Vec<Option<Tensor<T>>>>,
+    /// The gradient storage of the last dropped [`Gradients`], kept for reuse.
+    spare: RefCell<GradSlots<T>>,
     /// The rules of the custom ops recorded since the last reset.
     customs: RefCell<Vec<Rc<dyn ErasedCustomOp<T>>>>,
     /// Names given with `Var::named`, by node index (sorted).
@@ -68,10 +61,9 @@ impl<T: Element> Tape<T> {
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             epoch: Cell::new(0),
-            nodes: RefCell::new(Vec::new()),
-            edges: RefCell::new(Vec::new()),
+            arena: RefCell::new(Arena::default()),
             grad_enabled: Cell::new(true),
-            spare: RefCell::new(Vec::new()),
+            spare: RefCell::new(GradSlots::default()),
             customs: RefCell::new(Vec::new()),
             names: RefCell::new(Vec::new()),
         }
@@ -88,13 +80,13 @@ impl<T: Element> Tape<T> {
     /// assert_eq!(m.shape().as_slice(), &[2, 3]);
     /// # let _ = s;
     /// ```
-    pub fn var(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
+    pub fn var(&self, value: impl Into<NodeValue<T>>) -> Var<'_, T> {
         let requires = self.grad_enabled.get();
         self.push_node(Op::Leaf, &[], value.into(), Some(requires))
     }
 
     /// A leaf that never gets a gradient (data, targets, fixed numbers).
-    pub fn constant(&self, value: impl Into<Tensor<T>>) -> Var<'_, T> {
+    pub fn constant(&self, value: impl Into<NodeValue<T>>) -> Var<'_, T> {
         self.push_node(Op::Constant, &[], value.into(), Some(false))
     }
 
@@ -128,8 +120,7 @@ impl<T: Element> Tape<T> {
     /// that records the same shapes each step stops allocating. Handles
     /// from before the reset become stale: using one panics.
     pub fn reset(&self) {
-        self.nodes.borrow_mut().clear();
-        self.edges.borrow_mut().clear();
+        self.arena.borrow_mut().clear();
         self.customs.borrow_mut().clear();
         self.names.borrow_mut().clear();
         self.epoch.set(self.epoch.get().wrapping_add(1));
@@ -137,7 +128,7 @@ impl<T: Element> Tape<T> {
 
     /// Number of recorded nodes.
     pub fn len(&self) -> usize {
-        self.nodes.borrow().len()
+        self.arena.borrow().nodes.len()
     }
 
     /// True if nothing has been recorded since creation or the last reset.
@@ -158,6 +149,17 @@ impl<T: Element> Tape<T> {
     /// leaf, the node still keeps its inputs (for pictures and traces)
     /// unless recording is off.
     pub(crate) fn record(&self, op: Op, inputs: &[Var<'_, T>], value: Tensor<T>) -> Var<'_, T> {
+        self.record_value(op, inputs, value.into())
+    }
+
+    /// [`Tape::record`] for a value that may be a plain scalar.
+    #[inline(always)]
+    pub(crate) fn record_value(
+        &self,
+        op: Op,
+        inputs: &[Var<'_, T>],
+        value: NodeValue<T>,
+    ) -> Var<'_, T> {
         if !self.grad_enabled.get() {
             return self.push_node(Op::Constant, &[], value, None);
         }
@@ -166,32 +168,20 @@ impl<T: Element> Tape<T> {
 
     /// Appends a node. `requires_grad` is given for leaves; for ops it is
     /// derived from the inputs under the same borrow as the push.
+    #[inline(always)]
     fn push_node(
         &self,
         op: Op,
         inputs: &[Var<'_, T>],
-        value: Tensor<T>,
+        value: NodeValue<T>,
         requires_grad: Option<bool>,
     ) -> Var<'_, T> {
-        let mut nodes = self.nodes.borrow_mut();
-        let mut edges = self.edges.borrow_mut();
-        let first_input = edges.len() as u32;
-        let mut requires = requires_grad.unwrap_or(false);
-        for v in inputs {
-            let j = v.index();
-            requires |= nodes[j].requires_grad;
-            edges.push(j as u32);
-        }
-        let index = nodes.len();
-        assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
-        nodes.push(Node {
-            op,
-            value,
-            first_input,
-            n_inputs: inputs.len() as u32,
-            requires_grad: requires,
-        });
-        Var::from_parts(self, index as u32, self.epoch.get())
+        let inputs = inputs.iter().map(|v| v.index() as u32);
+        let index = self
+            .arena
+            .borrow_mut()
+            .push(op, inputs, value, requires_grad);
+        Var::from_parts(self, index, self.epoch.get())
     }
 
     pub(crate) fn set_name(&self, index: u32, name: &str) {
@@ -234,11 +224,11 @@ impl<T: Element> Tape<T> {
         self.customs.borrow()[slot as usize].clone()
     }
 
-    pub(crate) fn take_spare(&self) -> Vec<Option<Tensor<T>>> {
+    pub(crate) fn take_spare(&self) -> GradSlots<T> {
         std::mem::take(&mut *self.spare.borrow_mut())
     }
 
-    pub(crate) fn give_spare(&self, mut slots: Vec<Option<Tensor<T>>>) {
+    pub(crate) fn give_spare(&self, mut slots: GradSlots<T>) {
         slots.clear();
         let mut spare = self.spare.borrow_mut();
         if slots.capacity() > spare.capacity() {

@@ -105,7 +105,7 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
         let i = self.index();
-        f(&self.tape.nodes.borrow()[i].value)
+        f(&self.tape.arena.borrow().value(i))
     }
 
     /// A copy of the forward value.
@@ -133,14 +133,14 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn requires_grad(&self) -> bool {
         let i = self.index();
-        self.tape.nodes.borrow()[i].requires_grad
+        self.tape.arena.borrow().nodes[i].requires_grad
     }
 
     /// The name of the op that produced this node (`"tanh"`, `"leaf"`, …).
     #[track_caller]
     pub fn op_name(&self) -> &'static str {
         let i = self.index();
-        let op = self.tape.nodes.borrow()[i].op;
+        let op = self.tape.arena.borrow().nodes[i].op;
         self.tape.op_name(&op)
     }
 

@@ -32,11 +32,10 @@ fn escape(s: &str) -> String {
 pub fn to_dot<T: Element>(output: Var<'_, T>, grads: Option<&Gradients<'_, T>>) -> String {
     let tape = output.tape();
     let root = output.index();
-    let nodes = tape.nodes.borrow();
-    let edges = tape.edges.borrow();
+    let arena = tape.arena.borrow();
     let mut out =
         String::from("digraph tapegrad {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
-    for (i, node) in nodes[..=root].iter().enumerate() {
+    for (i, node) in arena.nodes[..=root].iter().enumerate() {
         let name = tape.label_of(i);
         let grad = grads
             .and_then(|g| g.get_node(tape.id(), tape.epoch(), i))
@@ -46,13 +45,13 @@ pub fn to_dot<T: Element>(output: Var<'_, T>, grads: Option<&Gradients<'_, T>>) 
             out,
             "  n{i} [shape=record, label=\"{{ {} | value {}{grad} }}\"];",
             escape(&name),
-            escape(&value(&node.value))
+            escape(&value(&arena.value(i)))
         );
         if node.n_inputs > 0 {
             let op = tape.op_name(&node.op);
             let _ = writeln!(out, "  op{i} [shape=ellipse, label=\"{}\"];", escape(op));
             let _ = writeln!(out, "  op{i} -> n{i};");
-            for &j in &edges[node.first_input as usize..][..node.n_inputs as usize] {
+            for &j in arena.inputs(i) {
                 let _ = writeln!(out, "  n{j} -> op{i};");
             }
         }

@@ -131,7 +131,7 @@ impl<'t, T: Element> Var<'t, T> {
         let tape = self.tape();
         let root = self.index();
         let mut contributions: Vec<(usize, usize, usize, Tensor<T>)> = Vec::new();
-        let mut grads = Vec::new();
+        let mut grads = crate::tape::GradSlots::default();
         walk_eager::<T, true>(
             tape,
             root,
@@ -141,23 +141,27 @@ impl<'t, T: Element> Var<'t, T> {
                 contributions.push((node, k, input, c.clone()));
             },
         );
-        let nodes = tape.nodes.borrow();
-        let edges = tape.edges.borrow();
+        let arena = tape.arena.borrow();
         let mut steps = Vec::new();
         for i in (0..=root).rev() {
-            let Some(global) = grads[i].clone() else {
+            let Some(global) = grads.get(&arena, i).map(|g| g.into_owned()) else {
                 continue;
             };
-            let node = &nodes[i];
-            let ins = &edges[node.first_input as usize..][..node.n_inputs as usize];
-            let xs: Vec<&Tensor<T>> = ins.iter().map(|&j| &nodes[j as usize].value).collect();
+            let node = &arena.nodes[i];
+            let value = arena.value(i);
+            let xs: Vec<_> = arena
+                .inputs(i)
+                .iter()
+                .map(|&j| arena.value(j as usize))
+                .collect();
+            let xs: Vec<&Tensor<T>> = xs.iter().map(|x| x.as_ref()).collect();
             let inputs = contributions
                 .iter()
                 .filter(|c| c.0 == i)
                 .map(|(_, k, j, c)| InputStep {
                     node: *j,
                     label: tape.label_of(*j),
-                    local: local_derivative(tape, &node.op, &xs, &node.value, *k),
+                    local: local_derivative(tape, &node.op, &xs, &value, *k),
                     contribution: c.clone(),
                 })
                 .collect();
@@ -166,7 +170,7 @@ impl<'t, T: Element> Var<'t, T> {
                 node: i,
                 label: tape.label_of(i),
                 op,
-                value: node.value.clone(),
+                value: value.into_owned(),
                 global,
                 received: contributions.iter().filter(|c| c.2 == i).count(),
                 inputs,

@@ -1,0 +1,182 @@
+//! The tape's storage: nodes in record order, their input lists, and the
+//! values of the nodes that hold tensors.
+//!
+//! Most nodes of a scalar graph (the chapter's networks, W1's chain) hold
+//! one number, so a node keeps a scalar value inline and refers to a tensor
+//! by slot only when it has one. A scalar node is then 48 bytes (f64) with
+//! no heap storage of its own, and its gradient is one number in a dense
+//! array (see [`super::Gradients`]).
+
+use crate::ops::Op;
+use crate::tensor::{Element, Tensor};
+use std::borrow::Cow;
+
+/// `Node::tensor` of a node whose value is the scalar in `Node::scalar`.
+pub(crate) const SCALAR: u32 = u32::MAX;
+
+/// One recorded operation: what it was, its inputs (a range of the edge
+/// list), and where its forward value lives.
+#[derive(Clone, Copy)]
+pub(crate) struct Node<T: Element> {
+    pub(crate) op: Op,
+    /// The value of a scalar node (0-d); unused for tensor nodes.
+    pub(crate) scalar: T,
+    /// The slot of the value in `Arena::tensors`, or [`SCALAR`].
+    pub(crate) tensor: u32,
+    pub(crate) first_input: u32,
+    pub(crate) n_inputs: u32,
+    pub(crate) requires_grad: bool,
+}
+
+impl<T: Element> Node<T> {
+    /// The scalar value, if the node holds one.
+    #[inline]
+    pub(crate) fn as_scalar(&self) -> Option<T> {
+        (self.tensor == SCALAR).then_some(self.scalar)
+    }
+
+    pub(crate) fn is_leaf(&self) -> bool {
+        self.n_inputs == 0
+    }
+}
+
+/// What a new leaf holds: one number (stored inline in its node, the
+/// cheap case for scalar graphs) or a tensor. [`crate::Tape::var`] and
+/// [`crate::Tape::constant`] take anything that converts into it.
+///
+/// ```
+/// use tapegrad::{tape::NodeValue, Tensor};
+/// assert!(matches!(NodeValue::from(2.0f64), NodeValue::Scalar(_)));
+/// // A 0-d tensor is stored as a scalar too.
+/// assert!(matches!(NodeValue::from(Tensor::scalar(2.0f64)), NodeValue::Scalar(_)));
+/// ```
+#[derive(Clone, Debug)]
+pub enum NodeValue<T: Element> {
+    /// One number.
+    Scalar(T),
+    /// A tensor of one or more dimensions.
+    Tensor(Tensor<T>),
+}
+
+impl<T: Element> From<T> for NodeValue<T> {
+    fn from(v: T) -> Self {
+        NodeValue::Scalar(v)
+    }
+}
+
+impl<T: Element> From<Tensor<T>> for NodeValue<T> {
+    /// A 0-d tensor is stored as a scalar.
+    fn from(t: Tensor<T>) -> Self {
+        if t.ndim() == 0 {
+            NodeValue::Scalar(t.item())
+        } else {
+            NodeValue::Tensor(t)
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Arena<T: Element> {
+    pub(crate) nodes: Vec<Node<T>>,
+    pub(crate) edges: Vec<u32>,
+    pub(crate) tensors: Vec<Tensor<T>>,
+    /// The node that holds each tensor slot.
+    pub(crate) owners: Vec<u32>,
+}
+
+impl<T: Element> Arena<T> {
+    pub(crate) fn clear(&mut self) {
+        self.nodes.clear();
+        self.edges.clear();
+        self.tensors.clear();
+        self.owners.clear();
+    }
+
+    /// Node `i`'s inputs.
+    #[inline]
+    pub(crate) fn inputs(&self, i: usize) -> &[u32] {
+        let n = &self.nodes[i];
+        &self.edges[n.first_input as usize..][..n.n_inputs as usize]
+    }
+
+    /// Node `i`'s value as a tensor: borrowed for tensor nodes, a 0-d
+    /// tensor (no heap storage) for scalar nodes.
+    #[inline]
+    pub(crate) fn value(&self, i: usize) -> Cow<'_, Tensor<T>> {
+        let n = &self.nodes[i];
+        match n.as_scalar() {
+            Some(s) => Cow::Owned(Tensor::scalar(s)),
+            None => Cow::Borrowed(&self.tensors[n.tensor as usize]),
+        }
+    }
+
+    /// Appends a node; `requires_grad` is given for leaves, and for ops is
+    /// derived from the inputs.
+    #[inline(always)]
+    pub(crate) fn push(
+        &mut self,
+        op: Op,
+        inputs: impl ExactSizeIterator<Item = u32>,
+        value: NodeValue<T>,
+        requires_grad: Option<bool>,
+    ) -> u32 {
+        let index = self.nodes.len();
+        assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
+        let first_input = self.edges.len() as u32;
+        let n_inputs = inputs.len() as u32;
+        let mut requires = requires_grad.unwrap_or(false);
+        for j in inputs {
+            requires |= self.nodes[j as usize].requires_grad;
+            self.edges.push(j);
+        }
+        let (scalar, tensor) = match value {
+            NodeValue::Scalar(s) => (s, SCALAR),
+            NodeValue::Tensor(t) => {
+                self.tensors.push(t);
+                self.owners.push(index as u32);
+                (T::zero(), (self.tensors.len() - 1) as u32)
+            }
+        };
+        self.nodes.push(Node {
+            op,
+            scalar,
+            tensor,
+            first_input,
+            n_inputs,
+            requires_grad: requires,
+        });
+        index as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scalar_node_stays_small() {
+        // Keeps W1's memory in check: see docs/performance.md.
+        assert!(std::mem::size_of::<Node<f64>>() <= 48);
+    }
+
+    #[test]
+    fn zero_dim_tensors_are_stored_inline() {
+        let mut a = Arena::<f64>::default();
+        let s = a.push(
+            Op::Leaf,
+            [].into_iter(),
+            Tensor::scalar(2.0).into(),
+            Some(true),
+        );
+        let t = a.push(
+            Op::Leaf,
+            [].into_iter(),
+            Tensor::from_vec(vec![1.0], [1]).into(),
+            Some(true),
+        );
+        assert_eq!(a.nodes[s as usize].as_scalar(), Some(2.0));
+        assert_eq!(a.nodes[t as usize].as_scalar(), None);
+        assert_eq!(a.value(t as usize).shape(), &[1]);
+        assert_eq!(a.tensors.len(), 1);
+    }
+}
