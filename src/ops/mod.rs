@@ -34,8 +34,8 @@ pub use algebra::{Algebra, Pointwise};
 pub use custom::{CustomOp, ErasedCustomOp};
 pub use unary::DEFAULT_LEAKY_SLOPE;
 
-use crate::tape::arena::NodeValue;
 use crate::tape::Var;
+use crate::tape::{Arena, NodeValue};
 use crate::tensor::{Element, Shape, Tensor};
 
 /// A vector-Jacobian product rule.
@@ -245,20 +245,22 @@ op_table! {
 
 /// Records an elementwise op of one input.
 #[track_caller]
+#[inline(always)]
 pub(crate) fn record_unary<'t, T: Element, U: Unary>(op: Op, u: &U, x: Var<'t, T>) -> Var<'t, T> {
-    let value = {
-        let arena = x.tape().arena.borrow();
-        let node = &arena.nodes[x.index()];
-        match node.as_scalar() {
+    let i = x.index();
+    let forward = |arena: &Arena<T>| {
+        let node = &arena.nodes[i];
+        Some(match node.as_scalar() {
             Some(s) => NodeValue::Scalar(u.f(s)),
             None => arena.tensors[node.tensor as usize].map(|e| u.f(e)).into(),
-        }
+        })
     };
-    x.tape().record_value(op, &[x], value)
+    x.tape().record_with(op, &[x], forward).unwrap()
 }
 
 /// Records an elementwise op of two broadcasting inputs.
 #[track_caller]
+#[inline(always)]
 pub(crate) fn record_binary<'t, T: Element, B: Binary>(
     op: Op,
     bin: &B,
@@ -266,25 +268,21 @@ pub(crate) fn record_binary<'t, T: Element, B: Binary>(
     b: Var<'t, T>,
 ) -> Var<'t, T> {
     a.same_tape(&b, B::NAME);
-    let value = {
-        let arena = a.tape().arena.borrow();
-        let (na, nb) = (&arena.nodes[a.index()], &arena.nodes[b.index()]);
+    let (i, j) = (a.index(), b.index());
+    let forward = |arena: &Arena<T>| {
+        let (na, nb) = (&arena.nodes[i], &arena.nodes[j]);
         if let (Some(p), Some(q)) = (na.as_scalar(), nb.as_scalar()) {
-            NodeValue::Scalar(bin.f(p, q))
-        } else {
-            match arena
-                .value(a.index())
-                .zip_map(&arena.value(b.index()), |p, q| bin.f(p, q))
-            {
-                Some(v) => v.into(),
-                None => {
-                    drop(arena);
-                    shape_error(B::NAME, &[a, b], "shapes do not broadcast")
-                }
-            }
+            return Some(NodeValue::Scalar(bin.f(p, q)));
         }
+        let v = arena
+            .value(i)
+            .zip_map(&arena.value(j), |p, q| bin.f(p, q))?;
+        Some(v.into())
     };
-    a.tape().record_value(op, &[a, b], value)
+    match a.tape().record_with(op, &[a, b], forward) {
+        Some(v) => v,
+        None => shape_error(B::NAME, &[a, b], "shapes do not broadcast"),
+    }
 }
 
 /// Panics with a message naming the op, each input and its shape.

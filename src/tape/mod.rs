@@ -11,7 +11,7 @@ pub use var::Var;
 
 use crate::ops::{ErasedCustomOp, Op};
 use crate::tensor::{Element, Tensor};
-use arena::Arena;
+pub(crate) use arena::Arena;
 pub use arena::NodeValue;
 pub(crate) use gradients::GradSlots;
 use std::cell::{Cell, RefCell};
@@ -164,6 +164,30 @@ impl<T: Element> Tape<T> {
             return self.push_node(Op::Constant, &[], value, None);
         }
         self.push_node(op, inputs, value, None)
+    }
+
+    /// Records an op whose value `forward` computes from the arena (its
+    /// inputs' values), under the one borrow that also appends the node:
+    /// the cheap path for scalar ops. `None` from `forward` (inputs that do
+    /// not fit) records nothing and is returned for the caller to report.
+    #[inline(always)]
+    pub(crate) fn record_with<'t>(
+        &'t self,
+        op: Op,
+        inputs: &[Var<'t, T>],
+        forward: impl FnOnce(&Arena<T>) -> Option<NodeValue<T>>,
+    ) -> Option<Var<'t, T>> {
+        let index = {
+            let mut arena = self.arena.borrow_mut();
+            let value = forward(&arena)?;
+            if self.grad_enabled.get() {
+                let ins = inputs.iter().map(|v| v.index() as u32);
+                arena.push(op, ins, value, None)
+            } else {
+                arena.push(Op::Constant, [].into_iter(), value, None)
+            }
+        };
+        Some(Var::from_parts(self, index, self.epoch.get()))
     }
 
     /// Appends a node. `requires_grad` is given for leaves; for ops it is
