@@ -81,19 +81,23 @@ pub(crate) fn jacobian_rows<'t, T: Element>(
         .collect()
 }
 
-/// Stacks row tensors (each of shape `inner`) into shape `outer ++ inner`.
-fn stack_rows<T: Element>(
-    outer: &[usize],
-    inner: &[usize],
-    rows: impl Iterator<Item = Tensor<T>>,
-) -> Tensor<T> {
-    let mut shape: Shape = outer.into();
-    shape.extend_from_slice(inner);
-    let mut data = Vec::with_capacity(numel(&shape));
-    for r in rows {
-        data.extend_from_slice(r.data());
+/// The Jacobian of `y` (any shape) with respect to each of `wrt`, in one
+/// batched backward pass seeded with every one-hot vector at once: for
+/// each `wrt_k` a tensor of shape `[numel(y)] ++ wrt_k.shape`.
+pub(crate) fn jacobian_batched<'t, T: Element>(
+    y: Var<'t, T>,
+    wrt: &[Var<'t, T>],
+) -> Vec<Tensor<T>> {
+    let out = y.shape();
+    let m = numel(&out);
+    let mut seed_shape: Shape = [m].into_iter().collect();
+    seed_shape.extend_from_slice(&out);
+    let mut seeds = Tensor::zeros(&seed_shape);
+    for i in 0..m {
+        seeds.data_mut()[i * m + i] = T::one();
     }
-    Tensor::from_vec(data, shape)
+    let wrt: Vec<usize> = wrt.iter().map(|v| v.index()).collect();
+    crate::tape::backward::walk_batched(y.tape(), y.index(), seeds, &wrt)
 }
 
 /// Gradient of a scalar function.
@@ -198,8 +202,8 @@ where
     F: for<'t> Fn(Var<'t, T>) -> Var<'t, T>,
 {
     record(f, x, |_, v, y| {
-        let rows = jacobian_rows(y, &[v]).into_iter().flatten();
-        stack_rows(&y.shape(), x.shape(), rows)
+        let jac = jacobian_batched(y, &[v]).swap_remove(0);
+        jac.reshape([y.shape().as_slice(), x.shape()].concat())
     })
 }
 
@@ -227,8 +231,8 @@ where
 }
 
 /// The Hessian of a scalar function, through grad of grad: one recorded
-/// backward pass, then one backward pass per input element. Shape
-/// `input.shape ++ input.shape`.
+/// backward pass, then one batched backward pass through it for all the
+/// Hessian's rows at once. Shape `input.shape ++ input.shape`.
 ///
 /// ```
 /// use tapegrad::{grad::hessian, Tensor};
@@ -244,14 +248,11 @@ where
     record(f, x, |_, v, y| {
         expect_scalar("hessian", y);
         let g = y.backward_recorded()[v];
-        let rows = (0..x.numel()).map(|i| {
-            if g.requires_grad() {
-                g.backward_with(Tensor::one_hot(x.shape(), i))[v].clone()
-            } else {
-                Tensor::zeros(x.shape())
-            }
-        });
-        stack_rows(x.shape(), x.shape(), rows)
+        let shape = [x.shape(), x.shape()].concat();
+        if !g.requires_grad() {
+            return Tensor::zeros(shape);
+        }
+        jacobian_batched(g, &[v]).swap_remove(0).reshape(shape)
     })
 }
 

@@ -25,7 +25,7 @@ mod check;
 mod functional;
 
 pub use check::{assert_gradcheck, gradcheck, gradgradcheck, GradcheckError, GradcheckOptions};
-pub(crate) use functional::jacobian_rows;
+pub(crate) use functional::jacobian_batched;
 pub use functional::{
     func, func_multi, grad, hessian, hvp, jacobian, jacobian_fwd, jvp, value_and_grad, vjp,
 };

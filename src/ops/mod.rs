@@ -21,6 +21,7 @@
 
 mod algebra;
 mod arith;
+pub(crate) mod batched;
 mod custom;
 mod index;
 mod linalg;

@@ -94,8 +94,8 @@ pub(crate) fn values_and_jacobian(f: &Func<'_>, x: &[f64]) -> (DVector<f64>, DMa
     let tape = crate::Tape::new();
     let v = tape.var(tensor(x));
     let y = f(v);
-    let rows = grad::jacobian_rows(y, &[v]);
-    let jac = DMatrix::from_fn(rows.len(), x.len(), |i, j| rows[i][0].data()[j]);
+    let jac = grad::jacobian_batched(y, &[v]).swap_remove(0);
+    let jac = DMatrix::from_row_slice(jac.shape()[0], x.len(), jac.data());
     (DVector::from_vec(y.value().to_vec()), jac)
 }
 

@@ -5,6 +5,8 @@
 use super::arena::{Node, SCALAR};
 use super::gradients::GradSlots;
 use super::{GradVars, Gradients, Tape, Var};
+use crate::ops::batched::Batched;
+use crate::ops::Pointwise;
 use crate::tensor::{Element, Tensor};
 use smallvec::SmallVec;
 
@@ -265,6 +267,63 @@ fn scalar_step<T: Element, const VISIT: bool>(
         }
     }
     true
+}
+
+/// One backward pass for a batch of seeds: `seeds` has shape
+/// `[B] ++ output shape`, and the result holds, for each node of `wrt`, its
+/// `B` gradients stacked (`[B] ++ node shape`): the rows of a Jacobian in
+/// one pass instead of `B` (see [`crate::ops::batched`]).
+pub(crate) fn walk_batched<T: Element>(
+    tape: &Tape<T>,
+    root: usize,
+    seeds: Tensor<T>,
+    wrt: &[usize],
+) -> Vec<Tensor<T>> {
+    let arena = tape.arena.borrow();
+    let batch = seeds.shape()[0];
+    let mut grads: Vec<Option<Batched<'_, T>>> = vec![None; root + 1];
+    grads[root] = Some(Batched::batch(seeds));
+    for i in (0..=root).rev() {
+        let node = &arena.nodes[i];
+        if node.is_leaf() || !node.requires_grad {
+            continue;
+        }
+        let Some(g) = grads[i].take() else { continue };
+        let inputs = arena.inputs(i);
+        let xs: SmallVec<[Batched<'_, T>; 4]> = inputs
+            .iter()
+            .map(|&j| Batched::plain(arena.value(j as usize)))
+            .collect();
+        let xs: SmallVec<[&Batched<'_, T>; 4]> = xs.iter().collect();
+        let y = Batched::plain(arena.value(i));
+        for (k, &j) in inputs.iter().enumerate() {
+            let j = j as usize;
+            if !arena.nodes[j].requires_grad {
+                continue;
+            }
+            let mut c = node.op.vjp(tape, &xs, &y, &g, k);
+            if c.batch.is_none() {
+                // A contribution that does not depend on the seed (zero).
+                let mut full: crate::tensor::Shape = [batch].into_iter().collect();
+                full.extend_from_slice(c.t.shape());
+                c = Batched::batch(c.t.broadcast_to(&full));
+            }
+            grads[j] = Some(match grads[j].take() {
+                Some(acc) => acc.add(&c),
+                None => c,
+            });
+        }
+    }
+    wrt.iter()
+        .map(|&w| match grads.get_mut(w).and_then(Option::take) {
+            Some(g) => g.t.into_owned(),
+            None => {
+                let mut full: crate::tensor::Shape = [batch].into_iter().collect();
+                full.extend_from_slice(arena.value(w).shape());
+                Tensor::zeros(full)
+            }
+        })
+        .collect()
 }
 
 fn walk_recorded<'t, T: Element>(

@@ -1,0 +1,336 @@
+//! Rules run on a batch of global derivatives at once.
+//!
+//! A Jacobian (or a Hessian, through grad of grad) needs one backward pass
+//! per output element, each with a different one-hot seed. The passes share
+//! everything but the seed, and every rule is linear in `g`, so they can run
+//! as one pass in which `g` carries a leading batch axis. [`Batched`]
+//! implements [`Algebra`] for such values: the op rules run unchanged, and
+//! each shape-aware method shifts its axes past the batch axis. Values
+//! without a batch axis (the forward values the rules also read) broadcast
+//! against batched ones.
+
+use super::{Algebra, ErasedCustomOp, Pointwise};
+use crate::tensor::{Element, Shape, Tensor};
+use std::borrow::Cow;
+
+/// A tensor that may carry a leading batch axis of length `batch`. Forward
+/// values are borrowed from the tape; results are owned.
+#[derive(Clone, Debug)]
+pub(crate) struct Batched<'a, T: Element> {
+    pub(crate) t: Cow<'a, Tensor<T>>,
+    /// Length of the leading batch axis, or `None` for a plain value.
+    pub(crate) batch: Option<usize>,
+}
+
+impl<'a, T: Element> Batched<'a, T> {
+    /// A value without a batch axis.
+    pub(crate) fn plain(t: Cow<'a, Tensor<T>>) -> Self {
+        Batched { t, batch: None }
+    }
+
+    /// `t`'s leading axis is the batch.
+    pub(crate) fn batch(t: Tensor<T>) -> Self {
+        let b = t.shape()[0];
+        Batched {
+            t: Cow::Owned(t),
+            batch: Some(b),
+        }
+    }
+
+    fn with(&self, t: Tensor<T>) -> Self {
+        Batched {
+            t: Cow::Owned(t),
+            batch: self.batch,
+        }
+    }
+
+    /// The shape of one example.
+    fn item_shape(&self) -> &[usize] {
+        match self.batch {
+            Some(_) => &self.t.shape()[1..],
+            None => self.t.shape(),
+        }
+    }
+
+    /// `[batch] ++ shape` for a batched value, `shape` otherwise.
+    fn full(&self, shape: &[usize]) -> Shape {
+        let mut s = Shape::new();
+        s.extend(self.batch);
+        s.extend_from_slice(shape);
+        s
+    }
+
+    /// The tensor with its example shape padded on the left with 1s to
+    /// `rank` dimensions (after the batch axis), so that plain NumPy
+    /// broadcasting lines up example dimensions, never the batch axis.
+    fn at_rank(&self, rank: usize) -> Cow<'_, Tensor<T>> {
+        let s = self.item_shape();
+        match self.batch {
+            Some(b) if s.len() < rank => {
+                let mut shape: Shape = [b].into_iter().collect();
+                shape.extend(std::iter::repeat(1).take(rank - s.len()));
+                shape.extend_from_slice(s);
+                Cow::Owned(self.t.reshape(shape))
+            }
+            _ => Cow::Borrowed(self.t.as_ref()),
+        }
+    }
+
+    /// An elementwise op over several values, batch axes aligned.
+    fn zip_all(parts: &[&Self], f: impl FnOnce(&[&Tensor<T>]) -> Tensor<T>) -> Self {
+        let rank = parts
+            .iter()
+            .map(|p| p.item_shape().len())
+            .max()
+            .unwrap_or(0);
+        let batch = parts.iter().find_map(|p| p.batch);
+        let aligned: Vec<_> = parts.iter().map(|p| p.at_rank(rank)).collect();
+        let refs: Vec<&Tensor<T>> = aligned.iter().map(|c| c.as_ref()).collect();
+        Batched {
+            t: Cow::Owned(f(&refs)),
+            batch,
+        }
+    }
+
+    fn zip(&self, o: &Self, f: impl Fn(T, T) -> T) -> Self {
+        Self::zip_all(&[self, o], |ts| {
+            ts[0]
+                .zip_map(ts[1], f)
+                .expect("shapes inside a derivative rule always broadcast")
+        })
+    }
+
+    /// An axis of the example, as an axis of the stored tensor.
+    fn axis(&self, axis: usize) -> usize {
+        axis + usize::from(self.batch.is_some())
+    }
+
+    /// Example `b` of a batched value.
+    fn example(&self, b: usize) -> Tensor<T> {
+        self.t.narrow(0, b, 1).reshape(self.item_shape())
+    }
+
+    /// The batch as a stack of the results of `f` on each example.
+    fn per_example(batch: usize, f: impl Fn(usize) -> Tensor<T>) -> Self {
+        let rows: Vec<Tensor<T>> = (0..batch).map(f).collect();
+        let item: Shape = rows[0].shape().into();
+        let mut shape: Shape = [batch].into_iter().collect();
+        shape.extend_from_slice(&item);
+        let mut data = Vec::with_capacity(rows.iter().map(|r| r.numel()).sum());
+        for r in &rows {
+            data.extend_from_slice(r.data());
+        }
+        Batched::batch(Tensor::from_vec(data, shape))
+    }
+
+    /// Swaps the last two axes of a 3-d tensor (a batch of matrices).
+    fn transpose_last(t: &Tensor<T>) -> Tensor<T> {
+        t.permute(&[0, 2, 1])
+    }
+}
+
+impl<T: Element> Pointwise<T> for Batched<'_, T> {
+    fn add(&self, o: &Self) -> Self {
+        self.zip(o, |a, b| a + b)
+    }
+    fn sub(&self, o: &Self) -> Self {
+        self.zip(o, |a, b| a - b)
+    }
+    fn mul(&self, o: &Self) -> Self {
+        self.zip(o, |a, b| a * b)
+    }
+    fn div(&self, o: &Self) -> Self {
+        self.zip(o, |a, b| a / b)
+    }
+    fn pow(&self, o: &Self) -> Self {
+        self.zip(o, super::arith::pow_forward)
+    }
+    fn neg(&self) -> Self {
+        self.with(self.t.neg())
+    }
+    fn affine(&self, scale: T, shift: T) -> Self {
+        self.with(self.t.affine(scale, shift))
+    }
+    fn powf(&self, p: T) -> Self {
+        self.with(self.t.powf(p))
+    }
+    fn exp(&self) -> Self {
+        self.with(Pointwise::exp(&self.t))
+    }
+    fn ln(&self) -> Self {
+        self.with(Pointwise::ln(&self.t))
+    }
+    fn sqrt(&self) -> Self {
+        self.with(Pointwise::sqrt(&self.t))
+    }
+    fn square(&self) -> Self {
+        self.with(Pointwise::square(&self.t))
+    }
+    fn sin(&self) -> Self {
+        self.with(Pointwise::sin(&self.t))
+    }
+    fn cos(&self) -> Self {
+        self.with(Pointwise::cos(&self.t))
+    }
+    fn tanh(&self) -> Self {
+        self.with(Pointwise::tanh(&self.t))
+    }
+    fn sigmoid(&self) -> Self {
+        self.with(Pointwise::sigmoid(&self.t))
+    }
+    fn constant_map(&self, f: impl Fn(T) -> T) -> Self {
+        self.with(self.t.map(f))
+    }
+}
+
+impl<T: Element> Algebra<T> for Batched<'_, T> {
+    fn shape(&self) -> Shape {
+        self.item_shape().into()
+    }
+    fn sum_to(self, shape: &[usize]) -> Self {
+        if self.item_shape() == shape {
+            return self;
+        }
+        if self.batch.is_none() {
+            return self.with(Tensor::sum_to(&self.t, shape));
+        }
+        // Sum example dimensions only: pad the target's rank so that the
+        // batch axis lines up with itself.
+        let rank = self.item_shape().len();
+        let mut padded: Shape = std::iter::repeat(1).take(rank - shape.len()).collect();
+        padded.extend_from_slice(shape);
+        let summed = Tensor::sum_to(&self.t, &self.full(&padded));
+        self.with(summed.reshape(self.full(shape)))
+    }
+    fn broadcast_to(&self, shape: &[usize]) -> Self {
+        self.with(self.at_rank(shape.len()).broadcast_to(&self.full(shape)))
+    }
+    fn reshape(&self, shape: &[usize]) -> Self {
+        self.with(self.t.reshape(self.full(shape)))
+    }
+    fn permute(&self, perm: &[usize]) -> Self {
+        match self.batch {
+            None => self.with(self.t.permute(perm)),
+            Some(_) => {
+                let full: Shape = std::iter::once(0)
+                    .chain(perm.iter().map(|p| p + 1))
+                    .collect();
+                self.with(self.t.permute(&full))
+            }
+        }
+    }
+    fn sum_axis(&self, axis: usize, keepdim: bool) -> Self {
+        self.with(self.t.sum_axis(self.axis(axis), keepdim))
+    }
+    fn softmax(&self, axis: usize) -> Self {
+        self.with(Algebra::softmax(&self.t, self.axis(axis)))
+    }
+    fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self {
+        let (ra, rb) = (self.item_shape().len(), o.item_shape().len());
+        match (self.batch, o.batch) {
+            (None, None) => self.with(self.t.matmul_t(&o.t, ta, tb)),
+            // A batch of left operands against one matrix: one product
+            // with the batch folded into the rows.
+            (Some(b), None) if ra == 2 && rb == 2 => {
+                let a = if ta {
+                    Self::transpose_last(&self.t)
+                } else {
+                    self.t.clone().into_owned()
+                };
+                let (m, n) = (a.shape()[1], a.shape()[2]);
+                let out = a.reshape([b * m, n]).matmul_t(&o.t, false, tb);
+                let k = out.shape()[1];
+                self.with(out.reshape([b, m, k]))
+            }
+            // One matrix against a batch of right operands: (A·B_i)ᵀ =
+            // B_iᵀ·Aᵀ folds the batch into rows again.
+            (None, Some(b)) if ra == 2 && rb == 2 => {
+                let bt = if tb {
+                    o.t.clone().into_owned()
+                } else {
+                    Self::transpose_last(&o.t)
+                };
+                let (k, n) = (bt.shape()[1], bt.shape()[2]);
+                let out = bt.reshape([b * k, n]).matmul_t(&self.t, false, !ta);
+                let m = out.shape()[1];
+                o.with(Self::transpose_last(&out.reshape([b, k, m])))
+            }
+            // Both batched (or batched 3-d products): one product per
+            // example.
+            (ba, bb) => {
+                let b = ba.or(bb).unwrap();
+                Self::per_example(b, |i| {
+                    let x = if ba.is_some() {
+                        self.example(i)
+                    } else {
+                        self.t.clone().into_owned()
+                    };
+                    let y = if bb.is_some() {
+                        o.example(i)
+                    } else {
+                        o.t.clone().into_owned()
+                    };
+                    x.matmul_t(&y, ta, tb)
+                })
+            }
+        }
+    }
+    fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
+        self.with(self.t.narrow(self.axis(axis), start, len))
+    }
+    fn pad(&self, axis: usize, start: usize, total: usize) -> Self {
+        self.with(self.t.pad(self.axis(axis), start, total))
+    }
+    fn index_select(&self, axis: usize, idx: &Self) -> Self {
+        assert!(idx.batch.is_none(), "indices are never batched");
+        self.with(self.t.index_select(self.axis(axis), &idx.t))
+    }
+    fn index_add(&self, axis: usize, idx: &Self, n: usize) -> Self {
+        assert!(idx.batch.is_none(), "indices are never batched");
+        self.with(self.t.index_add(self.axis(axis), &idx.t, n))
+    }
+    fn gather(&self, axis: usize, idx: &Self) -> Self {
+        match self.batch {
+            None => self.with(self.t.gather(axis, &idx.t)),
+            Some(b) => Self::per_example(b, |i| self.example(i).gather(axis, &idx.t)),
+        }
+    }
+    fn scatter_add(&self, axis: usize, idx: &Self, n: usize) -> Self {
+        match self.batch {
+            None => self.with(self.t.scatter_add(axis, &idx.t, n)),
+            Some(b) => Self::per_example(b, |i| self.example(i).scatter_add(axis, &idx.t, n)),
+        }
+    }
+    fn select(&self, on_true: &Self, on_false: &Self) -> Self {
+        Self::zip_all(&[self, on_true, on_false], |ts| {
+            super::select::select_forward(ts[0], ts[1], ts[2])
+                .expect("shapes inside a derivative rule always broadcast")
+        })
+    }
+    fn first_max_mask(&self, axis: usize) -> Self {
+        self.with(self.t.first_max_mask(self.axis(axis)))
+    }
+    fn scalar_like(&self, v: T) -> Self {
+        Batched::plain(Cow::Owned(Tensor::scalar(v)))
+    }
+    fn eager_scalar(&self) -> Option<T> {
+        match self.batch {
+            None => self.t.eager_scalar(),
+            Some(_) => None,
+        }
+    }
+    fn custom_vjp(op: &dyn ErasedCustomOp<T>, xs: &[&Self], y: &Self, g: &Self, k: usize) -> Self {
+        // A user's rule is written for one example: run it per example.
+        let plain = |v: &Self| {
+            assert!(v.batch.is_none(), "forward values are never batched");
+        };
+        xs.iter().for_each(|x| plain(x));
+        plain(y);
+        let refs: Vec<&Tensor<T>> = xs.iter().map(|x| x.t.as_ref()).collect();
+        let y = y.t.as_ref();
+        match g.batch {
+            None => g.with(op.vjp_eager(&refs, y, &g.t, k)),
+            Some(b) => Self::per_example(b, |i| op.vjp_eager(&refs, y, &g.example(i), k)),
+        }
+    }
+}
