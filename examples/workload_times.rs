@@ -51,6 +51,12 @@ fn main() {
         }
         return;
     }
+    // `--only NAME`: time one workload (w1b, w2s, w2m, w2l, w3h, w4) in a
+    // loop for a profiler.
+    if let Some(i) = args.iter().position(|a| a == "--only") {
+        profile_one(args.get(i + 1).map(String::as_str).unwrap_or(""));
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let reps = |n: usize| if quick { 3 } else { n };
     let tape = Tape::<f64>::new();
@@ -120,4 +126,64 @@ fn main() {
         jacobian(layer, &x);
     });
     println!("{{\"workload\": \"W4 jacobian\", \"ms\": {ms:.4}}}");
+}
+
+/// Runs one workload for about three seconds (for `perf record`).
+fn profile_one(name: &str) {
+    use tapegrad::grad::{func, hessian, jacobian};
+    use tapegrad::Tensor;
+    let start = Instant::now();
+    let mut steps = 0usize;
+    let mut run = |f: &mut dyn FnMut()| {
+        while start.elapsed().as_secs_f64() < 3.0 {
+            f();
+            steps += 1;
+        }
+    };
+    let tape = Tape::<f64>::new();
+    let tape32 = Tape::<f32>::new();
+    match name {
+        "w1b" => {
+            let (xs, ts) = w1b_data();
+            let mut p = w1b_params();
+            run(&mut || {
+                w1b_scalar_step(&tape, &mut p, &xs, &ts);
+            });
+        }
+        "w2s" | "w2m" | "w2l" => {
+            let (h, b) = match name {
+                "w2s" => (64, 32),
+                "w2m" => (256, 128),
+                _ => (1024, 512),
+            };
+            let mut w = W2::new(h, b);
+            run(&mut || {
+                w.step(&tape32);
+            });
+        }
+        "w3h" => {
+            let x0 = Tensor::from_fn([100], |i| if i[0] % 2 == 0 { -1.2 } else { 1.0 });
+            let rosen = func(|x| {
+                let n = x.shape()[0];
+                let (a, b) = (x.narrow(0, 0, n - 1), x.narrow(0, 1, n - 1));
+                ((b - a.square()).square() * 100.0 + (a - 1.0).square()).sum()
+            });
+            run(&mut || {
+                hessian(rosen, &x0);
+            });
+        }
+        "w4" => {
+            let w = Tensor::<f64>::from_fn([100, 100], |i| ((i[0] + 2 * i[1]) as f64).sin() / 10.0);
+            let b = Tensor::<f64>::from_fn([100, 1], |i| (i[0] as f64).cos() / 10.0);
+            let x = Tensor::<f64>::from_fn([100, 1], |i| (i[0] as f64).sin() / 2.0);
+            let layer = func(|x| {
+                (x.tape().constant(w.clone()).matmul(x) + x.tape().constant(b.clone())).tanh()
+            });
+            run(&mut || {
+                jacobian(layer, &x);
+            });
+        }
+        other => panic!("--only: unknown workload {other:?} (w1b, w2s, w2m, w2l, w3h, w4)"),
+    }
+    println!("{name}: {steps} steps, {:.4} ms each", 3e3 / steps as f64);
 }

@@ -122,11 +122,6 @@ impl<'a, T: Element> Batched<'a, T> {
         }
         Batched::batch(Tensor::from_vec(data, shape))
     }
-
-    /// Swaps the last two axes of a 3-d tensor (a batch of matrices).
-    fn transpose_last(t: &Tensor<T>) -> Tensor<T> {
-        t.permute(&[0, 2, 1])
-    }
 }
 
 impl<T: Element> Pointwise<T> for Batched<'_, T> {
@@ -227,52 +222,52 @@ impl<T: Element> Algebra<T> for Batched<'_, T> {
     }
     fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self {
         let (ra, rb) = (self.item_shape().len(), o.item_shape().len());
-        match (self.batch, o.batch) {
-            (None, None) => self.with(self.t.matmul_t(&o.t, ta, tb)),
-            // A batch of left operands against one matrix: one product
-            // with the batch folded into the rows.
-            (Some(b), None) if ra == 2 && rb == 2 => {
-                let a = if ta {
-                    Self::transpose_last(&self.t)
+        let batch = self.batch.or(o.batch);
+        match batch {
+            None => self.with(self.t.matmul_t(&o.t, ta, tb)),
+            // One matrix against a batch of column vectors: their products
+            // are the rows of one product, (B_i)ᵀ·op(A)ᵀ, with no copies.
+            Some(b)
+                if self.batch.is_none()
+                    && ra == 2
+                    && rb == 2
+                    && o.t.shape()[2 - tb as usize] == 1 =>
+            {
+                let s = self.t.shape();
+                let (m, n) = if ta { (s[1], s[0]) } else { (s[0], s[1]) };
+                // op(A)ᵀ read through strides: Aᵀ if op(A) = A, else A.
+                let at = if ta {
+                    (s[1] as isize, 1)
                 } else {
-                    self.t.clone().into_owned()
+                    (1, s[1] as isize)
                 };
-                let (m, n) = (a.shape()[1], a.shape()[2]);
-                let out = a.reshape([b * m, n]).matmul_t(&o.t, false, tb);
-                let k = out.shape()[1];
-                self.with(out.reshape([b, m, k]))
+                let mut out = Tensor::zeros([b, m, 1]);
+                T::gemm(
+                    b,
+                    n,
+                    m,
+                    o.t.data(),
+                    (n as isize, 1),
+                    self.t.data(),
+                    at,
+                    out.data_mut(),
+                );
+                o.with(out)
             }
-            // One matrix against a batch of right operands: (A·B_i)ᵀ =
-            // B_iᵀ·Aᵀ folds the batch into rows again.
-            (None, Some(b)) if ra == 2 && rb == 2 => {
-                let bt = if tb {
-                    o.t.clone().into_owned()
-                } else {
-                    Self::transpose_last(&o.t)
+            // The tensor product handles a 3-d operand against a 2-d one
+            // (or two 3-d ones) directly: that is a batch of examples.
+            Some(_) if ra == 2 && rb == 2 => Batched::batch(self.t.matmul_t(&o.t, ta, tb)),
+            Some(b) => Self::per_example(b, |i| {
+                let x = match self.batch {
+                    Some(_) => Cow::Owned(self.example(i)),
+                    None => Cow::Borrowed(self.t.as_ref()),
                 };
-                let (k, n) = (bt.shape()[1], bt.shape()[2]);
-                let out = bt.reshape([b * k, n]).matmul_t(&self.t, false, !ta);
-                let m = out.shape()[1];
-                o.with(Self::transpose_last(&out.reshape([b, k, m])))
-            }
-            // Both batched (or batched 3-d products): one product per
-            // example.
-            (ba, bb) => {
-                let b = ba.or(bb).unwrap();
-                Self::per_example(b, |i| {
-                    let x = if ba.is_some() {
-                        self.example(i)
-                    } else {
-                        self.t.clone().into_owned()
-                    };
-                    let y = if bb.is_some() {
-                        o.example(i)
-                    } else {
-                        o.t.clone().into_owned()
-                    };
-                    x.matmul_t(&y, ta, tb)
-                })
-            }
+                let y = match o.batch {
+                    Some(_) => Cow::Owned(o.example(i)),
+                    None => Cow::Borrowed(o.t.as_ref()),
+                };
+                x.matmul_t(&y, ta, tb)
+            }),
         }
     }
     fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {

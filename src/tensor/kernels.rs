@@ -16,7 +16,7 @@ impl<T: Element> Tensor<T> {
             return Some(Tensor::scalar(f(x[0], y[0])));
         }
         if self.shape() == b.shape() {
-            let data = Buffer::collect_n(x.len(), x.iter().zip(y).map(|(&p, &q)| f(p, q)));
+            let data = Buffer::fill_n(x.len(), |out| zip_into(out, x, y, &f));
             return Some(Tensor::from_parts(self.shape().into(), data));
         }
         let out = broadcast_shapes(self.shape(), b.shape())?;
@@ -33,19 +33,19 @@ impl<T: Element> Tensor<T> {
         }
         // b repeats along leading dimensions (a bias added to every row).
         if out.as_slice() == self.shape() && out.ends_with(b.shape()) && !y.is_empty() {
-            let data = Buffer::collect_n(
-                n,
-                x.chunks_exact(y.len())
-                    .flat_map(|row| row.iter().zip(y).map(|(&p, &q)| f(p, q))),
-            );
+            let data = Buffer::fill_n(n, |o| {
+                for (o, row) in o.chunks_exact_mut(y.len()).zip(x.chunks_exact(y.len())) {
+                    zip_into(o, row, y, &f);
+                }
+            });
             return Some(Tensor::from_parts(out, data));
         }
         if out.as_slice() == b.shape() && out.ends_with(self.shape()) && !x.is_empty() {
-            let data = Buffer::collect_n(
-                n,
-                y.chunks_exact(x.len())
-                    .flat_map(|row| x.iter().zip(row).map(|(&p, &q)| f(p, q))),
-            );
+            let data = Buffer::fill_n(n, |o| {
+                for (o, row) in o.chunks_exact_mut(x.len()).zip(y.chunks_exact(x.len())) {
+                    zip_into(o, x, row, &f);
+                }
+            });
             return Some(Tensor::from_parts(out, data));
         }
         let (sa, sb) = (
@@ -107,8 +107,36 @@ impl<T: Element> Tensor<T> {
 
     /// Reorders dimensions: output dimension `d` is input dimension `perm[d]`.
     pub(crate) fn permute(&self, perm: &[usize]) -> Tensor<T> {
+        let shape = self.shape();
+        let out: Shape = perm.iter().map(|&p| shape[p]).collect();
+        // Moving only axes of length 1 keeps the element order: a reshape.
+        let moved: Shape = perm.iter().copied().filter(|&p| shape[p] != 1).collect();
+        if moved.windows(2).all(|w| w[0] < w[1]) {
+            return self.reshape(&out);
+        }
+        // Swapping the last two axes (a batch of transposes): a plain loop.
+        let r = perm.len();
+        let swaps_last_two = r >= 2
+            && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p)
+            && perm[r - 2] == r - 1
+            && perm[r - 1] == r - 2;
+        if swaps_last_two {
+            let (m, n) = (shape[r - 2], shape[r - 1]);
+            let mut t = Tensor::zeros(&out);
+            for (dst, src) in t
+                .data_mut()
+                .chunks_exact_mut(m * n)
+                .zip(self.data().chunks_exact(m * n))
+            {
+                for (i, row) in src.chunks_exact(n).enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        dst[j * m + i] = v;
+                    }
+                }
+            }
+            return t;
+        }
         let own = strides(self.shape());
-        let out: Shape = perm.iter().map(|&p| self.shape()[p]).collect();
         let st: Shape = perm.iter().map(|&p| own[p]).collect();
         let src = self.data();
         let mut data = Buffer::with_capacity(src.len());
@@ -406,6 +434,14 @@ impl<T: Element> Tensor<T> {
             }
         }
         Tensor::from_parts(shape, data)
+    }
+}
+
+/// `out[i] = f(a[i], b[i])`: the loop every elementwise fast path runs.
+#[inline(always)]
+fn zip_into<T: Copy>(out: &mut [T], a: &[T], b: &[T], f: &impl Fn(T, T) -> T) {
+    for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
+        *o = f(p, q);
     }
 }
 

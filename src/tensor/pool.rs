@@ -87,7 +87,7 @@ pub fn trim_pool() {
 /// Contiguous element storage: inline for one element, pooled heap otherwise.
 pub(crate) struct Buffer<T: Pooled + Copy>(SmallVec<[T; 1]>);
 
-impl<T: Pooled + Copy> Buffer<T> {
+impl<T: Pooled + Copy + Default> Buffer<T> {
     /// An empty buffer able to hold `n` elements without reallocating.
     pub(crate) fn with_capacity(n: usize) -> Self {
         if n <= 1 {
@@ -123,9 +123,22 @@ impl<T: Pooled + Copy> Buffer<T> {
 
     /// Collects exactly `n` elements.
     pub(crate) fn collect_n(n: usize, it: impl Iterator<Item = T>) -> Self {
-        let mut b = Self::with_capacity(n);
-        b.0.extend(it);
-        debug_assert_eq!(b.0.len(), n);
+        // Writing into initialised memory (one memset) lets the compiler
+        // vectorise simple maps; `extend` would check capacity per element.
+        let mut b = Self::filled(n, T::default());
+        let mut written = 0;
+        for (o, v) in b.0.iter_mut().zip(it) {
+            *o = v;
+            written += 1;
+        }
+        debug_assert_eq!(written, n);
+        b
+    }
+
+    /// `n` elements written by `fill` into zeroed memory.
+    pub(crate) fn fill_n(n: usize, fill: impl FnOnce(&mut [T])) -> Self {
+        let mut b = Self::filled(n, T::default());
+        fill(&mut b.0);
         b
     }
 
@@ -146,7 +159,7 @@ impl<T: Pooled + Copy> Buffer<T> {
     }
 }
 
-impl<T: Pooled + Copy> Clone for Buffer<T> {
+impl<T: Pooled + Copy + Default> Clone for Buffer<T> {
     fn clone(&self) -> Self {
         Self::from_slice(&self.0)
     }
