@@ -12,12 +12,42 @@
 use super::{Algebra, ErasedCustomOp, Pointwise};
 use crate::tensor::{Element, Shape, Tensor};
 use std::borrow::Cow;
+use std::ops::Deref;
+use std::rc::Rc;
+
+/// A tensor borrowed from the tape or shared by reference count, so that
+/// rules that pass `g` through (add, a reshape to the same shape) or clone
+/// it never copy a whole batch.
+#[derive(Clone, Debug)]
+pub(crate) enum Shared<'a, T: Element> {
+    Borrowed(&'a Tensor<T>),
+    Owned(Rc<Tensor<T>>),
+}
+
+impl<T: Element> Deref for Shared<'_, T> {
+    type Target = Tensor<T>;
+    fn deref(&self) -> &Tensor<T> {
+        match self {
+            Shared::Borrowed(t) => t,
+            Shared::Owned(t) => t,
+        }
+    }
+}
+
+impl<T: Element> Shared<'_, T> {
+    pub(crate) fn into_owned(self) -> Tensor<T> {
+        match self {
+            Shared::Borrowed(t) => t.clone(),
+            Shared::Owned(t) => Rc::try_unwrap(t).unwrap_or_else(|t| (*t).clone()),
+        }
+    }
+}
 
 /// A tensor that may carry a leading batch axis of length `batch`. Forward
 /// values are borrowed from the tape; results are owned.
 #[derive(Clone, Debug)]
 pub(crate) struct Batched<'a, T: Element> {
-    pub(crate) t: Cow<'a, Tensor<T>>,
+    pub(crate) t: Shared<'a, T>,
     /// Length of the leading batch axis, or `None` for a plain value.
     pub(crate) batch: Option<usize>,
 }
@@ -25,6 +55,10 @@ pub(crate) struct Batched<'a, T: Element> {
 impl<'a, T: Element> Batched<'a, T> {
     /// A value without a batch axis.
     pub(crate) fn plain(t: Cow<'a, Tensor<T>>) -> Self {
+        let t = match t {
+            Cow::Borrowed(t) => Shared::Borrowed(t),
+            Cow::Owned(t) => Shared::Owned(Rc::new(t)),
+        };
         Batched { t, batch: None }
     }
 
@@ -32,14 +66,14 @@ impl<'a, T: Element> Batched<'a, T> {
     pub(crate) fn batch(t: Tensor<T>) -> Self {
         let b = t.shape()[0];
         Batched {
-            t: Cow::Owned(t),
+            t: Shared::Owned(Rc::new(t)),
             batch: Some(b),
         }
     }
 
     fn with(&self, t: Tensor<T>) -> Self {
         Batched {
-            t: Cow::Owned(t),
+            t: Shared::Owned(Rc::new(t)),
             batch: self.batch,
         }
     }
@@ -72,7 +106,7 @@ impl<'a, T: Element> Batched<'a, T> {
                 shape.extend_from_slice(s);
                 Cow::Owned(self.t.reshape(shape))
             }
-            _ => Cow::Borrowed(self.t.as_ref()),
+            _ => Cow::Borrowed(&*self.t),
         }
     }
 
@@ -87,7 +121,7 @@ impl<'a, T: Element> Batched<'a, T> {
         let aligned: Vec<_> = parts.iter().map(|p| p.at_rank(rank)).collect();
         let refs: Vec<&Tensor<T>> = aligned.iter().map(|c| c.as_ref()).collect();
         Batched {
-            t: Cow::Owned(f(&refs)),
+            t: Shared::Owned(Rc::new(f(&refs))),
             batch,
         }
     }
@@ -260,11 +294,11 @@ impl<T: Element> Algebra<T> for Batched<'_, T> {
             Some(b) => Self::per_example(b, |i| {
                 let x = match self.batch {
                     Some(_) => Cow::Owned(self.example(i)),
-                    None => Cow::Borrowed(self.t.as_ref()),
+                    None => Cow::Borrowed(&*self.t),
                 };
                 let y = match o.batch {
                     Some(_) => Cow::Owned(o.example(i)),
-                    None => Cow::Borrowed(o.t.as_ref()),
+                    None => Cow::Borrowed(&*o.t),
                 };
                 x.matmul_t(&y, ta, tb)
             }),
@@ -321,8 +355,8 @@ impl<T: Element> Algebra<T> for Batched<'_, T> {
         };
         xs.iter().for_each(|x| plain(x));
         plain(y);
-        let refs: Vec<&Tensor<T>> = xs.iter().map(|x| x.t.as_ref()).collect();
-        let y = y.t.as_ref();
+        let refs: Vec<&Tensor<T>> = xs.iter().map(|x| &*x.t).collect();
+        let y = &*y.t;
         match g.batch {
             None => g.with(op.vjp_eager(&refs, y, &g.t, k)),
             Some(b) => Self::per_example(b, |i| op.vjp_eager(&refs, y, &g.example(i), k)),

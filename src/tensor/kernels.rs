@@ -16,7 +16,7 @@ impl<T: Element> Tensor<T> {
             return Some(Tensor::scalar(f(x[0], y[0])));
         }
         if self.shape() == b.shape() {
-            let data = Buffer::fill_n(x.len(), |out| zip_into(out, x, y, &f));
+            let data = Buffer::collect_n(x.len(), x.iter().zip(y).map(|(&p, &q)| f(p, q)));
             return Some(Tensor::from_parts(self.shape().into(), data));
         }
         let out = broadcast_shapes(self.shape(), b.shape())?;
@@ -33,17 +33,17 @@ impl<T: Element> Tensor<T> {
         }
         // b repeats along leading dimensions (a bias added to every row).
         if out.as_slice() == self.shape() && out.ends_with(b.shape()) && !y.is_empty() {
-            let data = Buffer::fill_n(n, |o| {
-                for (o, row) in o.chunks_exact_mut(y.len()).zip(x.chunks_exact(y.len())) {
-                    zip_into(o, row, y, &f);
+            let data = Buffer::build(n, |v| {
+                for row in x.chunks_exact(y.len()) {
+                    v.extend(row.iter().zip(y).map(|(&p, &q)| f(p, q)));
                 }
             });
             return Some(Tensor::from_parts(out, data));
         }
         if out.as_slice() == b.shape() && out.ends_with(self.shape()) && !x.is_empty() {
-            let data = Buffer::fill_n(n, |o| {
-                for (o, row) in o.chunks_exact_mut(x.len()).zip(y.chunks_exact(x.len())) {
-                    zip_into(o, x, row, &f);
+            let data = Buffer::build(n, |v| {
+                for row in y.chunks_exact(x.len()) {
+                    v.extend(x.iter().zip(row).map(|(&p, &q)| f(p, q)));
                 }
             });
             return Some(Tensor::from_parts(out, data));
@@ -238,12 +238,11 @@ impl<T: Element> Tensor<T> {
         let mut shape: Shape = self.shape().into();
         shape[axis] = len;
         let src = self.data();
-        let mut data = Buffer::with_capacity(outer * len * inner);
-        for o in 0..outer {
-            for &v in &src[(o * n + start) * inner..][..len * inner] {
-                data.push(v);
+        let data = Buffer::build(outer * len * inner, |v| {
+            for o in 0..outer {
+                v.extend_from_slice(&src[(o * n + start) * inner..][..len * inner]);
             }
-        }
+        });
         Tensor::from_parts(shape, data)
     }
 
@@ -268,15 +267,14 @@ impl<T: Element> Tensor<T> {
         let mut shape: Shape = parts[0].shape().into();
         shape[axis] = parts.iter().map(|p| p.shape()[axis]).sum();
         let (outer, total, inner) = split_at_axis(&shape, axis);
-        let mut data = Buffer::with_capacity(outer * total * inner);
-        for o in 0..outer {
-            for p in parts {
-                let w = p.shape()[axis] * inner;
-                for &v in &p.data()[o * w..][..w] {
-                    data.push(v);
+        let data = Buffer::build(outer * total * inner, |v| {
+            for o in 0..outer {
+                for p in parts {
+                    let w = p.shape()[axis] * inner;
+                    v.extend_from_slice(&p.data()[o * w..][..w]);
                 }
             }
-        }
+        });
         Tensor::from_parts(shape, data)
     }
 
@@ -287,15 +285,13 @@ impl<T: Element> Tensor<T> {
         let mut shape: Shape = self.shape().into();
         shape[axis] = k;
         let src = self.data();
-        let mut data = Buffer::with_capacity(outer * k * inner);
-        for o in 0..outer {
-            for &i in idx.data() {
-                let i = as_index(i);
-                for &v in &src[(o * n + i) * inner..][..inner] {
-                    data.push(v);
+        let data = Buffer::build(outer * k * inner, |v| {
+            for o in 0..outer {
+                for &i in idx.data() {
+                    v.extend_from_slice(&src[(o * n + as_index(i)) * inner..][..inner]);
                 }
             }
-        }
+        });
         Tensor::from_parts(shape, data)
     }
 
@@ -434,14 +430,6 @@ impl<T: Element> Tensor<T> {
             }
         }
         Tensor::from_parts(shape, data)
-    }
-}
-
-/// `out[i] = f(a[i], b[i])`: the loop every elementwise fast path runs.
-#[inline(always)]
-fn zip_into<T: Copy>(out: &mut [T], a: &[T], b: &[T], f: &impl Fn(T, T) -> T) {
-    for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
-        *o = f(p, q);
     }
 }
 

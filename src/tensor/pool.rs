@@ -93,22 +93,34 @@ impl<T: Pooled + Copy + Default> Buffer<T> {
         if n <= 1 {
             return Buffer(SmallVec::new());
         }
-        let v = T::with_pool(|p| p.take(n))
+        Buffer(SmallVec::from_vec(Self::pooled_vec(n)))
+    }
+
+    /// An empty `Vec` with room for `n`, from the pool if it has one.
+    fn pooled_vec(n: usize) -> Vec<T> {
+        T::with_pool(|p| p.take(n))
             .flatten()
-            .unwrap_or_else(|| Vec::with_capacity(n));
-        Buffer(SmallVec::from_vec(v))
+            .unwrap_or_else(|| Vec::with_capacity(n))
+    }
+
+    /// `n` elements pushed by `fill` onto a `Vec` (whose `extend` and
+    /// `extend_from_slice` vectorise; SmallVec's push element by element).
+    pub(crate) fn build(n: usize, fill: impl FnOnce(&mut Vec<T>)) -> Self {
+        let mut v = Self::pooled_vec(n);
+        fill(&mut v);
+        debug_assert_eq!(v.len(), n);
+        Self::from_vec(v)
     }
 
     pub(crate) fn filled(n: usize, value: T) -> Self {
-        let mut b = Self::with_capacity(n);
-        b.0.resize(n, value);
-        b
+        Self::build(n, |v| v.resize(n, value))
     }
 
     pub(crate) fn from_slice(s: &[T]) -> Self {
-        let mut b = Self::with_capacity(s.len());
-        b.0.extend_from_slice(s);
-        b
+        if s.len() <= 1 {
+            return Buffer(SmallVec::from_slice(s));
+        }
+        Self::build(s.len(), |v| v.extend_from_slice(s))
     }
 
     pub(crate) fn from_vec(v: Vec<T>) -> Self {
@@ -123,23 +135,10 @@ impl<T: Pooled + Copy + Default> Buffer<T> {
 
     /// Collects exactly `n` elements.
     pub(crate) fn collect_n(n: usize, it: impl Iterator<Item = T>) -> Self {
-        // Writing into initialised memory (one memset) lets the compiler
-        // vectorise simple maps; `extend` would check capacity per element.
-        let mut b = Self::filled(n, T::default());
-        let mut written = 0;
-        for (o, v) in b.0.iter_mut().zip(it) {
-            *o = v;
-            written += 1;
+        if n <= 1 {
+            return Buffer(it.collect());
         }
-        debug_assert_eq!(written, n);
-        b
-    }
-
-    /// `n` elements written by `fill` into zeroed memory.
-    pub(crate) fn fill_n(n: usize, fill: impl FnOnce(&mut [T])) -> Self {
-        let mut b = Self::filled(n, T::default());
-        fill(&mut b.0);
-        b
+        Self::build(n, |v| v.extend(it))
     }
 
     pub(crate) fn as_slice(&self) -> &[T] {
