@@ -36,7 +36,7 @@ pub use custom::{CustomOp, ErasedCustomOp};
 pub use unary::DEFAULT_LEAKY_SLOPE;
 
 use crate::tape::Var;
-use crate::tape::{Arena, NodeValue};
+use crate::tape::{Arena, Node, NodeValue};
 use crate::tensor::{Element, Shape, Tensor};
 
 /// A vector-Jacobian product rule.
@@ -249,6 +249,10 @@ op_table! {
 #[inline(always)]
 pub(crate) fn record_unary<'t, T: Element, U: Unary>(op: Op, u: &U, x: Var<'t, T>) -> Var<'t, T> {
     let i = x.index();
+    let scalar = |nodes: &[Node<T>]| nodes[i].as_scalar().map(|s| u.f(s));
+    if let Some(v) = x.tape().record_scalar(op, [x], scalar) {
+        return v;
+    }
     let forward = |arena: &Arena<T>| {
         let node = &arena.nodes[i];
         Some(match node.as_scalar() {
@@ -270,6 +274,10 @@ pub(crate) fn record_binary<'t, T: Element, B: Binary>(
 ) -> Var<'t, T> {
     a.same_tape(&b, B::NAME);
     let (i, j) = (a.index(), b.index());
+    let scalar = |nodes: &[Node<T>]| Some(bin.f(nodes[i].as_scalar()?, nodes[j].as_scalar()?));
+    if let Some(v) = a.tape().record_scalar(op, [a, b], scalar) {
+        return v;
+    }
     let forward = |arena: &Arena<T>| {
         let (na, nb) = (&arena.nodes[i], &arena.nodes[j]);
         if let (Some(p), Some(q)) = (na.as_scalar(), nb.as_scalar()) {

@@ -120,6 +120,32 @@ impl<T: Element> Arena<T> {
         value: NodeValue<T>,
         requires_grad: Option<bool>,
     ) -> u32 {
+        match value {
+            NodeValue::Scalar(s) => self.push_raw(op, inputs, s, SCALAR, requires_grad),
+            NodeValue::Tensor(t) => {
+                let slot = self.tensors.len() as u32;
+                self.tensors.push(t);
+                self.owners.push(self.nodes.len() as u32);
+                self.push_raw(op, inputs, T::zero(), slot, requires_grad)
+            }
+        }
+    }
+
+    /// Appends a scalar node (the path scalar graphs take: no enum to move).
+    #[inline(always)]
+    pub(crate) fn push_scalar(&mut self, op: Op, inputs: &[u32], value: T) -> u32 {
+        self.push_raw(op, inputs.iter().copied(), value, SCALAR, None)
+    }
+
+    #[inline(always)]
+    fn push_raw(
+        &mut self,
+        op: Op,
+        inputs: impl ExactSizeIterator<Item = u32>,
+        scalar: T,
+        tensor: u32,
+        requires_grad: Option<bool>,
+    ) -> u32 {
         let index = self.nodes.len();
         assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
         let first_input = self.edges.len() as u32;
@@ -129,14 +155,6 @@ impl<T: Element> Arena<T> {
             requires |= self.nodes[j as usize].requires_grad;
             self.edges.push(j);
         }
-        let (scalar, tensor) = match value {
-            NodeValue::Scalar(s) => (s, SCALAR),
-            NodeValue::Tensor(t) => {
-                self.tensors.push(t);
-                self.owners.push(index as u32);
-                (T::zero(), (self.tensors.len() - 1) as u32)
-            }
-        };
         self.nodes.push(Node {
             op,
             scalar,

@@ -11,8 +11,8 @@ pub use var::Var;
 
 use crate::ops::{ErasedCustomOp, Op};
 use crate::tensor::{Element, Tensor};
-pub(crate) use arena::Arena;
 pub use arena::NodeValue;
+pub(crate) use arena::{Arena, Node};
 pub(crate) use gradients::GradSlots;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -185,6 +185,28 @@ impl<T: Element> Tape<T> {
                 arena.push(op, ins, value, None)
             } else {
                 arena.push(Op::Constant, [].into_iter(), value, None)
+            }
+        };
+        Some(Var::from_parts(self, index, self.epoch.get()))
+    }
+
+    /// Records a scalar op if `forward` finds its inputs scalar and returns
+    /// the value (the chapter's graphs); `None` leaves the op to the tensor
+    /// path. One borrow, and no value enum moved through memory.
+    #[inline(always)]
+    pub(crate) fn record_scalar<'t, const N: usize>(
+        &'t self,
+        op: Op,
+        inputs: [Var<'t, T>; N],
+        forward: impl FnOnce(&[Node<T>]) -> Option<T>,
+    ) -> Option<Var<'t, T>> {
+        let index = {
+            let mut arena = self.arena.borrow_mut();
+            let value = forward(&arena.nodes)?;
+            if self.grad_enabled.get() {
+                arena.push_scalar(op, &inputs.map(|v| v.index() as u32), value)
+            } else {
+                arena.push_scalar(Op::Constant, &[], value)
             }
         };
         Some(Var::from_parts(self, index, self.epoch.get()))
