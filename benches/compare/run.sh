@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 ROUNDS="${ROUNDS:-3}"
 ENGINES="${ENGINES:-torch jax}"
 VENV="${VENV:-target/compare-venv}"
-export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MATMUL_NUM_THREADS=2
+export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 RAYON_NUM_THREADS=2
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=2"
 
 if [ ! -x "$VENV/bin/python" ]; then
