@@ -186,7 +186,8 @@ fn transpose_map<'t, T: Element>(
 }
 
 /// The Jacobian of `f` at `x`, by reverse mode: one recording and one
-/// backward pass per output element. The result has shape
+/// batched backward pass that computes every row at once (the one-hot
+/// seeds ride along a leading batch axis). The result has shape
 /// `output.shape ++ input.shape`, as in JAX.
 ///
 /// ```
@@ -207,10 +208,11 @@ where
     })
 }
 
-/// The Jacobian of `f` at `x` by forward mode: one Jacobian-vector product
-/// per input element, cheaper than [`jacobian`] when the output has many
-/// more elements than the input (tall and thin). Same shape as
-/// [`jacobian`].
+/// The Jacobian of `f` at `x` by forward mode: the Jacobian-vector
+/// products with every unit vector, as one recorded backward pass and one
+/// batched pass through it. The reverse-mode [`jacobian`] is usually
+/// faster; this one is an independent route to the same matrix (the two
+/// cross-check each other). Same shape as [`jacobian`].
 #[track_caller]
 pub fn jacobian_fwd<T: Element, F>(f: F, x: &Tensor<T>) -> Tensor<T>
 where
@@ -219,13 +221,10 @@ where
     record(f, x, |tape, xv, y| {
         let out = y.shape();
         let (u, jt_u) = transpose_map(tape, xv, y);
-        let n = x.numel();
-        let columns: Vec<Tensor<T>> = (0..n)
-            .map(|j| jt_u.backward_with(Tensor::one_hot(x.shape(), j))[u].clone())
-            .collect();
-        // Columns are J e_j; lay them out as rows of Jᵀ, then transpose.
-        let m = numel(&out);
-        Tensor::from_fn([m, n], |ij| columns[ij[1]].data()[ij[0]])
+        // All the JVPs J e_j in one batched pass: the rows of Jᵀ.
+        let jt = jacobian_batched(jt_u, &[u]).swap_remove(0);
+        let (m, n) = (numel(&out), x.numel());
+        Tensor::from_fn([m, n], |ij| jt.data()[ij[1] * m + ij[0]])
             .reshape([out.as_slice(), x.shape()].concat())
     })
 }

@@ -8,9 +8,9 @@
 //! | [`grad`], [`value_and_grad`] | ∇f | 1 backward |
 //! | [`vjp`] | f(x), uᵀJ | 1 backward |
 //! | [`jvp`] | f(x), Jv | 1 recorded backward + 1 backward |
-//! | [`jacobian`] | J, shape `out ++ in` | 1 backward per output element |
-//! | [`jacobian_fwd`] | J | 1 recorded backward + 1 backward per input element |
-//! | [`hessian`] | H, shape `in ++ in` | 1 recorded backward + 1 backward per input element |
+//! | [`jacobian`] | J, shape `out ++ in` | 1 batched backward (all rows at once) |
+//! | [`jacobian_fwd`] | J | 1 recorded backward + 1 batched backward |
+//! | [`hessian`] | H, shape `in ++ in` | 1 recorded backward + 1 batched backward |
 //! | [`hvp`] | Hv | 1 recorded backward + 1 backward |
 //!
 //! A closure kept in a variable and passed to several operators needs
