@@ -51,7 +51,7 @@ fn main() {
         }
         return;
     }
-    // `--only NAME`: time one workload (w1b, w2s, w2m, w2l, w3h, w4) in a
+    // `--only NAME`: time one workload (w1b, w2s, w2m, w2l, w3h, w3v, w4) in a
     // loop for a profiler.
     if let Some(i) = args.iter().position(|a| a == "--only") {
         profile_one(args.get(i + 1).map(String::as_str).unwrap_or(""));
@@ -168,15 +168,20 @@ fn profile_one(name: &str) {
                 w.step(&tape32);
             });
         }
-        "w3h" => {
+        "w3h" | "w3v" => {
             let x0 = Tensor::from_fn([100], |i| if i[0] % 2 == 0 { -1.2 } else { 1.0 });
             let rosen = func(|x| {
                 let n = x.shape()[0];
                 let (a, b) = (x.narrow(0, 0, n - 1), x.narrow(0, 1, n - 1));
                 ((b - a.square()).square() * 100.0 + (a - 1.0).square()).sum()
             });
+            let ones = Tensor::ones([100]);
             run(&mut || {
-                hessian(rosen, &x0);
+                if name == "w3h" {
+                    hessian(rosen, &x0);
+                } else {
+                    tapegrad::grad::hvp(rosen, &x0, &ones);
+                }
             });
         }
         "w4" => {
@@ -190,7 +195,7 @@ fn profile_one(name: &str) {
                 jacobian(layer, &x);
             });
         }
-        other => panic!("--only: unknown workload {other:?} (w1b, w2s, w2m, w2l, w3h, w4)"),
+        other => panic!("--only: unknown workload {other:?} (w1b, w2s, w2m, w2l, w3h, w3v, w4)"),
     }
     println!("{name}: {steps} steps, {:.4} ms each", 3e3 / steps as f64);
 }
