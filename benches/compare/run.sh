@@ -6,6 +6,8 @@
 #
 #   benches/compare/run.sh            # PyTorch and JAX
 #   ENGINES=jax benches/compare/run.sh
+#   FEATURES=blas OPENBLAS_CORETYPE=SkylakeX benches/compare/run.sh
+#                                     # tapegrad with OpenBLAS (see src/tensor/blas.rs)
 #
 # PyTorch from PyPI is a large download (it brings CUDA libraries even on
 # a CPU-only machine); ENGINES=jax skips it.
@@ -24,7 +26,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     for e in $ENGINES; do pkgs="$pkgs $([ "$e" = torch ] && echo torch || echo jax)"; done
     "$VENV/bin/pip" install --quiet $pkgs
 fi
-cargo build --release --example workload_times >/dev/null
+cargo build --release --example workload_times ${FEATURES:+--features "$FEATURES"} >/dev/null
 
 out=$(mktemp)
 engine_args=""

@@ -87,7 +87,7 @@ fn gemm_split<T: Send + Sync>(
 }
 
 macro_rules! element {
-    ($t:ty, $mm:path, $erf:path) => {
+    ($t:ty, $mm:path, $blas:ident, $erf:path) => {
         impl Element for $t {
             fn erf(self) -> Self {
                 $erf(self)
@@ -110,6 +110,12 @@ macro_rules! element {
                 GEMM_CALLS.with(|c| c.set(c.get() + 1));
                 if k == 0 {
                     c[..m * n].fill(0.0);
+                    return;
+                }
+                #[cfg(feature = "blas")]
+                if m * k * n >= super::blas::MIN_MACS
+                    && super::blas::$blas(m, k, n, a, (ars, acs), b, (brs, bcs), c)
+                {
                     return;
                 }
                 gemm_split(m, k, n, a, (ars, acs), c, &|m, a, c| {
@@ -140,5 +146,5 @@ macro_rules! element {
         }
     };
 }
-element!(f32, matrixmultiply::sgemm, libm::erff);
-element!(f64, matrixmultiply::dgemm, libm::erf);
+element!(f32, matrixmultiply::sgemm, sgemm, libm::erff);
+element!(f64, matrixmultiply::dgemm, dgemm, libm::erf);

@@ -4,6 +4,8 @@
 //! (a `SmallVec`, inline up to four dimensions). Scalars are 0-d tensors and
 //! their single element is stored inline, so they never allocate.
 
+#[cfg(feature = "blas")]
+mod blas;
 mod display;
 mod element;
 pub(crate) mod kernels;
