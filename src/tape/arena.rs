@@ -85,6 +85,17 @@ pub(crate) struct Arena<T: Element> {
 }
 
 impl<T: Element> Arena<T> {
+    /// Room for `n` nodes before the first reallocation: short-lived tapes
+    /// (one per `grad`/`hvp` call) skip the first doublings.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Arena {
+            nodes: Vec::with_capacity(n),
+            edges: Vec::with_capacity(2 * n),
+            tensors: Vec::with_capacity(n / 2),
+            owners: Vec::with_capacity(n / 2),
+        }
+    }
+
     pub(crate) fn clear(&mut self) {
         self.nodes.clear();
         self.edges.clear();

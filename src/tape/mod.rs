@@ -61,7 +61,7 @@ impl<T: Element> Tape<T> {
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
             epoch: Cell::new(0),
-            arena: RefCell::new(Arena::default()),
+            arena: RefCell::new(Arena::with_capacity(64)),
             grad_enabled: Cell::new(true),
             spare: RefCell::new(GradSlots::default()),
             customs: RefCell::new(Vec::new()),
