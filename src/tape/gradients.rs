@@ -132,6 +132,7 @@ impl<'t, T: Element> Gradients<'t, T> {
     /// assert_eq!(g.item(x), 6.0);
     /// ```
     #[track_caller]
+    #[inline]
     pub fn item(&self, v: Var<'_, T>) -> T {
         self.check(&v);
         let i = v.index();
@@ -192,7 +193,18 @@ impl<'t, T: Element> Gradients<'t, T> {
     }
 
     #[track_caller]
+    #[inline]
     fn check(&self, v: &Var<'_, T>) {
+        if v.tape().id() != self.tape_id || self.epoch != self.tape.epoch() {
+            self.mismatch(v);
+        }
+        v.index();
+    }
+
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn mismatch(&self, v: &Var<'_, T>) {
         assert!(
             v.tape().id() == self.tape_id,
             "Gradients: {} belongs to tape #{}, but these gradients come from tape #{}",
@@ -205,7 +217,6 @@ impl<'t, T: Element> Gradients<'t, T> {
             "Gradients: these gradients were computed before the tape was reset; \
              they no longer belong to any node"
         );
-        v.index();
     }
 }
 

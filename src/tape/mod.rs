@@ -80,6 +80,7 @@ impl<T: Element> Tape<T> {
     /// assert_eq!(m.shape().as_slice(), &[2, 3]);
     /// # let _ = s;
     /// ```
+    #[inline]
     pub fn var(&self, value: impl Into<NodeValue<T>>) -> Var<'_, T> {
         let requires = self.grad_enabled.get();
         self.push_node(Op::Leaf, &[], value.into(), Some(requires))

@@ -39,18 +39,28 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// The node's position on the tape, checked to be current.
     #[track_caller]
+    #[inline]
     pub fn index(&self) -> usize {
         if self.epoch != self.tape.epoch() {
-            panic!(
-                "stale Var: node %{} was recorded before the tape was reset \
-                 (recorded in epoch {}, the tape is now in epoch {}); \
-                 record it again after reset()",
-                self.index,
-                self.epoch,
-                self.tape.epoch()
-            );
+            self.stale();
         }
         self.index as usize
+    }
+
+    // The messages live out of line so that the checks inline (every op
+    // runs them) and stay a compare and a branch.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn stale(&self) -> ! {
+        panic!(
+            "stale Var: node %{} was recorded before the tape was reset \
+             (recorded in epoch {}, the tape is now in epoch {}); \
+             record it again after reset()",
+            self.index,
+            self.epoch,
+            self.tape.epoch()
+        );
     }
 
     /// Gives the node a name, shown in traces, pictures and error messages.
@@ -88,17 +98,25 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Panics unless `other` lives on the same tape (for binary ops).
     #[track_caller]
+    #[inline]
     pub(crate) fn same_tape(&self, other: &Var<'_, T>, op: &str) {
         if !std::ptr::eq(self.tape, other.tape) {
-            panic!(
-                "{op}: inputs {} and {} belong to different tapes (tape #{} and tape #{}); \
-                 an op's inputs must all be recorded on one tape",
-                self.label(),
-                other.label(),
-                self.tape.id(),
-                other.tape.id()
-            );
+            self.different_tapes(other, op);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn different_tapes(&self, other: &Var<'_, T>, op: &str) -> ! {
+        panic!(
+            "{op}: inputs {} and {} belong to different tapes (tape #{} and tape #{}); \
+             an op's inputs must all be recorded on one tape",
+            self.label(),
+            other.label(),
+            self.tape.id(),
+            other.tape.id()
+        );
     }
 
     /// Runs `f` on the forward value without copying it.
