@@ -151,3 +151,46 @@ fn reset_reuses_the_tape() {
         assert_eq!(tape.len(), 2);
     }
 }
+
+#[test]
+fn scalar_gradients_read_as_numbers_or_tensors_and_clip() {
+    use tapegrad::nn::{clip_grad_norm, ParamStore};
+    // A scalar parameter and a tensor one: scalar gradients live as plain
+    // numbers, and every way of reading or changing them agrees.
+    let mut params = ParamStore::<f64>::new();
+    let a = params.add("a", Tensor::scalar(3.0));
+    let w = params.add("w", Tensor::from_vec(vec![4.0], [1]));
+    let tape = Tape::new();
+    let (av, wv) = (params.var(&tape, a), params.var(&tape, w));
+    let unused = tape.var(7.0);
+    let mid = av * av; // intermediate scalar node
+    let after = tape.var(1.0) * 2.0; // recorded after the output below
+    let loss = mid * 0.5 + (wv.square() * 0.5).sum();
+    let mut grads = loss.backward();
+    assert_eq!(grads.item(av), 3.0);
+    assert_eq!(grads[av].item(), 3.0);
+    assert_eq!(grads.item(mid), 0.5);
+    assert_eq!(grads[wv].data(), &[4.0]);
+    assert_eq!(grads.item(wv), 4.0);
+    assert_eq!(grads.item(unused), 0.0); // a leaf that does not reach: zero
+    assert!(grads.get(after).is_none()); // recorded after the output
+    assert_eq!(clip_grad_norm(&params, &mut grads, 1.0), 5.0);
+    let (ga, gw) = (
+        params.grad(&grads, a).unwrap(),
+        params.grad(&grads, w).unwrap(),
+    );
+    assert!((ga.item() - 0.6).abs() < 1e-6 && (gw.data()[0] - 0.8).abs() < 1e-6);
+    // Reading the clipped scalar as a number sees the clipped value too.
+    assert!((grads.item(av) - 0.6).abs() < 1e-6);
+}
+
+#[test]
+fn unreached_branches_pass_nothing_back() {
+    // ln(0) has an infinite derivative; a branch the output never uses
+    // must not turn x's gradient into NaN (0 · ∞).
+    let tape = Tape::<f64>::new();
+    let x = tape.var(0.0);
+    let _dead = (x * 1.0).ln();
+    let y = x * 3.0;
+    assert_eq!(y.backward().item(x), 3.0);
+}
