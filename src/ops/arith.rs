@@ -38,8 +38,8 @@ impl Rule for Add {
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, k: usize) -> X {
         g.clone().sum_to(&xs[k].shape())
     }
-    fn scalar_local<T: Element>(&self, _: &[T], _: T, _: usize) -> Option<T> {
-        Some(T::one())
+    fn scalar_locals<T: Element>(&self, _: &[T], _: T) -> Option<[T; 2]> {
+        Some([T::one(), T::one()])
     }
 }
 
@@ -70,8 +70,8 @@ impl Rule for Sub {
             c.neg()
         }
     }
-    fn scalar_local<T: Element>(&self, _: &[T], _: T, k: usize) -> Option<T> {
-        Some(if k == 0 { T::one() } else { -T::one() })
+    fn scalar_locals<T: Element>(&self, _: &[T], _: T) -> Option<[T; 2]> {
+        Some([T::one(), -T::one()])
     }
 }
 

@@ -47,10 +47,11 @@ pub(crate) trait Rule {
     /// output `y`, given the inputs `xs`.
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, k: usize) -> X;
 
-    /// For an elementwise op on plain numbers: the local derivative
-    /// `∂y/∂x_k`. Lets the eager walk handle scalar nodes without building
-    /// tensors; `None` (the default) means "use `vjp`".
-    fn scalar_local<T: Element>(&self, _xs: &[T], _y: T, _k: usize) -> Option<T> {
+    /// For an elementwise op of one or two inputs on plain numbers: the
+    /// local derivatives `∂y/∂x_k` (unused entries 0). Lets the eager walk
+    /// handle scalar nodes without building tensors; `None` (the default)
+    /// means "use `vjp`".
+    fn scalar_locals<T: Element>(&self, _xs: &[T], _y: T) -> Option<[T; 2]> {
         None
     }
 }
@@ -121,8 +122,8 @@ macro_rules! unary_rules {
             fn vjp<T: Element, X: crate::ops::Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, _k: usize) -> X {
                 crate::ops::unary_vjp(self, xs[0], y, g)
             }
-            fn scalar_local<T: Element>(&self, xs: &[T], y: T, _k: usize) -> Option<T> {
-                Some(<$t as crate::ops::Unary>::df(self, &xs[0], &y))
+            fn scalar_locals<T: Element>(&self, xs: &[T], y: T) -> Option<[T; 2]> {
+                Some([<$t as crate::ops::Unary>::df(self, &xs[0], &y), T::zero()])
             }
         }
     )*};
@@ -136,13 +137,12 @@ macro_rules! binary_rules {
             fn vjp<T: Element, X: crate::ops::Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, k: usize) -> X {
                 crate::ops::binary_vjp(self, xs, y, g, k)
             }
-            fn scalar_local<T: Element>(&self, xs: &[T], y: T, k: usize) -> Option<T> {
+            fn scalar_locals<T: Element>(&self, xs: &[T], y: T) -> Option<[T; 2]> {
                 let b = self;
-                Some(if k == 0 {
-                    crate::ops::Binary::da(b, &xs[0], &xs[1], &y)
-                } else {
-                    crate::ops::Binary::db(b, &xs[0], &xs[1], &y)
-                })
+                Some([
+                    crate::ops::Binary::da(b, &xs[0], &xs[1], &y),
+                    crate::ops::Binary::db(b, &xs[0], &xs[1], &y),
+                ])
             }
         }
     )*};
@@ -177,11 +177,12 @@ macro_rules! op_table {
 
             /// The contribution to input `k`; custom ops find their rule
             /// on the tape.
-            /// The local derivative on plain numbers, for elementwise ops.
-            pub(crate) fn scalar_local<T: Element>(&self, xs: &[T], y: T, k: usize) -> Option<T> {
+            /// The local derivatives on plain numbers, for elementwise ops.
+            #[inline]
+            pub(crate) fn scalar_locals<T: Element>(&self, xs: &[T], y: T) -> Option<[T; 2]> {
                 match self {
                     Op::Leaf | Op::Constant | Op::Custom(_) => None,
-                    $(Op::$variant(r) => r.scalar_local(xs, y, k)),*
+                    $(Op::$variant(r) => r.scalar_locals(xs, y)),*
                 }
             }
 

@@ -247,14 +247,9 @@ fn scalar_step<T: Element, const VISIT: bool>(
             None => return false,
         }
     }
-    let op = &nodes[i].op;
-    let mut locals = [T::zero(); 2];
-    for (k, local) in locals[..n].iter_mut().enumerate() {
-        match op.scalar_local(&xs[..n], y, k) {
-            Some(l) => *local = l,
-            None => return false,
-        }
-    }
+    let Some(locals) = nodes[i].op.scalar_locals(&xs[..n], y) else {
+        return false;
+    };
     for (k, (&j, local)) in inputs.iter().zip(locals).enumerate() {
         let j = j as usize;
         if nodes[j].requires_grad {
