@@ -2,13 +2,20 @@
 //! on gradients with a leading batch axis). Each must equal what the
 //! ordinary backward gives one row at a time, for every op family.
 
+mod common;
+
+use common::shapes::broadcast_pair;
+use proptest::prelude::*;
 use tapegrad::grad::{func, hessian, jacobian};
 use tapegrad::{Algebra, CustomOp, Tape, Tensor, Var};
 
 type F = for<'t> fn(Var<'t, f64>) -> Var<'t, f64>;
 
 /// The Jacobian row by row: one ordinary backward pass per output element.
-fn jacobian_by_rows(f: F, x: &Tensor<f64>) -> Tensor<f64> {
+fn jacobian_by_rows(
+    f: impl for<'t> Fn(Var<'t, f64>) -> Var<'t, f64>,
+    x: &Tensor<f64>,
+) -> Tensor<f64> {
     let tape = Tape::<f64>::new();
     let v = tape.var(x.clone());
     let y = f(v);
@@ -22,7 +29,10 @@ fn jacobian_by_rows(f: F, x: &Tensor<f64>) -> Tensor<f64> {
 }
 
 /// The Hessian row by row: grad of grad, one backward pass per row.
-fn hessian_by_rows(f: F, x: &Tensor<f64>) -> Tensor<f64> {
+fn hessian_by_rows(
+    f: impl for<'t> Fn(Var<'t, f64>) -> Var<'t, f64>,
+    x: &Tensor<f64>,
+) -> Tensor<f64> {
     let tape = Tape::<f64>::new();
     let v = tape.var(x.clone());
     let g = f(v).backward_recorded()[v];
@@ -175,6 +185,29 @@ fn scalar_graphs_and_unused_inputs() {
     assert_eq!(j.data(), &[0.6, 0.0, 0.0, 0.0, -0.4, 0.0]);
     let h = hessian(|x| x.narrow(0, 1, 1).sum() * 2.0, &v);
     assert_eq!(h.data(), &[0.0; 9]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Broadcasting in both directions (the input against a constant of a
+    /// larger or smaller shape), through elementwise ops and reductions:
+    /// the batched pass must line up example axes, never the batch axis.
+    #[test]
+    fn batched_passes_broadcast_like_row_by_row((sx, sc) in broadcast_pair(), seed in any::<u64>()) {
+        let x = Tensor::rand_uniform(&sx, -1.0, 1.0, seed);
+        let c = Tensor::rand_uniform(&sc, -1.0, 1.0, seed ^ 1);
+        let f = func(|x: Var<'_, f64>| {
+            let k = x.tape().constant(c.clone());
+            ((x * k + k) / (k.square() + 1.0) - x.sin() * k).tanh()
+        });
+        assert_close("broadcast jacobian", &jacobian(f, &x), &jacobian_by_rows(f, &x));
+        let s = func(|x: Var<'_, f64>| {
+            let k = x.tape().constant(c.clone());
+            (x * k).square().sum() + (x.exp() - k).sum() * x.mean()
+        });
+        assert_close("broadcast hessian", &hessian(s, &x), &hessian_by_rows(s, &x));
+    }
 }
 
 /// softsign(x) = x / (1 + |x|), with its rule written by hand.

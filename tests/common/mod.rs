@@ -1,6 +1,8 @@
 //! Finite-difference checks shared by the integration tests (f64).
 #![allow(dead_code)]
 
+pub mod shapes;
+
 use tapegrad::{Tape, Tensor, Var};
 
 pub const EPS: f64 = 1e-6;
