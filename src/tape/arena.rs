@@ -14,8 +14,11 @@ use std::borrow::Cow;
 /// `Node::tensor` of a node whose value is the scalar in `Node::scalar`.
 pub(crate) const SCALAR: u32 = u32::MAX;
 
-/// One recorded operation: what it was, its inputs (a range of the edge
-/// list), and where its forward value lives.
+/// `Node::n_inputs` of a node whose inputs are a range of `Arena::edges`.
+const MANY: u8 = u8::MAX;
+
+/// One recorded operation: what it was, its inputs, and where its forward
+/// value lives.
 #[derive(Clone, Copy)]
 pub(crate) struct Node<T: Element> {
     pub(crate) op: Op,
@@ -23,8 +26,11 @@ pub(crate) struct Node<T: Element> {
     pub(crate) scalar: T,
     /// The slot of the value in `Arena::tensors`, or [`SCALAR`].
     pub(crate) tensor: u32,
-    pub(crate) first_input: u32,
-    pub(crate) n_inputs: u32,
+    /// The inputs themselves when there are at most two (nearly every op),
+    /// else `[first, count]` of a range of `Arena::edges`.
+    ins: [u32; 2],
+    /// 0, 1, 2, or [`MANY`].
+    pub(crate) n_inputs: u8,
     pub(crate) requires_grad: bool,
 }
 
@@ -90,7 +96,7 @@ impl<T: Element> Arena<T> {
     pub(crate) fn with_capacity(n: usize) -> Self {
         Arena {
             nodes: Vec::with_capacity(n),
-            edges: Vec::with_capacity(2 * n),
+            edges: Vec::new(),
             tensors: Vec::with_capacity(n / 2),
             owners: Vec::with_capacity(n / 2),
         }
@@ -107,7 +113,11 @@ impl<T: Element> Arena<T> {
     #[inline]
     pub(crate) fn inputs(&self, i: usize) -> &[u32] {
         let n = &self.nodes[i];
-        &self.edges[n.first_input as usize..][..n.n_inputs as usize]
+        if n.n_inputs == MANY {
+            &self.edges[n.ins[0] as usize..][..n.ins[1] as usize]
+        } else {
+            &n.ins[..n.n_inputs as usize]
+        }
     }
 
     /// Node `i`'s value as a tensor: borrowed for tensor nodes, a 0-d
@@ -159,18 +169,27 @@ impl<T: Element> Arena<T> {
     ) -> u32 {
         let index = self.nodes.len();
         assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
-        let first_input = self.edges.len() as u32;
-        let n_inputs = inputs.len() as u32;
+        let count = inputs.len();
         let mut requires = requires_grad.unwrap_or(false);
-        for j in inputs {
+        let (mut ins, n_inputs) = if count <= 2 {
+            ([0; 2], count as u8)
+        } else {
+            let first = u32::try_from(self.edges.len()).expect("tape is full: 2^32 edges");
+            ([first, count as u32], MANY)
+        };
+        for (k, j) in inputs.enumerate() {
             requires |= self.nodes[j as usize].requires_grad;
-            self.edges.push(j);
+            if n_inputs == MANY {
+                self.edges.push(j);
+            } else {
+                ins[k] = j;
+            }
         }
         self.nodes.push(Node {
             op,
             scalar,
             tensor,
-            first_input,
+            ins,
             n_inputs,
             requires_grad: requires,
         });
