@@ -206,6 +206,10 @@ impl Unary for Neg {
     }
 }
 
+/// Where an affine node's numbers sit in the tape's table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct AffineSlot(pub(crate) u32);
+
 /// `scale · x + shift` with plain numbers (what `2.0 * x + 1.0` records):
 /// local derivative `scale`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -289,7 +293,8 @@ impl<'t, T: Element> Var<'t, T> {
             scale: scale.to_f64().unwrap(),
             shift: shift.to_f64().unwrap(),
         };
-        record_unary(Op::Affine(op), &op, self)
+        let slot = self.tape().push_affine(op);
+        record_unary(Op::Affine(slot), &op, self)
     }
 }
 

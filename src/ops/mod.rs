@@ -20,7 +20,7 @@
 //! multiply it by `g` and sum broadcast dimensions away.
 
 mod algebra;
-mod arith;
+pub(crate) mod arith;
 pub(crate) mod batched;
 mod custom;
 mod index;
@@ -162,6 +162,9 @@ macro_rules! op_table {
             Constant,
             /// A user-defined op (its rule lives on the tape).
             Custom(custom::Custom),
+            /// `scale · x + shift`; the two numbers live on the tape, which
+            /// keeps `Op` (and so every node) at 16 bytes.
+            Affine(arith::AffineSlot),
             $($variant($ty)),*
         }
 
@@ -171,25 +174,29 @@ macro_rules! op_table {
                     Op::Leaf => "leaf",
                     Op::Constant => "constant",
                     Op::Custom(r) => r.name(),
+                    Op::Affine(_) => <arith::Affine as Unary>::NAME,
                     $(Op::$variant(r) => r.name()),*
                 }
             }
 
-            /// The contribution to input `k`; custom ops find their rule
-            /// on the tape.
-            /// The local derivatives on plain numbers, for elementwise ops.
+            /// The local derivatives on plain numbers, for elementwise ops
+            /// (affine maps find their numbers on the tape).
             #[inline]
-            pub(crate) fn scalar_locals<T: Element>(&self, xs: &[T], y: T) -> Option<[T; 2]> {
+            pub(crate) fn scalar_locals<T: Element>(&self, tape: &crate::Tape<T>, xs: &[T], y: T) -> Option<[T; 2]> {
                 match self {
                     Op::Leaf | Op::Constant | Op::Custom(_) => None,
+                    Op::Affine(a) => tape.affine(*a).scalar_locals(xs, y),
                     $(Op::$variant(r) => r.scalar_locals(xs, y)),*
                 }
             }
 
+            /// The contribution to input `k`; custom ops and affine maps
+            /// find their rule or numbers on the tape.
             pub(crate) fn vjp<T: Element, X: Algebra<T>>(&self, tape: &crate::Tape<T>, xs: &[&X], y: &X, g: &X, k: usize) -> X {
                 match self {
                     Op::Leaf | Op::Constant => unreachable!("leaves have no inputs"),
                     Op::Custom(c) => c.vjp(tape, xs, y, g, k),
+                    Op::Affine(a) => tape.affine(*a).vjp(xs, y, g, k),
                     $(Op::$variant(r) => r.vjp(xs, y, g, k)),*
                 }
             }
@@ -206,7 +213,6 @@ op_table! {
     Maximum(arith::Maximum),
     Minimum(arith::Minimum),
     Neg(arith::Neg),
-    Affine(arith::Affine),
     PowConst(arith::PowConst),
     Exp(unary::Exp),
     Ln(unary::Ln),

@@ -67,7 +67,7 @@ impl Rule for Mean {
 /// lane.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Max {
-    pub(crate) axis: usize,
+    pub(crate) axis: u32,
     pub(crate) keepdim: bool,
 }
 impl Rule for Max {
@@ -76,7 +76,8 @@ impl Rule for Max {
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
         let shape = xs[0].shape();
-        unreduce(g, &shape, Some(self.axis), self.keepdim).mul(&xs[0].first_max_mask(self.axis))
+        let axis = self.axis as usize;
+        unreduce(g, &shape, Some(axis), self.keepdim).mul(&xs[0].first_max_mask(axis))
     }
 }
 
@@ -85,7 +86,7 @@ impl Rule for Max {
 /// difference `x - y` loses digits that the shifted softmax keeps.)
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct LogSumExp {
-    pub(crate) axis: usize,
+    pub(crate) axis: u32,
     pub(crate) keepdim: bool,
 }
 impl Rule for LogSumExp {
@@ -94,8 +95,9 @@ impl Rule for LogSumExp {
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
         let shape = xs[0].shape();
-        let gk = unreduce(g, &shape, Some(self.axis), self.keepdim);
-        xs[0].softmax(self.axis).mul(&gk)
+        let axis = self.axis as usize;
+        let gk = unreduce(g, &shape, Some(axis), self.keepdim);
+        xs[0].softmax(axis).mul(&gk)
     }
 }
 
@@ -190,8 +192,14 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn max_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
         check_axis("max_axis", self, axis);
         let v = self.with_value(|v| v.reduce_lanes(axis, keepdim, max_lane));
-        self.tape()
-            .record(Op::Max(Max { axis, keepdim }), &[self], v)
+        self.tape().record(
+            Op::Max(Max {
+                axis: axis as u32,
+                keepdim,
+            }),
+            &[self],
+            v,
+        )
     }
 
     /// `ln Σ exp(x)` along `axis`, computed with the maximum shifted out so
@@ -209,7 +217,13 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn logsumexp(self, axis: usize, keepdim: bool) -> Var<'t, T> {
         check_axis("logsumexp", self, axis);
         let v = self.with_value(|v| v.reduce_lanes(axis, keepdim, logsumexp_lane));
-        self.tape()
-            .record(Op::LogSumExp(LogSumExp { axis, keepdim }), &[self], v)
+        self.tape().record(
+            Op::LogSumExp(LogSumExp {
+                axis: axis as u32,
+                keepdim,
+            }),
+            &[self],
+            v,
+        )
     }
 }

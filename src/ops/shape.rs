@@ -78,15 +78,26 @@ impl Rule for SumTo {
 /// `len` entries along `axis` from `start`; the gradient is zero-padded back.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Narrow {
-    axis: usize,
-    start: usize,
+    // u32 keeps `Op` (and so every node) at 16 bytes.
+    axis: u32,
+    start: u32,
+}
+impl Narrow {
+    fn new(axis: usize, start: usize) -> Self {
+        let fit = |v: usize| u32::try_from(v).expect("narrow: axis and start fit in 32 bits");
+        Narrow {
+            axis: fit(axis),
+            start: fit(start),
+        }
+    }
 }
 impl Rule for Narrow {
     fn name(&self) -> &'static str {
         "narrow"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
-        g.pad(self.axis, self.start, xs[0].shape()[self.axis])
+        let (axis, start) = (self.axis as usize, self.start as usize);
+        g.pad(axis, start, xs[0].shape()[axis])
     }
 }
 
@@ -94,15 +105,26 @@ impl Rule for Narrow {
 /// the matching narrow.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Pad {
-    axis: usize,
-    start: usize,
+    // u32 keeps `Op` (and so every node) at 16 bytes.
+    axis: u32,
+    start: u32,
+}
+impl Pad {
+    fn new(axis: usize, start: usize) -> Self {
+        let fit = |v: usize| u32::try_from(v).expect("pad: axis and start fit in 32 bits");
+        Pad {
+            axis: fit(axis),
+            start: fit(start),
+        }
+    }
 }
 impl Rule for Pad {
     fn name(&self) -> &'static str {
         "pad"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
-        g.narrow(self.axis, self.start, xs[0].shape()[self.axis])
+        let (axis, start) = (self.axis as usize, self.start as usize);
+        g.narrow(axis, start, xs[0].shape()[axis])
     }
 }
 
@@ -261,7 +283,7 @@ impl<'t, T: Element> Var<'t, T> {
         }
         let v = self.with_value(|v| v.narrow(axis, start, len));
         self.tape()
-            .record(Op::Narrow(Narrow { axis, start }), &[self], v)
+            .record(Op::Narrow(Narrow::new(axis, start)), &[self], v)
     }
 
     /// Zero-pads along `axis` to length `total`, placing this tensor at
@@ -278,7 +300,8 @@ impl<'t, T: Element> Var<'t, T> {
             );
         }
         let v = self.with_value(|v| v.pad(axis, start, total));
-        self.tape().record(Op::Pad(Pad { axis, start }), &[self], v)
+        self.tape()
+            .record(Op::Pad(Pad::new(axis, start)), &[self], v)
     }
 
     /// Joins tensors along an existing axis; all other dimensions must match.

@@ -161,7 +161,7 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
                 let gs = grads.scalar[i];
                 // Elementwise op on scalars: local derivative times global,
                 // on plain numbers (the chapter's rule, no tensors at all).
-                if scalar_step::<T, VISIT>(nodes, inputs, i, y, gs, grads, &mut visit) {
+                if scalar_step::<T, VISIT>(tape, nodes, inputs, i, y, gs, grads, &mut visit) {
                     continue;
                 }
                 Tensor::scalar(gs)
@@ -227,7 +227,9 @@ fn prefetch<T: Element>(nodes: &[Node<T>], i: usize) {
 /// scalars and its op has a scalar rule, passes `gs · ∂y/∂x_k` to each input
 /// and returns true.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn scalar_step<T: Element, const VISIT: bool>(
+    tape: &Tape<T>,
     nodes: &[Node<T>],
     inputs: &[u32],
     i: usize,
@@ -247,7 +249,7 @@ fn scalar_step<T: Element, const VISIT: bool>(
             None => return false,
         }
     }
-    let Some(locals) = nodes[i].op.scalar_locals(&xs[..n], y) else {
+    let Some(locals) = nodes[i].op.scalar_locals(tape, &xs[..n], y) else {
         return false;
     };
     for (k, (&j, local)) in inputs.iter().zip(locals).enumerate() {

@@ -41,6 +41,8 @@ pub struct Tape<T: Element = f32> {
     grad_enabled: Cell<bool>,
     /// The gradient storage of the last dropped [`Gradients`], kept for reuse.
     spare: RefCell<GradSlots<T>>,
+    /// The numbers of the affine maps recorded since the last reset.
+    affines: RefCell<Vec<crate::ops::arith::Affine>>,
     /// The rules of the custom ops recorded since the last reset.
     customs: RefCell<Vec<Rc<dyn ErasedCustomOp<T>>>>,
     /// Names given with `Var::named`, by node index (sorted).
@@ -64,6 +66,7 @@ impl<T: Element> Tape<T> {
             arena: RefCell::new(Arena::with_capacity(64)),
             grad_enabled: Cell::new(true),
             spare: RefCell::new(GradSlots::default()),
+            affines: RefCell::new(Vec::new()),
             customs: RefCell::new(Vec::new()),
             names: RefCell::new(Vec::new()),
         }
@@ -122,6 +125,7 @@ impl<T: Element> Tape<T> {
     /// from before the reset become stale: using one panics.
     pub fn reset(&self) {
         self.arena.borrow_mut().clear();
+        self.affines.borrow_mut().clear();
         self.customs.borrow_mut().clear();
         self.names.borrow_mut().clear();
         self.epoch.set(self.epoch.get().wrapping_add(1));
@@ -259,6 +263,20 @@ impl<T: Element> Tape<T> {
             Op::Custom(c) => self.custom_op(c.slot).name(),
             op => op.name(),
         }
+    }
+
+    pub(crate) fn push_affine(
+        &self,
+        a: crate::ops::arith::Affine,
+    ) -> crate::ops::arith::AffineSlot {
+        let mut affines = self.affines.borrow_mut();
+        affines.push(a);
+        crate::ops::arith::AffineSlot((affines.len() - 1) as u32)
+    }
+
+    #[inline]
+    pub(crate) fn affine(&self, slot: crate::ops::arith::AffineSlot) -> crate::ops::arith::Affine {
+        self.affines.borrow()[slot.0 as usize]
     }
 
     pub(crate) fn push_custom(&self, op: Rc<dyn ErasedCustomOp<T>>) -> u32 {
