@@ -6,17 +6,15 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use tapegrad::grad::{func, hessian, hvp, jacobian, jacobian_fwd};
-use tapegrad::{Tensor, Var};
+use tapegrad::Tensor;
 
-fn rosenbrock(x: Var<'_, f64>) -> Var<'_, f64> {
-    let n = x.shape()[0];
-    let (a, b) = (x.narrow(0, 0, n - 1), x.narrow(0, 1, n - 1));
-    ((b - a.square()).square() * 100.0 + (a - 1.0).square()).sum()
-}
+#[path = "common/workloads.rs"]
+mod workloads;
+use workloads::{rosenbrock, w3_start, W4};
 
 fn bench(c: &mut Criterion) {
     // W3
-    let x0 = Tensor::from_fn([100], |i| if i[0] % 2 == 0 { -1.2 } else { 1.0 });
+    let x0 = w3_start();
     let ones = Tensor::ones([100]);
     let h = hessian(rosenbrock, &x0);
     assert_eq!((h.get(&[0, 0]), h.get(&[0, 1])), (1330.0, 480.0));
@@ -30,13 +28,8 @@ fn bench(c: &mut Criterion) {
     });
 
     // W4
-    let w = Tensor::<f64>::from_fn([100, 100], |i| ((i[0] + 2 * i[1]) as f64).sin() / 10.0);
-    let bias = Tensor::<f64>::from_fn([100, 1], |i| (i[0] as f64).cos() / 10.0);
-    let x = Tensor::<f64>::from_fn([100, 1], |i| (i[0] as f64).sin() / 2.0);
-    let layer = func(|x| {
-        let t = x.tape();
-        (t.constant(w.clone()).matmul(x) + t.constant(bias.clone())).tanh()
-    });
+    let w4 = W4::new();
+    let (layer, x) = (func(|x| w4.layer(x)), w4.x.clone());
     let j = jacobian(layer, &x);
     let trace: f64 = (0..100).map(|i| j.data()[i * 100 + i]).sum();
     assert!((j.data().iter().sum::<f64>() - -0.02457585158224078).abs() < 1e-12);

@@ -100,14 +100,9 @@ fn main() {
         println!("{{\"workload\": \"{name}\", \"ms\": {ms:.4}, \"gflops\": {gflops:.2}}}");
     }
 
-    use tapegrad::grad::{func, hessian, hvp, jacobian};
+    use tapegrad::grad::{hessian, hvp, jacobian};
     use tapegrad::Tensor;
-    let x0 = Tensor::from_fn([100], |i| if i[0] % 2 == 0 { -1.2 } else { 1.0 });
-    let rosen = func(|x| {
-        let n = x.shape()[0];
-        let (a, b) = (x.narrow(0, 0, n - 1), x.narrow(0, 1, n - 1));
-        ((b - a.square()).square() * 100.0 + (a - 1.0).square()).sum()
-    });
+    let (x0, rosen) = (w3_start(), rosenbrock);
     let ones = Tensor::ones([100]);
     let ms = median_ms(reps(200), || {
         hessian(rosen, &x0);
@@ -117,20 +112,17 @@ fn main() {
         hvp(rosen, &x0, &ones);
     });
     println!("{{\"workload\": \"W3 hvp\", \"ms\": {ms:.5}}}");
-    let w = Tensor::<f64>::from_fn([100, 100], |i| ((i[0] + 2 * i[1]) as f64).sin() / 10.0);
-    let b = Tensor::<f64>::from_fn([100, 1], |i| (i[0] as f64).cos() / 10.0);
-    let x = Tensor::<f64>::from_fn([100, 1], |i| (i[0] as f64).sin() / 2.0);
-    let layer =
-        func(|x| (x.tape().constant(w.clone()).matmul(x) + x.tape().constant(b.clone())).tanh());
+    let w4 = W4::new();
+    let x = w4.x.clone();
     let ms = median_ms(reps(50), || {
-        jacobian(layer, &x);
+        jacobian(|x| w4.layer(x), &x);
     });
     println!("{{\"workload\": \"W4 jacobian\", \"ms\": {ms:.4}}}");
 }
 
 /// Runs one workload for about three seconds (for `perf record`).
 fn profile_one(name: &str) {
-    use tapegrad::grad::{func, hessian, jacobian};
+    use tapegrad::grad::{hessian, jacobian};
     use tapegrad::Tensor;
     let start = Instant::now();
     let mut steps = 0usize;
@@ -169,30 +161,20 @@ fn profile_one(name: &str) {
             });
         }
         "w3h" | "w3v" => {
-            let x0 = Tensor::from_fn([100], |i| if i[0] % 2 == 0 { -1.2 } else { 1.0 });
-            let rosen = func(|x| {
-                let n = x.shape()[0];
-                let (a, b) = (x.narrow(0, 0, n - 1), x.narrow(0, 1, n - 1));
-                ((b - a.square()).square() * 100.0 + (a - 1.0).square()).sum()
-            });
+            let x0 = w3_start();
             let ones = Tensor::ones([100]);
             run(&mut || {
                 if name == "w3h" {
-                    hessian(rosen, &x0);
+                    hessian(rosenbrock, &x0);
                 } else {
-                    tapegrad::grad::hvp(rosen, &x0, &ones);
+                    tapegrad::grad::hvp(rosenbrock, &x0, &ones);
                 }
             });
         }
         "w4" => {
-            let w = Tensor::<f64>::from_fn([100, 100], |i| ((i[0] + 2 * i[1]) as f64).sin() / 10.0);
-            let b = Tensor::<f64>::from_fn([100, 1], |i| (i[0] as f64).cos() / 10.0);
-            let x = Tensor::<f64>::from_fn([100, 1], |i| (i[0] as f64).sin() / 2.0);
-            let layer = func(|x| {
-                (x.tape().constant(w.clone()).matmul(x) + x.tape().constant(b.clone())).tanh()
-            });
+            let w4 = W4::new();
             run(&mut || {
-                jacobian(layer, &x);
+                jacobian(|x| w4.layer(x), &w4.x);
             });
         }
         other => panic!("--only: unknown workload {other:?} (w1b, w2s, w2m, w2l, w3h, w3v, w4)"),

@@ -193,3 +193,37 @@ impl W2 {
         loss.item()
     }
 }
+
+/// W3: the extended Rosenbrock function Σ 100(x_{i+1} - x_i²)² + (1 - x_i)².
+pub fn rosenbrock(x: Var<'_, f64>) -> Var<'_, f64> {
+    let n = x.shape()[0];
+    let (a, b) = (x.narrow(0, 0, n - 1), x.narrow(0, 1, n - 1));
+    ((b - a.square()).square() * 100.0 + (a - 1.0).square()).sum()
+}
+
+/// W3's point: -1.2 at even positions, 1 at odd ones, n = 100.
+pub fn w3_start() -> Tensor<f64> {
+    Tensor::from_fn([100], |i| if i[0] % 2 == 0 { -1.2 } else { 1.0 })
+}
+
+/// W4: tanh(W x + b) with its fixed 100 × 100 weights, bias and point.
+pub struct W4 {
+    pub w: Tensor<f64>,
+    pub b: Tensor<f64>,
+    pub x: Tensor<f64>,
+}
+
+impl W4 {
+    pub fn new() -> Self {
+        W4 {
+            w: Tensor::from_fn([100, 100], |i| ((i[0] + 2 * i[1]) as f64).sin() / 10.0),
+            b: Tensor::from_fn([100, 1], |i| (i[0] as f64).cos() / 10.0),
+            x: Tensor::from_fn([100, 1], |i| (i[0] as f64).sin() / 2.0),
+        }
+    }
+
+    pub fn layer<'t>(&self, x: Var<'t, f64>) -> Var<'t, f64> {
+        let t = x.tape();
+        (t.constant(self.w.clone()).matmul(x) + t.constant(self.b.clone())).tanh()
+    }
+}
