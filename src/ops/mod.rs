@@ -36,7 +36,7 @@ pub use custom::{CustomOp, ErasedCustomOp};
 pub use unary::DEFAULT_LEAKY_SLOPE;
 
 use crate::tape::Var;
-use crate::tape::{Arena, Node, NodeValue};
+use crate::tape::{Arena, Node};
 use crate::tensor::{Element, Shape, Tensor};
 
 /// A vector-Jacobian product rule.
@@ -260,13 +260,8 @@ pub(crate) fn record_unary<'t, T: Element, U: Unary>(op: Op, u: &U, x: Var<'t, T
     if let Some(v) = x.tape().record_scalar(op, [x], scalar) {
         return v;
     }
-    let forward = |arena: &Arena<T>| {
-        let node = &arena.nodes[i];
-        Some(match node.as_scalar() {
-            Some(s) => NodeValue::Scalar(u.f(s)),
-            None => arena.tensors[node.tensor as usize].map(|e| u.f(e)).into(),
-        })
-    };
+    // A tensor input (scalars took the path above).
+    let forward = |arena: &Arena<T>| Some(arena.value(i).map(|e| u.f(e)).into());
     x.tape().record_with(op, &[x], forward).unwrap()
 }
 
@@ -285,11 +280,8 @@ pub(crate) fn record_binary<'t, T: Element, B: Binary>(
     if let Some(v) = a.tape().record_scalar(op, [a, b], scalar) {
         return v;
     }
+    // At least one tensor input (two scalars took the path above).
     let forward = |arena: &Arena<T>| {
-        let (na, nb) = (&arena.nodes[i], &arena.nodes[j]);
-        if let (Some(p), Some(q)) = (na.as_scalar(), nb.as_scalar()) {
-            return Some(NodeValue::Scalar(bin.f(p, q)));
-        }
         let v = arena
             .value(i)
             .zip_map(&arena.value(j), |p, q| bin.f(p, q))?;

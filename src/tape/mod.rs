@@ -153,22 +153,15 @@ impl<T: Element> Tape<T> {
     /// `no_grad`, or when no input needs a gradient and the op is not a
     /// leaf, the node still keeps its inputs (for pictures and traces)
     /// unless recording is off.
-    pub(crate) fn record(&self, op: Op, inputs: &[Var<'_, T>], value: Tensor<T>) -> Var<'_, T> {
-        self.record_value(op, inputs, value.into())
-    }
-
-    /// [`Tape::record`] for a value that may be a plain scalar.
-    #[inline(always)]
-    pub(crate) fn record_value(
-        &self,
+    pub(crate) fn record<'t>(
+        &'t self,
         op: Op,
-        inputs: &[Var<'_, T>],
-        value: NodeValue<T>,
-    ) -> Var<'_, T> {
-        if !self.grad_enabled.get() {
-            return self.push_node(Op::Constant, &[], value, None);
-        }
-        self.push_node(op, inputs, value, None)
+        inputs: &[Var<'t, T>],
+        value: Tensor<T>,
+    ) -> Var<'t, T> {
+        let value = value.into();
+        self.record_with(op, inputs, |_| Some(value))
+            .expect("a computed value is always recorded")
     }
 
     /// Records an op whose value `forward` computes from the arena (its
