@@ -350,11 +350,10 @@ impl<T: Element> Algebra<T> for Batched<'_, T> {
     }
     fn custom_vjp(op: &dyn ErasedCustomOp<T>, xs: &[&Self], y: &Self, g: &Self, k: usize) -> Self {
         // A user's rule is written for one example: run it per example.
-        let plain = |v: &Self| {
-            assert!(v.batch.is_none(), "forward values are never batched");
-        };
-        xs.iter().for_each(|x| plain(x));
-        plain(y);
+        assert!(
+            y.batch.is_none() && xs.iter().all(|x| x.batch.is_none()),
+            "forward values are never batched"
+        );
         let refs: Vec<&Tensor<T>> = xs.iter().map(|x| &*x.t).collect();
         let y = &*y.t;
         match g.batch {

@@ -75,14 +75,24 @@ impl<T: Element> GradSlots<T> {
     /// was reached by the walk, or any leaf that needs one (a zero gradient
     /// if the output does not depend on it).
     pub(crate) fn get<'a>(&'a self, arena: &Arena<T>, i: usize) -> Option<Cow<'a, Tensor<T>>> {
+        if let Some(g) = self.scalar_grad(i) {
+            return Some(Cow::Owned(Tensor::scalar(g)));
+        }
+        self.tensor_grad(arena, i).map(Cow::Borrowed)
+    }
+
+    /// Node `i`'s gradient if it is a scalar node that has one.
+    #[inline]
+    fn scalar_grad(&self, i: usize) -> Option<T> {
+        (*self.reached.get(i)?).then(|| self.scalar[i])
+    }
+
+    /// Node `i`'s gradient if it is a tensor node that has one.
+    fn tensor_grad(&self, arena: &Arena<T>, i: usize) -> Option<&Tensor<T>> {
         if i >= self.scalar.len() {
             return None;
         }
-        if self.reached[i] {
-            return Some(Cow::Owned(Tensor::scalar(self.scalar[i])));
-        }
-        let slot = arena.nodes[i].tensor as usize;
-        self.tensor.get(slot)?.as_ref().map(Cow::Borrowed)
+        self.tensor.get(arena.nodes[i].tensor as usize)?.as_ref()
     }
 }
 
@@ -135,9 +145,10 @@ impl<'t, T: Element> Gradients<'t, T> {
     #[inline]
     pub fn item(&self, v: Var<'_, T>) -> T {
         self.check(&v);
-        let i = v.index();
-        if self.slots.boxed.is_empty() && self.slots.reached.get(i) == Some(&true) {
-            return self.slots.scalar[i];
+        if self.slots.boxed.is_empty() {
+            if let Some(g) = self.slots.scalar_grad(v.index()) {
+                return g;
+            }
         }
         self[v].item()
     }
@@ -155,11 +166,10 @@ impl<'t, T: Element> Gradients<'t, T> {
         if let Some(t) = self.slots.boxed.get(&(i as u32)) {
             return Some(t);
         }
-        let arena = self.tape.arena.borrow();
-        match self.slots.get(&arena, i)? {
-            Cow::Borrowed(t) => Some(t),
-            Cow::Owned(t) => Some(self.slots.boxed(i, t.item())),
+        if let Some(g) = self.slots.scalar_grad(i) {
+            return Some(self.slots.boxed(i, g));
         }
+        self.slots.tensor_grad(&self.tape.arena.borrow(), i)
     }
 
     /// Mutable form of [`Gradients::get_node`] (for gradient clipping).
@@ -172,24 +182,22 @@ impl<'t, T: Element> Gradients<'t, T> {
         if tape_id != self.tape_id || epoch != self.epoch {
             return None;
         }
-        let arena = self.tape.arena.borrow();
-        let node = *arena.nodes.get(index)?;
-        if node.as_scalar().is_some() {
-            let g = self.slots.get(&arena, index)?.item();
-            drop(arena);
-            self.slots.boxed(index, g);
-            return self
-                .slots
-                .boxed
-                .as_mut()
-                .get_mut(&(index as u32))
-                .map(|b| &mut **b);
+        let key = index as u32;
+        // A scalar gradient is changed through its box, which every later
+        // read then sees.
+        if self.slots.boxed.get(&key).is_none() {
+            if let Some(g) = self.slots.scalar_grad(index) {
+                self.slots.boxed(index, g);
+            }
         }
-        drop(arena);
+        if let Some(b) = self.slots.boxed.as_mut().get_mut(&key) {
+            return Some(&mut **b);
+        }
         if index >= self.slots.scalar.len() {
             return None;
         }
-        self.slots.tensor.get_mut(node.tensor as usize)?.as_mut()
+        let slot = self.tape.arena.borrow().nodes[index].tensor as usize;
+        self.slots.tensor.get_mut(slot)?.as_mut()
     }
 
     #[track_caller]
