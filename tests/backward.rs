@@ -86,6 +86,12 @@ fn constants_get_no_gradient_and_unused_leaves_get_zeros() {
     assert!(g.get(c).is_none());
     assert!(!c.requires_grad());
     assert_eq!(g[unused].data(), &[0.0, 0.0]);
+    // The scalar walk passes contributions to constant inputs too; they
+    // must still read as "no gradient", also for ops on constants only.
+    let cc = c * c;
+    let g = (x * cc + cc.tanh()).backward();
+    assert_eq!(g.item(x), 9.0);
+    assert!(g.get(c).is_none() && g.get(cc).is_none());
 }
 
 #[test]

@@ -38,7 +38,7 @@ impl Rule for Add {
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, k: usize) -> X {
         g.clone().sum_to(&xs[k].shape())
     }
-    fn scalar_locals<T: Element>(&self, _: &[T], _: T) -> Option<[T; 2]> {
+    fn scalar_locals<T: Element>(&self, _: [T; 2], _: T) -> Option<[T; 2]> {
         Some([T::one(), T::one()])
     }
 }
@@ -70,7 +70,7 @@ impl Rule for Sub {
             c.neg()
         }
     }
-    fn scalar_locals<T: Element>(&self, _: &[T], _: T) -> Option<[T; 2]> {
+    fn scalar_locals<T: Element>(&self, _: [T; 2], _: T) -> Option<[T; 2]> {
         Some([T::one(), -T::one()])
     }
 }

@@ -48,10 +48,10 @@ pub(crate) trait Rule {
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, k: usize) -> X;
 
     /// For an elementwise op of one or two inputs on plain numbers: the
-    /// local derivatives `∂y/∂x_k` (unused entries 0). Lets the eager walk
-    /// handle scalar nodes without building tensors; `None` (the default)
-    /// means "use `vjp`".
-    fn scalar_locals<T: Element>(&self, _xs: &[T], _y: T) -> Option<[T; 2]> {
+    /// local derivatives `∂y/∂x_k` (a unary op reads only `xs[0]` and
+    /// leaves the second entry 0). Lets the eager walk handle scalar nodes
+    /// without building tensors; `None` (the default) means "use `vjp`".
+    fn scalar_locals<T: Element>(&self, _xs: [T; 2], _y: T) -> Option<[T; 2]> {
         None
     }
 }
@@ -122,7 +122,7 @@ macro_rules! unary_rules {
             fn vjp<T: Element, X: crate::ops::Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, _k: usize) -> X {
                 crate::ops::unary_vjp(self, xs[0], y, g)
             }
-            fn scalar_locals<T: Element>(&self, xs: &[T], y: T) -> Option<[T; 2]> {
+            fn scalar_locals<T: Element>(&self, xs: [T; 2], y: T) -> Option<[T; 2]> {
                 Some([<$t as crate::ops::Unary>::df(self, &xs[0], &y), T::zero()])
             }
         }
@@ -137,7 +137,7 @@ macro_rules! binary_rules {
             fn vjp<T: Element, X: crate::ops::Algebra<T>>(&self, xs: &[&X], y: &X, g: &X, k: usize) -> X {
                 crate::ops::binary_vjp(self, xs, y, g, k)
             }
-            fn scalar_locals<T: Element>(&self, xs: &[T], y: T) -> Option<[T; 2]> {
+            fn scalar_locals<T: Element>(&self, xs: [T; 2], y: T) -> Option<[T; 2]> {
                 let b = self;
                 Some([
                     crate::ops::Binary::da(b, &xs[0], &xs[1], &y),
@@ -182,7 +182,7 @@ macro_rules! op_table {
             /// The local derivatives on plain numbers, for elementwise ops
             /// (affine maps find their numbers on the tape).
             #[inline]
-            pub(crate) fn scalar_locals<T: Element>(&self, tape: &crate::Tape<T>, xs: &[T], y: T) -> Option<[T; 2]> {
+            pub(crate) fn scalar_locals<T: Element>(&self, tape: &crate::Tape<T>, xs: [T; 2], y: T) -> Option<[T; 2]> {
                 match self {
                     Op::Leaf | Op::Constant | Op::Custom(_) => None,
                     Op::Affine(a) => tape.affine(*a).scalar_locals(xs, y),
@@ -257,7 +257,7 @@ op_table! {
 pub(crate) fn record_unary<'t, T: Element, U: Unary>(op: Op, u: &U, x: Var<'t, T>) -> Var<'t, T> {
     let i = x.index();
     let scalar = |nodes: &[Node<T>]| nodes[i].as_scalar().map(|s| u.f(s));
-    if let Some(v) = x.tape().record_scalar(op, [x], scalar) {
+    if let Some(v) = x.tape().record_scalar(op, [i], scalar) {
         return v;
     }
     // A tensor input (scalars took the path above).
@@ -277,7 +277,7 @@ pub(crate) fn record_binary<'t, T: Element, B: Binary>(
     a.same_tape(&b, B::NAME);
     let (i, j) = (a.index(), b.index());
     let scalar = |nodes: &[Node<T>]| Some(bin.f(nodes[i].as_scalar()?, nodes[j].as_scalar()?));
-    if let Some(v) = a.tape().record_scalar(op, [a, b], scalar) {
+    if let Some(v) = a.tape().record_scalar(op, [i, j], scalar) {
         return v;
     }
     // At least one tensor input (two scalars took the path above).

@@ -28,7 +28,7 @@ pub(crate) struct Node<T: Element> {
     pub(crate) tensor: u32,
     /// The inputs themselves when there are at most two (nearly every op),
     /// else `[first, count]` of a range of `Arena::edges`.
-    ins: [u32; 2],
+    pub(crate) ins: [u32; 2],
     /// 0, 1, 2, or [`MANY`].
     pub(crate) n_inputs: u8,
     pub(crate) requires_grad: bool,
@@ -152,10 +152,30 @@ impl<T: Element> Arena<T> {
         }
     }
 
-    /// Appends a scalar node (the path scalar graphs take: no enum to move).
+    /// Appends a scalar node of at most two inputs (the path scalar graphs
+    /// take: no enum to move, no edge list).
     #[inline(always)]
-    pub(crate) fn push_scalar(&mut self, op: Op, inputs: &[u32], value: T) -> u32 {
-        self.push_raw(op, inputs.iter().copied(), value, SCALAR, None)
+    pub(crate) fn push_scalar<const N: usize>(
+        &mut self,
+        op: Op,
+        inputs: [u32; N],
+        value: T,
+    ) -> u32 {
+        const { assert!(N <= 2) };
+        let index = self.nodes.len();
+        assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
+        let mut ins = [0; 2];
+        ins[..N].copy_from_slice(&inputs);
+        let requires_grad = inputs.iter().any(|&j| self.nodes[j as usize].requires_grad);
+        self.nodes.push(Node {
+            op,
+            scalar: value,
+            tensor: SCALAR,
+            ins,
+            n_inputs: N as u8,
+            requires_grad,
+        });
+        index as u32
     }
 
     #[inline(always)]

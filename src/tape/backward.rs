@@ -144,6 +144,9 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
         prefetch(nodes, i.wrapping_sub(PREFETCH_AHEAD));
         let node = &nodes[i];
         if !node.requires_grad {
+            // The scalar path passes contributions to every scalar input;
+            // one that needs no gradient drops them here.
+            grads.reached[i] = false;
             continue;
         }
         if node.is_leaf() {
@@ -151,17 +154,16 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
             grads.reached[i] = node.tensor == SCALAR;
             continue;
         }
-        let inputs = arena.inputs(i);
         // The node's global derivative: a number or a tensor slot.
         let g = match node.as_scalar() {
-            Some(y) => {
+            Some(_) => {
                 if !grads.reached[i] {
                     continue;
                 }
                 let gs = grads.scalar[i];
                 // Elementwise op on scalars: local derivative times global,
                 // on plain numbers (the chapter's rule, no tensors at all).
-                if scalar_step::<T, VISIT>(tape, nodes, inputs, i, y, gs, grads, &mut visit) {
+                if scalar_step::<T, VISIT>(tape, nodes, i, gs, grads, &mut visit) {
                     continue;
                 }
                 Tensor::scalar(gs)
@@ -171,6 +173,7 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
                 None => continue,
             },
         };
+        let inputs = arena.inputs(i);
         let xs: SmallVec<[std::borrow::Cow<'_, Tensor<T>>; 4]> =
             inputs.iter().map(|&j| arena.value(j as usize)).collect();
         let xs: SmallVec<[&Tensor<T>; 4]> = xs.iter().map(|x| x.as_ref()).collect();
@@ -223,44 +226,50 @@ fn prefetch<T: Element>(nodes: &[Node<T>], i: usize) {
     let _ = (nodes, i);
 }
 
-/// The scalar fast path of the walk: if node `i` and all its inputs are
-/// scalars and its op has a scalar rule, passes `gs · ∂y/∂x_k` to each input
-/// and returns true.
-#[inline]
-#[allow(clippy::too_many_arguments)]
+/// The scalar fast path of the walk: if node `i` has one or two inputs,
+/// all scalars, and its op has a scalar rule, passes `g · ∂y/∂x_k` to each
+/// input and returns true.
+///
+/// Contributions go to every input, also to one that needs no gradient
+/// (a constant): its slot is never read, and the walk clears its reached
+/// flag when it gets there. That keeps this loop free of per-input checks.
+#[inline(always)]
 fn scalar_step<T: Element, const VISIT: bool>(
     tape: &Tape<T>,
     nodes: &[Node<T>],
-    inputs: &[u32],
     i: usize,
-    y: T,
-    gs: T,
+    g: T,
     grads: &mut GradSlots<T>,
     visit: &mut impl FnMut(usize, usize, usize, &Tensor<T>),
 ) -> bool {
-    let n = inputs.len();
+    let node = &nodes[i];
+    let n = node.n_inputs as usize;
     if n > 2 {
         return false;
     }
-    let mut xs = [T::zero(); 2];
-    for (x, &j) in xs.iter_mut().zip(inputs) {
-        match nodes[j as usize].as_scalar() {
-            Some(v) => *x = v,
-            None => return false,
-        }
+    let [a, b] = node.ins.map(|j| j as usize);
+    // A unary op reads its one input twice (the second local is 0).
+    let b = if n == 2 { b } else { a };
+    // Inputs are recorded before the node that uses them; stated once so
+    // that the indexing below needs no further bounds checks.
+    let (nodes, scalar, reached) = (&nodes[..i], &mut grads.scalar[..i], &mut grads.reached[..i]);
+    assert!(a < i && b < i, "node %{i} has an input recorded after it");
+    let (xa, xb) = (&nodes[a], &nodes[b]);
+    if xa.tensor != SCALAR || xb.tensor != SCALAR {
+        return false;
     }
-    let Some(locals) = nodes[i].op.scalar_locals(tape, &xs[..n], y) else {
+    let Some(locals) = node
+        .op
+        .scalar_locals(tape, [xa.scalar, xb.scalar], node.scalar)
+    else {
         return false;
     };
-    for (k, (&j, local)) in inputs.iter().zip(locals).enumerate() {
-        let j = j as usize;
-        if nodes[j].requires_grad {
-            let c = gs * local;
-            grads.scalar[j] = grads.scalar[j] + c;
-            grads.reached[j] = true;
-            if VISIT {
-                visit(i, k, j, &Tensor::scalar(c));
-            }
+    for (k, (j, local)) in [a, b].into_iter().zip(locals).take(n).enumerate() {
+        let c = g * local;
+        scalar[j] = scalar[j] + c;
+        reached[j] = true;
+        if VISIT && nodes[j].requires_grad {
+            visit(i, k, j, &Tensor::scalar(c));
         }
     }
     true

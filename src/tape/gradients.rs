@@ -5,7 +5,7 @@ use super::{Tape, Var};
 use crate::tensor::{Element, Tensor};
 use elsa::FrozenMap;
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ops::Index;
 
 /// The walk's gradient storage: one number per node for scalar nodes (a
@@ -24,6 +24,8 @@ pub(crate) struct GradSlots<T: Element> {
     /// Boxes of earlier steps, reused so that reading a scalar parameter's
     /// gradient as a tensor does not allocate in a steady training loop.
     spare_boxes: RefCell<Vec<Box<Tensor<T>>>>,
+    /// Whether `boxed` holds anything (read without borrowing the map).
+    any_boxed: Cell<bool>,
 }
 
 impl<T: Element> Default for GradSlots<T> {
@@ -34,6 +36,7 @@ impl<T: Element> Default for GradSlots<T> {
             tensor: Vec::new(),
             boxed: FrozenMap::new(),
             spare_boxes: RefCell::new(Vec::new()),
+            any_boxed: Cell::new(false),
         }
     }
 }
@@ -45,6 +48,7 @@ impl<T: Element> GradSlots<T> {
         self.tensor.clear();
         let spare = self.spare_boxes.get_mut();
         spare.extend(self.boxed.as_mut().drain().map(|(_, b)| b));
+        self.any_boxed.set(false);
     }
 
     /// A 0-d tensor holding `g`, at a stable address, for node `i`.
@@ -56,6 +60,7 @@ impl<T: Element> GradSlots<T> {
             }
             None => Box::new(Tensor::scalar(g)),
         };
+        self.any_boxed.set(true);
         self.boxed.insert(i as u32, b)
     }
 
@@ -144,8 +149,12 @@ impl<'t, T: Element> Gradients<'t, T> {
     #[track_caller]
     #[inline]
     pub fn item(&self, v: Var<'_, T>) -> T {
-        self.check(&v);
-        if self.slots.boxed.is_empty() {
+        // The common case in one test: a current handle of this tape, a
+        // scalar gradient not changed through a box.
+        let current = v.tape().id() == self.tape_id
+            && v.epoch_unchecked() == self.epoch
+            && self.epoch == self.tape.epoch();
+        if current && !self.slots.any_boxed.get() {
             if let Some(g) = self.slots.scalar_grad(v.index()) {
                 return g;
             }

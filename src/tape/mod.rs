@@ -190,21 +190,22 @@ impl<T: Element> Tape<T> {
 
     /// Records a scalar op if `forward` finds its inputs scalar and returns
     /// the value (the chapter's graphs); `None` leaves the op to the tensor
-    /// path. One borrow, and no value enum moved through memory.
+    /// path. One borrow, and no value enum moved through memory. `inputs`
+    /// are node indices the caller has already checked (`Var::index`).
     #[inline(always)]
-    pub(crate) fn record_scalar<'t, const N: usize>(
-        &'t self,
+    pub(crate) fn record_scalar<const N: usize>(
+        &self,
         op: Op,
-        inputs: [Var<'t, T>; N],
+        inputs: [usize; N],
         forward: impl FnOnce(&[Node<T>]) -> Option<T>,
-    ) -> Option<Var<'t, T>> {
+    ) -> Option<Var<'_, T>> {
         let index = {
             let mut arena = self.arena.borrow_mut();
             let value = forward(&arena.nodes)?;
             if self.grad_enabled.get() {
-                arena.push_scalar(op, &inputs.map(|v| v.index() as u32), value)
+                arena.push_scalar(op, inputs.map(|i| i as u32), value)
             } else {
-                arena.push_scalar(Op::Constant, &[], value)
+                arena.push_scalar(Op::Constant, [], value)
             }
         };
         Some(Var::from_parts(self, index, self.epoch.get()))

@@ -32,6 +32,13 @@ impl<'t, T: Element> Var<'t, T> {
         Var { tape, index, epoch }
     }
 
+    /// The epoch the handle was made in (unchecked, for callers that
+    /// compare it themselves).
+    #[inline]
+    pub(crate) fn epoch_unchecked(&self) -> u32 {
+        self.epoch
+    }
+
     /// The tape this handle belongs to.
     pub fn tape(&self) -> &'t Tape<T> {
         self.tape
