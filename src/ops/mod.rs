@@ -180,8 +180,9 @@ macro_rules! op_table {
             }
 
             /// The local derivatives on plain numbers, for elementwise ops
-            /// (affine maps find their numbers on the tape).
-            #[inline]
+            /// (affine maps find their numbers on the tape). Inlined into
+            /// the walk's scalar loop, so the locals stay in registers.
+            #[inline(always)]
             pub(crate) fn scalar_locals<T: Element>(&self, tape: &crate::Tape<T>, xs: [T; 2], y: T) -> Option<[T; 2]> {
                 match self {
                     Op::Leaf | Op::Constant | Op::Custom(_) => None,

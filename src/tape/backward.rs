@@ -2,7 +2,7 @@
 //! hands its incoming global derivative to its op's rule, which returns the
 //! contribution for one input; contributions are summed (fan-out adds up).
 
-use super::arena::{Node, SCALAR};
+use super::arena::{Arena, Node, SCALAR};
 use super::gradients::GradSlots;
 use super::{GradVars, Gradients, Tape, Var};
 use crate::ops::batched::Batched;
@@ -140,63 +140,12 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
         }
         None => grads.tensor[nodes[root].tensor as usize] = Some(seed),
     }
-    for i in (0..=root).rev() {
-        prefetch(nodes, i.wrapping_sub(PREFETCH_AHEAD));
-        let node = &nodes[i];
-        if !node.requires_grad {
-            // The scalar path passes contributions to every scalar input;
-            // one that needs no gradient drops them here.
-            grads.reached[i] = false;
-            continue;
-        }
-        if node.is_leaf() {
-            // A scalar leaf's gradient is its slot, zero if never reached.
-            grads.reached[i] = node.tensor == SCALAR;
-            continue;
-        }
-        // The node's global derivative: a number or a tensor slot.
-        let g = match node.as_scalar() {
-            Some(_) => {
-                if !grads.reached[i] {
-                    continue;
-                }
-                let gs = grads.scalar[i];
-                // Elementwise op on scalars: local derivative times global,
-                // on plain numbers (the chapter's rule, no tensors at all).
-                if scalar_step::<T, VISIT>(tape, nodes, i, gs, grads, &mut visit) {
-                    continue;
-                }
-                Tensor::scalar(gs)
-            }
-            None => match grads.tensor[node.tensor as usize].take() {
-                Some(g) => g,
-                None => continue,
-            },
-        };
-        let inputs = arena.inputs(i);
-        let xs: SmallVec<[std::borrow::Cow<'_, Tensor<T>>; 4]> =
-            inputs.iter().map(|&j| arena.value(j as usize)).collect();
-        let xs: SmallVec<[&Tensor<T>; 4]> = xs.iter().map(|x| x.as_ref()).collect();
-        let y = arena.value(i);
-        for (k, &j) in inputs.iter().enumerate() {
-            let input = &nodes[j as usize];
-            if input.requires_grad {
-                let c = node.op.vjp(tape, &xs, &y, &g, k);
-                if VISIT {
-                    visit(i, k, j as usize, &c);
-                }
-                match input.as_scalar() {
-                    Some(_) => {
-                        grads.scalar[j as usize] = grads.scalar[j as usize] + c.item();
-                        grads.reached[j as usize] = true;
-                    }
-                    None => accumulate(&mut grads.tensor[input.tensor as usize], c),
-                }
-            }
-        }
-        if node.as_scalar().is_none() {
-            grads.tensor[node.tensor as usize] = Some(g);
-        }
+    // Runs of scalar nodes go through a tight loop of their own; it stops
+    // at each node that needs the general step (tensors, custom ops).
+    let mut end = root + 1;
+    while let Some(i) = scalar_run::<T, VISIT>(tape, nodes, end, grads, &mut visit) {
+        general_step::<T, VISIT>(tape, &arena, i, grads, &mut visit);
+        end = i;
     }
     // Tensor leaves that need a gradient but do not reach the output get
     // zeros, as in JAX, rather than a missing entry (scalar leaves read 0).
@@ -205,6 +154,88 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
         if owner as usize <= root && node.is_leaf() && node.requires_grad {
             grads.tensor[slot].get_or_insert_with(|| Tensor::zeros(arena.tensors[slot].shape()));
         }
+    }
+}
+
+/// Walks down from node `end - 1` through the nodes that need no tensor:
+/// leaves, nodes that need no gradient, unreached scalar nodes and scalar
+/// ops on scalar inputs. Returns the first node that needs
+/// [`general_step`], or `None` at the bottom of the tape. Kept apart from
+/// the general step so that this loop keeps its state in registers.
+#[inline(never)]
+fn scalar_run<T: Element, const VISIT: bool>(
+    tape: &Tape<T>,
+    nodes: &[Node<T>],
+    end: usize,
+    grads: &mut GradSlots<T>,
+    visit: &mut impl FnMut(usize, usize, usize, &Tensor<T>),
+) -> Option<usize> {
+    for i in (0..end).rev() {
+        prefetch(nodes, i.wrapping_sub(PREFETCH_AHEAD));
+        let node = &nodes[i];
+        if !node.requires_grad {
+            // The scalar step passes contributions to every scalar input;
+            // one that needs no gradient drops them here.
+            grads.reached[i] = false;
+        } else if node.is_leaf() {
+            // A scalar leaf's gradient is its slot, zero if never reached.
+            grads.reached[i] = node.tensor == SCALAR;
+        } else if node.tensor != SCALAR {
+            return Some(i);
+        } else if grads.reached[i] {
+            // Elementwise op on scalars: local derivative times global, on
+            // plain numbers (the chapter's rule, no tensors at all).
+            let g = grads.scalar[i];
+            if !scalar_step::<T, VISIT>(tape, nodes, i, g, grads, visit) {
+                return Some(i);
+            }
+        }
+    }
+    None
+}
+
+/// One node through its op's `vjp` on tensors: tensor nodes, and scalar
+/// nodes whose op has no scalar rule or whose inputs are tensors.
+fn general_step<T: Element, const VISIT: bool>(
+    tape: &Tape<T>,
+    arena: &Arena<T>,
+    i: usize,
+    grads: &mut GradSlots<T>,
+    visit: &mut impl FnMut(usize, usize, usize, &Tensor<T>),
+) {
+    let nodes = &arena.nodes;
+    let node = &nodes[i];
+    // The node's global derivative: a number or a tensor slot.
+    let g = match node.as_scalar() {
+        Some(_) => Tensor::scalar(grads.scalar[i]),
+        None => match grads.tensor[node.tensor as usize].take() {
+            Some(g) => g,
+            None => return,
+        },
+    };
+    let inputs = arena.inputs(i);
+    let xs: SmallVec<[std::borrow::Cow<'_, Tensor<T>>; 4]> =
+        inputs.iter().map(|&j| arena.value(j as usize)).collect();
+    let xs: SmallVec<[&Tensor<T>; 4]> = xs.iter().map(|x| x.as_ref()).collect();
+    let y = arena.value(i);
+    for (k, &j) in inputs.iter().enumerate() {
+        let input = &nodes[j as usize];
+        if input.requires_grad {
+            let c = node.op.vjp(tape, &xs, &y, &g, k);
+            if VISIT {
+                visit(i, k, j as usize, &c);
+            }
+            match input.as_scalar() {
+                Some(_) => {
+                    grads.scalar[j as usize] = grads.scalar[j as usize] + c.item();
+                    grads.reached[j as usize] = true;
+                }
+                None => accumulate(&mut grads.tensor[input.tensor as usize], c),
+            }
+        }
+    }
+    if node.as_scalar().is_none() {
+        grads.tensor[node.tensor as usize] = Some(g);
     }
 }
 
