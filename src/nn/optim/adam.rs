@@ -51,23 +51,50 @@ impl<T: Element> AdamCore<T> {
         };
         let l2 = if self.decoupled { T::zero() } else { wd };
         let step_size = lr / c1;
+        let k = Step {
+            b1,
+            b2,
+            l2,
+            decay,
+            step_size,
+            inv_c2_sqrt,
+            eps,
+        };
         let (ms, vs) = (&mut self.m, &mut self.v);
         params.update(grads, |id, w, g| {
             let m = entry(ms, id, w);
             let v = entry(vs, id, w);
-            for (((w, m), v), &g) in w
-                .data_mut()
-                .iter_mut()
-                .zip(m.data_mut())
-                .zip(v.data_mut())
-                .zip(g.data())
-            {
-                let g = g + l2 * *w;
-                *m = b1 * *m + (T::one() - b1) * g;
-                *v = b2 * *v + (T::one() - b2) * g * g;
-                *w = *w * decay - step_size * *m / (v.sqrt() * inv_c2_sqrt + eps);
-            }
+            fused_update(w.data_mut(), m.data_mut(), v.data_mut(), g.data(), k);
         });
+    }
+}
+
+/// The numbers of one Adam step, shared by every parameter.
+#[derive(Clone, Copy)]
+struct Step<T> {
+    b1: T,
+    b2: T,
+    l2: T,
+    decay: T,
+    step_size: T,
+    inv_c2_sqrt: T,
+    eps: T,
+}
+
+/// Moments, bias correction and the update of one parameter in one pass.
+/// Compiled also for AVX-512 and AVX2 and picked at run time: the square
+/// root and the division per weight are what bound this loop, and they
+/// run 4x wider there than in the x86-64 baseline (same IEEE results:
+/// Rust never fuses a multiply and an add on its own).
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+fn fused_update<T: Element>(w: &mut [T], m: &mut [T], v: &mut [T], g: &[T], k: Step<T>) {
+    let n = w.len();
+    let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
+    for i in 0..n {
+        let gi = g[i] + k.l2 * w[i];
+        m[i] = k.b1 * m[i] + (T::one() - k.b1) * gi;
+        v[i] = k.b2 * v[i] + (T::one() - k.b2) * gi * gi;
+        w[i] = w[i] * k.decay - k.step_size * m[i] / (v[i].sqrt() * k.inv_c2_sqrt + k.eps);
     }
 }
 
@@ -133,3 +160,37 @@ adam_like!(
     true,
     0.01
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector versions picked at run time must give the same bits as
+    /// the formula written out one weight at a time (37 weights: full
+    /// vectors and a remainder).
+    #[test]
+    fn the_dispatched_update_matches_the_scalar_formula_exactly() {
+        let k = Step {
+            b1: 0.9f32,
+            b2: 0.999,
+            l2: 0.01,
+            decay: 0.999,
+            step_size: 1e-3 / 0.1,
+            inv_c2_sqrt: 1.0 / 0.001f32.sqrt(),
+            eps: 1e-8,
+        };
+        let n = 37;
+        let init = |s: f32| (0..n).map(|i| ((i as f32) * s).sin()).collect::<Vec<f32>>();
+        let (mut w, mut m, mut v, g) = (init(0.7), init(0.3), init(0.2), init(1.3));
+        v.iter_mut().for_each(|x| *x = x.abs());
+        let (mut w2, mut m2, mut v2) = (w.clone(), m.clone(), v.clone());
+        fused_update(&mut w, &mut m, &mut v, &g, k);
+        for i in 0..n {
+            let gi = g[i] + k.l2 * w2[i];
+            m2[i] = k.b1 * m2[i] + (1.0 - k.b1) * gi;
+            v2[i] = k.b2 * v2[i] + (1.0 - k.b2) * gi * gi;
+            w2[i] = w2[i] * k.decay - k.step_size * m2[i] / (v2[i].sqrt() * k.inv_c2_sqrt + k.eps);
+        }
+        assert_eq!((w, m, v), (w2, m2, v2));
+    }
+}
