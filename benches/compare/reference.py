@@ -4,6 +4,7 @@ W3/W4) and JAX (under jit). Prints one JSON object per workload and engine:
 run.sh, which sets the thread count and alternates with tapegrad."""
 import json
 import math
+import os
 import sys
 import time
 
@@ -49,7 +50,7 @@ def w1b_layers():
 def run_torch():
     import torch
     import torch.func as tf
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("COMPARE_THREADS", "2")))
     f64 = torch.float64
 
     def w1():

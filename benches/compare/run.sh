@@ -8,6 +8,7 @@
 #   ENGINES=jax benches/compare/run.sh
 #   FEATURES=blas OPENBLAS_CORETYPE=SkylakeX benches/compare/run.sh
 #                                     # tapegrad with OpenBLAS (see src/tensor/blas.rs)
+#   THREADS=1 benches/compare/run.sh  # every engine on one thread (default 2)
 #
 # PyTorch from PyPI is a large download (it brings CUDA libraries even on
 # a CPU-only machine); ENGINES=jax skips it.
@@ -16,8 +17,11 @@ cd "$(dirname "$0")/../.."
 ROUNDS="${ROUNDS:-3}"
 ENGINES="${ENGINES:-torch jax}"
 VENV="${VENV:-target/compare-venv}"
-export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 RAYON_NUM_THREADS=2
-export XLA_FLAGS="--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=2"
+THREADS="${THREADS:-2}"
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
+export RAYON_NUM_THREADS=$THREADS COMPARE_THREADS=$THREADS
+multi=$([ "$THREADS" -gt 1 ] && echo true || echo false)
+export XLA_FLAGS="--xla_cpu_multi_thread_eigen=$multi intra_op_parallelism_threads=$THREADS"
 
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
