@@ -52,9 +52,15 @@ fn main() {
         return;
     }
     // `--only NAME`: time one workload (w1b, w2s, w2m, w2l, w3h, w3v, w4) in a
-    // loop for a profiler.
+    // loop for a profiler: for three seconds, or `--steps K` steps (a fixed
+    // amount of work, for instruction counts under callgrind).
     if let Some(i) = args.iter().position(|a| a == "--only") {
-        profile_one(args.get(i + 1).map(String::as_str).unwrap_or(""));
+        let steps = args.iter().position(|a| a == "--steps").map(|j| {
+            args.get(j + 1)
+                .and_then(|k| k.parse().ok())
+                .expect("--steps K")
+        });
+        profile_one(args.get(i + 1).map(String::as_str).unwrap_or(""), steps);
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
@@ -120,14 +126,15 @@ fn main() {
     println!("{{\"workload\": \"W4 jacobian\", \"ms\": {ms:.4}}}");
 }
 
-/// Runs one workload for about three seconds (for `perf record`).
-fn profile_one(name: &str) {
+/// Runs one workload for about three seconds (for `perf record`), or for
+/// `limit` steps.
+fn profile_one(name: &str, limit: Option<usize>) {
     use tapegrad::grad::{hessian, jacobian};
     use tapegrad::Tensor;
     let start = Instant::now();
     let mut steps = 0usize;
     let mut run = |f: &mut dyn FnMut()| {
-        while start.elapsed().as_secs_f64() < 3.0 {
+        while limit.map_or(start.elapsed().as_secs_f64() < 3.0, |n| steps < n) {
             f();
             steps += 1;
         }
@@ -179,5 +186,6 @@ fn profile_one(name: &str) {
         }
         other => panic!("--only: unknown workload {other:?} (w1b, w2s, w2m, w2l, w3h, w3v, w4)"),
     }
-    println!("{name}: {steps} steps, {:.4} ms each", 3e3 / steps as f64);
+    let ms = start.elapsed().as_secs_f64() * 1e3 / steps as f64;
+    println!("{name}: {steps} steps, {ms:.4} ms each");
 }

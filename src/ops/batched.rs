@@ -147,7 +147,7 @@ impl<'a, T: Element> Batched<'a, T> {
     /// The batch as a stack of the results of `f` on each example.
     fn per_example(batch: usize, f: impl Fn(usize) -> Tensor<T>) -> Self {
         let rows: Vec<Tensor<T>> = (0..batch).map(f).collect();
-        let item: Shape = rows[0].shape().into();
+        let item = Shape::from_slice(rows[0].shape());
         let mut shape: Shape = [batch].into_iter().collect();
         shape.extend_from_slice(&item);
         let mut data = Vec::with_capacity(rows.iter().map(|r| r.numel()).sum());

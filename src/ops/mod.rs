@@ -320,7 +320,7 @@ pub(crate) fn check_axis<T: Element>(op: &str, x: Var<'_, T>, axis: usize) {
 
 /// The keepdim form of a reduced shape: `shape` with `axis` set to 1.
 pub(crate) fn keepdim_shape(shape: &[usize], axis: usize) -> Shape {
-    let mut s: Shape = shape.into();
+    let mut s = Shape::from_slice(shape);
     s[axis] = 1;
     s
 }
@@ -350,5 +350,5 @@ pub(crate) fn index_tensor<T: Element>(
     );
     let data =
         crate::tensor::Buffer::collect_n(idx.len(), idx.iter().map(|&i| T::from_usize(i).unwrap()));
-    Tensor::from_parts(shape.into(), data)
+    Tensor::from_parts(Shape::from_slice(shape), data)
 }

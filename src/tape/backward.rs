@@ -7,7 +7,7 @@ use super::gradients::GradSlots;
 use super::{GradVars, Gradients, Tape, Var};
 use crate::ops::batched::Batched;
 use crate::ops::Pointwise;
-use crate::tensor::{Element, Tensor};
+use crate::tensor::{Element, Shape, Tensor};
 use smallvec::SmallVec;
 
 impl<'t, T: Element> Var<'t, T> {
@@ -409,7 +409,7 @@ fn walk_recorded<'t, T: Element>(
         let nodes = &arena.nodes;
         (0..=root)
             .filter(|&i| nodes[i].is_leaf() && nodes[i].requires_grad && grads[i].is_none())
-            .map(|i| (i, arena.value(i).shape().into()))
+            .map(|i| (i, Shape::from_slice(arena.value(i).shape())))
             .collect()
     };
     for (i, shape) in leaves {

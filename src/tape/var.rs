@@ -151,7 +151,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// The shape of the forward value.
     #[track_caller]
     pub fn shape(&self) -> Shape {
-        self.with_value(|v| v.shape().into())
+        self.with_value(|v| Shape::from_slice(v.shape()))
     }
 
     /// Whether a gradient flows to this node.

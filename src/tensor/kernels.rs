@@ -17,7 +17,7 @@ impl<T: Element> Tensor<T> {
         }
         if self.shape() == b.shape() {
             let data = Buffer::collect_n(x.len(), x.iter().zip(y).map(|(&p, &q)| f(p, q)));
-            return Some(Tensor::from_parts(self.shape().into(), data));
+            return Some(Tensor::from_parts(Shape::from_slice(self.shape()), data));
         }
         let out = broadcast_shapes(self.shape(), b.shape())?;
         let n = numel(&out);
@@ -102,7 +102,7 @@ impl<T: Element> Tensor<T> {
         let ss = broadcast_strides(self.shape(), target);
         let mut data = Buffer::with_capacity(n);
         for_each_offset2(target, &ss, &ss, |i, _| data.push(src[i]));
-        Tensor::from_parts(target.into(), data)
+        Tensor::from_parts(Shape::from_slice(target), data)
     }
 
     /// Reorders dimensions: output dimension `d` is input dimension `perm[d]`.
@@ -235,7 +235,7 @@ impl<T: Element> Tensor<T> {
     /// `len` entries along `axis` starting at `start`.
     pub(crate) fn narrow(&self, axis: usize, start: usize, len: usize) -> Tensor<T> {
         let (outer, n, inner) = split_at_axis(self.shape(), axis);
-        let mut shape: Shape = self.shape().into();
+        let mut shape = Shape::from_slice(self.shape());
         shape[axis] = len;
         let src = self.data();
         let data = Buffer::build(outer * len * inner, |v| {
@@ -250,7 +250,7 @@ impl<T: Element> Tensor<T> {
     /// (the inverse of [`Tensor::narrow`]).
     pub(crate) fn pad(&self, axis: usize, start: usize, total: usize) -> Tensor<T> {
         let (outer, len, inner) = split_at_axis(self.shape(), axis);
-        let mut shape: Shape = self.shape().into();
+        let mut shape = Shape::from_slice(self.shape());
         shape[axis] = total;
         let mut out = Tensor::zeros(&shape);
         let src = self.data();
@@ -264,7 +264,7 @@ impl<T: Element> Tensor<T> {
 
     /// Joins tensors along an existing axis (shapes already checked).
     pub(crate) fn concat(parts: &[&Tensor<T>], axis: usize) -> Tensor<T> {
-        let mut shape: Shape = parts[0].shape().into();
+        let mut shape = Shape::from_slice(parts[0].shape());
         shape[axis] = parts.iter().map(|p| p.shape()[axis]).sum();
         let (outer, total, inner) = split_at_axis(&shape, axis);
         let data = Buffer::build(outer * total * inner, |v| {
@@ -282,7 +282,7 @@ impl<T: Element> Tensor<T> {
     pub(crate) fn index_select(&self, axis: usize, idx: &Tensor<T>) -> Tensor<T> {
         let (outer, n, inner) = split_at_axis(self.shape(), axis);
         let k = idx.numel();
-        let mut shape: Shape = self.shape().into();
+        let mut shape = Shape::from_slice(self.shape());
         shape[axis] = k;
         let src = self.data();
         let data = Buffer::build(outer * k * inner, |v| {
@@ -299,7 +299,7 @@ impl<T: Element> Tensor<T> {
     /// positions `idx` (the inverse of [`Tensor::index_select`]).
     pub(crate) fn index_add(&self, axis: usize, idx: &Tensor<T>, n: usize) -> Tensor<T> {
         let (outer, k, inner) = split_at_axis(self.shape(), axis);
-        let mut shape: Shape = self.shape().into();
+        let mut shape = Shape::from_slice(self.shape());
         shape[axis] = n;
         let mut out = Tensor::zeros(&shape);
         let (src, dst) = (self.data(), out.data_mut());
@@ -329,14 +329,14 @@ impl<T: Element> Tensor<T> {
                 }
             }
         }
-        Tensor::from_parts(idx.shape().into(), data)
+        Tensor::from_parts(Shape::from_slice(idx.shape()), data)
     }
 
     /// Adds `self[o, p, j]` into zeros at `[o, idx[o, p, j], j]`, length `n`
     /// along `axis` (the inverse of [`Tensor::gather`]).
     pub(crate) fn scatter_add(&self, axis: usize, idx: &Tensor<T>, n: usize) -> Tensor<T> {
         let (outer, k, inner) = split_at_axis(idx.shape(), axis);
-        let mut shape: Shape = self.shape().into();
+        let mut shape = Shape::from_slice(self.shape());
         shape[axis] = n;
         let mut out = Tensor::zeros(&shape);
         let (src, dst) = (self.data(), out.data_mut());
@@ -356,7 +356,7 @@ impl<T: Element> Tensor<T> {
 
 /// The shape after reducing `axis`.
 pub(crate) fn reduced_shape(shape: &[usize], axis: usize, keepdim: bool) -> Shape {
-    let mut s: Shape = shape.into();
+    let mut s = Shape::from_slice(shape);
     if keepdim {
         s[axis] = 1;
     } else {

@@ -30,10 +30,20 @@ pub(crate) use shape::{broadcast_strides, for_each_offset2, split_at_axis};
 /// assert_eq!(t.get(&[1, 2]), 6.0);
 /// assert_eq!(Tensor::scalar(2.5f64).item(), 2.5);
 /// ```
-#[derive(Clone)]
 pub struct Tensor<T: Element> {
     shape: Shape,
     data: Buffer<T>,
+}
+
+impl<T: Element> Clone for Tensor<T> {
+    /// Copies the shape with one `memcpy` (SmallVec's own `clone` pushes
+    /// element by element, which showed in small-tensor profiles).
+    fn clone(&self) -> Self {
+        Tensor {
+            shape: Shape::from_slice(&self.shape),
+            data: self.data.clone(),
+        }
+    }
 }
 
 impl<T: Element> Tensor<T> {
@@ -273,7 +283,7 @@ impl<T: Element> Tensor<T> {
             panic!("Tensor::rows: index {bad} is out of range for {n} rows");
         }
         let inner = self.numel().checked_div(n).unwrap_or(0);
-        let mut shape: Shape = self.shape().into();
+        let mut shape = Shape::from_slice(self.shape());
         shape[0] = idx.len();
         let data = Buffer::collect_n(
             idx.len() * inner,
