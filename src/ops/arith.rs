@@ -206,10 +206,6 @@ impl Unary for Neg {
     }
 }
 
-/// Where an affine node's numbers sit in the tape's table.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct AffineSlot(pub(crate) u32);
-
 /// `scale · x + shift` with plain numbers (what `2.0 * x + 1.0` records):
 /// local derivative `scale`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -247,6 +243,24 @@ impl Unary for PowConst {
 
 super::unary_rules!(Neg, Affine, PowConst);
 
+impl super::TapeNumbers for Affine {
+    fn to_numbers(&self) -> [f64; 2] {
+        [self.scale, self.shift]
+    }
+    fn from_numbers([scale, shift]: [f64; 2]) -> Self {
+        Affine { scale, shift }
+    }
+}
+
+impl super::TapeNumbers for PowConst {
+    fn to_numbers(&self) -> [f64; 2] {
+        [self.p, 0.0]
+    }
+    fn from_numbers([p, _]: [f64; 2]) -> Self {
+        PowConst { p }
+    }
+}
+
 impl<'t, T: Element> Var<'t, T> {
     /// `self ^ exponent`, elementwise with broadcasting.
     ///
@@ -269,7 +283,7 @@ impl<'t, T: Element> Var<'t, T> {
         let op = PowConst {
             p: p.to_f64().unwrap(),
         };
-        record_unary(Op::PowConst(op), &op, self)
+        super::record_numbered(Op::PowConst, op, self)
     }
 
     /// Elementwise maximum with broadcasting; on a tie each input gets half
@@ -293,8 +307,7 @@ impl<'t, T: Element> Var<'t, T> {
             scale: scale.to_f64().unwrap(),
             shift: shift.to_f64().unwrap(),
         };
-        let slot = self.tape().push_affine(op);
-        record_unary(Op::Affine(slot), &op, self)
+        super::record_numbered(Op::Affine, op, self)
     }
 }
 

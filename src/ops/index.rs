@@ -3,21 +3,21 @@
 //! their adjoints index_add and scatter_add. Indices ride on the tape as a
 //! constant input holding exact integers.
 
-use super::{check_axis, index_tensor, shape_error, Algebra, Op, Rule};
+use super::{check_axis, index_tensor, shape_error, Algebra, Axis, Op, Rule};
 use crate::tape::Var;
 use crate::tensor::{Element, Shape};
 
 /// Slices `idx` along `axis`; the gradient is added back at those slices.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct IndexSelect {
-    axis: usize,
+    axis: Axis,
 }
 impl Rule for IndexSelect {
     fn name(&self) -> &'static str {
         "index_select"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
-        g.index_add(self.axis, xs[1], xs[0].shape()[self.axis])
+        g.index_add(self.axis.get(), xs[1], xs[0].shape()[self.axis.get()])
     }
 }
 
@@ -25,28 +25,28 @@ impl Rule for IndexSelect {
 /// matching index_select.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct IndexAdd {
-    axis: usize,
+    axis: Axis,
 }
 impl Rule for IndexAdd {
     fn name(&self) -> &'static str {
         "index_add"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
-        g.index_select(self.axis, xs[1])
+        g.index_select(self.axis.get(), xs[1])
     }
 }
 
 /// One entry per index position along `axis`; the gradient is scattered back.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Gather {
-    axis: usize,
+    axis: Axis,
 }
 impl Rule for Gather {
     fn name(&self) -> &'static str {
         "gather"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
-        g.scatter_add(self.axis, xs[1], xs[0].shape()[self.axis])
+        g.scatter_add(self.axis.get(), xs[1], xs[0].shape()[self.axis.get()])
     }
 }
 
@@ -54,14 +54,14 @@ impl Rule for Gather {
 /// matching gather.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct ScatterAdd {
-    axis: usize,
+    axis: Axis,
 }
 impl Rule for ScatterAdd {
     fn name(&self) -> &'static str {
         "scatter_add"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
-        g.gather(self.axis, xs[1])
+        g.gather(self.axis.get(), xs[1])
     }
 }
 
@@ -72,8 +72,13 @@ pub(crate) fn record_index_select<'t, T: Element>(
     idx: Var<'t, T>,
 ) -> Var<'t, T> {
     let v = x.with_value(|xv| idx.with_value(|iv| xv.index_select(axis, iv)));
-    x.tape()
-        .record(Op::IndexSelect(IndexSelect { axis }), &[x, idx], v)
+    x.tape().record(
+        Op::IndexSelect(IndexSelect {
+            axis: Axis::new(axis),
+        }),
+        &[x, idx],
+        v,
+    )
 }
 
 #[track_caller]
@@ -84,8 +89,13 @@ pub(crate) fn record_index_add<'t, T: Element>(
     n: usize,
 ) -> Var<'t, T> {
     let v = src.with_value(|sv| idx.with_value(|iv| sv.index_add(axis, iv, n)));
-    src.tape()
-        .record(Op::IndexAdd(IndexAdd { axis }), &[src, idx], v)
+    src.tape().record(
+        Op::IndexAdd(IndexAdd {
+            axis: Axis::new(axis),
+        }),
+        &[src, idx],
+        v,
+    )
 }
 
 #[track_caller]
@@ -95,7 +105,13 @@ pub(crate) fn record_gather<'t, T: Element>(
     idx: Var<'t, T>,
 ) -> Var<'t, T> {
     let v = x.with_value(|xv| idx.with_value(|iv| xv.gather(axis, iv)));
-    x.tape().record(Op::Gather(Gather { axis }), &[x, idx], v)
+    x.tape().record(
+        Op::Gather(Gather {
+            axis: Axis::new(axis),
+        }),
+        &[x, idx],
+        v,
+    )
 }
 
 #[track_caller]
@@ -106,8 +122,13 @@ pub(crate) fn record_scatter_add<'t, T: Element>(
     n: usize,
 ) -> Var<'t, T> {
     let v = src.with_value(|sv| idx.with_value(|iv| sv.scatter_add(axis, iv, n)));
-    src.tape()
-        .record(Op::ScatterAdd(ScatterAdd { axis }), &[src, idx], v)
+    src.tape().record(
+        Op::ScatterAdd(ScatterAdd {
+            axis: Axis::new(axis),
+        }),
+        &[src, idx],
+        v,
+    )
 }
 
 impl<'t, T: Element> Var<'t, T> {

@@ -149,10 +149,34 @@ macro_rules! binary_rules {
 }
 pub(crate) use {binary_rules, unary_rules};
 
+/// Where the numbers of an op that carries some (an affine map's scale and
+/// shift, `powf`'s exponent, a leaky ReLU's slope) sit on the tape: kept
+/// out of `Op` so that it, and so every node, stays small.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct NumSlot(pub(crate) u32);
+
+/// An op whose parameters are up to two numbers, stored on the tape.
+pub(crate) trait TapeNumbers: Unary + Rule + Sized {
+    fn to_numbers(&self) -> [f64; 2];
+    fn from_numbers(n: [f64; 2]) -> Self;
+}
+
+/// Records an elementwise op of one input whose numbers go on the tape.
+#[track_caller]
+pub(crate) fn record_numbered<'t, T: Element, U: TapeNumbers>(
+    variant: fn(NumSlot) -> Op,
+    u: U,
+    x: Var<'t, T>,
+) -> Var<'t, T> {
+    let slot = x.tape().push_numbers(u.to_numbers());
+    record_unary(variant(slot), &u, x)
+}
+
 /// The table of ops a node can hold: one line per op, naming the struct
-/// that carries its rule. Dispatch is generated from it.
+/// that carries its rule; then the ops whose numbers live on the tape.
+/// Dispatch is generated from it.
 macro_rules! op_table {
-    ($($variant:ident($ty:ty)),* $(,)?) => {
+    ($($variant:ident($ty:ty)),* $(,)?; numbered: $($nvariant:ident($nty:ty)),* $(,)?) => {
         /// What produced a node, with the op's parameters.
         #[derive(Clone, Copy, Debug, PartialEq)]
         pub(crate) enum Op {
@@ -162,10 +186,8 @@ macro_rules! op_table {
             Constant,
             /// A user-defined op (its rule lives on the tape).
             Custom(custom::Custom),
-            /// `scale · x + shift`; the two numbers live on the tape, which
-            /// keeps `Op` (and so every node) at 16 bytes.
-            Affine(arith::AffineSlot),
-            $($variant($ty)),*
+            $($variant($ty),)*
+            $($nvariant(NumSlot),)*
         }
 
         impl Op {
@@ -174,31 +196,31 @@ macro_rules! op_table {
                     Op::Leaf => "leaf",
                     Op::Constant => "constant",
                     Op::Custom(r) => r.name(),
-                    Op::Affine(_) => <arith::Affine as Unary>::NAME,
-                    $(Op::$variant(r) => r.name()),*
+                    $(Op::$variant(r) => r.name(),)*
+                    $(Op::$nvariant(_) => <$nty as Unary>::NAME,)*
                 }
             }
 
             /// The local derivatives on plain numbers, for elementwise ops
-            /// (affine maps find their numbers on the tape). Inlined into
-            /// the walk's scalar loop, so the locals stay in registers.
+            /// (some find their numbers on the tape). Inlined into the
+            /// walk's scalar loop, so the locals stay in registers.
             #[inline(always)]
             pub(crate) fn scalar_locals<T: Element>(&self, tape: &crate::Tape<T>, xs: [T; 2], y: T) -> Option<[T; 2]> {
                 match self {
                     Op::Leaf | Op::Constant | Op::Custom(_) => None,
-                    Op::Affine(a) => tape.affine(*a).scalar_locals(xs, y),
-                    $(Op::$variant(r) => r.scalar_locals(xs, y)),*
+                    $(Op::$variant(r) => r.scalar_locals(xs, y),)*
+                    $(Op::$nvariant(s) => <$nty>::from_numbers(tape.numbers(*s)).scalar_locals(xs, y),)*
                 }
             }
 
-            /// The contribution to input `k`; custom ops and affine maps
-            /// find their rule or numbers on the tape.
+            /// The contribution to input `k`; custom ops find their rule on
+            /// the tape, numbered ops their numbers.
             pub(crate) fn vjp<T: Element, X: Algebra<T>>(&self, tape: &crate::Tape<T>, xs: &[&X], y: &X, g: &X, k: usize) -> X {
                 match self {
                     Op::Leaf | Op::Constant => unreachable!("leaves have no inputs"),
                     Op::Custom(c) => c.vjp(tape, xs, y, g, k),
-                    Op::Affine(a) => tape.affine(*a).vjp(xs, y, g, k),
-                    $(Op::$variant(r) => r.vjp(xs, y, g, k)),*
+                    $(Op::$variant(r) => r.vjp(xs, y, g, k),)*
+                    $(Op::$nvariant(s) => <$nty>::from_numbers(tape.numbers(*s)).vjp(xs, y, g, k),)*
                 }
             }
         }
@@ -214,7 +236,6 @@ op_table! {
     Maximum(arith::Maximum),
     Minimum(arith::Minimum),
     Neg(arith::Neg),
-    PowConst(arith::PowConst),
     Exp(unary::Exp),
     Ln(unary::Ln),
     Sqrt(unary::Sqrt),
@@ -225,7 +246,6 @@ op_table! {
     Tanh(unary::Tanh),
     Sigmoid(unary::Sigmoid),
     Relu(unary::Relu),
-    LeakyRelu(unary::LeakyRelu),
     Softplus(unary::Softplus),
     Erf(unary::Erf),
     Sum(reduce::Sum),
@@ -247,7 +267,51 @@ op_table! {
     Matmul(linalg::Matmul),
     Softmax(softmax::Softmax),
     LogSoftmax(softmax::LogSoftmax),
-    Where(select::Where),
+    Where(select::Where);
+    numbered:
+    Affine(arith::Affine),
+    PowConst(arith::PowConst),
+    LeakyRelu(unary::LeakyRelu),
+}
+
+// ---- op parameters, packed so that `Op` stays 8 bytes ------------------------
+
+/// A dimension index stored in one byte: op parameters are kept small
+/// because every node holds its `Op` (see `tape/arena.rs`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Axis(u8);
+
+impl Axis {
+    /// # Panics
+    /// If `axis` is 256 or more (no tensor has that many dimensions in
+    /// practice; `check_axis` has already compared it with the rank).
+    #[track_caller]
+    pub(crate) fn new(axis: usize) -> Self {
+        Axis(u8::try_from(axis).expect("axis index must be below 256"))
+    }
+
+    pub(crate) fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A 32-bit number stored as bytes (alignment 1), so that a parameter like
+/// narrow's start packs beside an [`Axis`] in 5 bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct U32Bytes([u8; 4]);
+
+impl U32Bytes {
+    #[track_caller]
+    pub(crate) fn new(v: usize, what: &str) -> Self {
+        match u32::try_from(v) {
+            Ok(v) => U32Bytes(v.to_le_bytes()),
+            Err(_) => panic!("{what}: {v} does not fit in 32 bits"),
+        }
+    }
+
+    pub(crate) fn get(self) -> usize {
+        u32::from_le_bytes(self.0) as usize
+    }
 }
 
 // ---- recording helpers shared by the op files -------------------------------

@@ -1,7 +1,7 @@
 //! Reductions: sum and mean (of everything or along an axis), max along an
 //! axis (gradient to the first maximum), logsumexp along an axis (stable).
 
-use super::{check_axis, keepdim_shape, Algebra, Op, Rule};
+use super::{check_axis, keepdim_shape, Algebra, Axis, Op, Rule};
 use crate::tape::Var;
 use crate::tensor::{kernels::logsumexp_lane, Element};
 
@@ -23,8 +23,7 @@ fn unreduce<T: Element, X: Algebra<T>>(
 /// every input element gets the output's gradient.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Sum {
-    /// u32 keeps `Op` (and so every node) small.
-    pub(crate) axis: Option<u32>,
+    pub(crate) axis: Option<Axis>,
     pub(crate) keepdim: bool,
 }
 impl Rule for Sum {
@@ -33,7 +32,7 @@ impl Rule for Sum {
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
         let shape = xs[0].shape();
-        let axis = self.axis.map(|a| a as usize);
+        let axis = self.axis.map(Axis::get);
         unreduce(g, &shape, axis, self.keepdim).broadcast_to(&shape)
     }
 }
@@ -42,8 +41,7 @@ impl Rule for Sum {
 /// output's gradient divided by the count.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Mean {
-    /// u32 keeps `Op` (and so every node) small.
-    pub(crate) axis: Option<u32>,
+    pub(crate) axis: Option<Axis>,
     pub(crate) keepdim: bool,
 }
 impl Rule for Mean {
@@ -52,7 +50,7 @@ impl Rule for Mean {
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
         let shape = xs[0].shape();
-        let axis = self.axis.map(|a| a as usize);
+        let axis = self.axis.map(Axis::get);
         let n = match axis {
             Some(a) => shape[a],
             None => shape.iter().product(),
@@ -67,7 +65,7 @@ impl Rule for Mean {
 /// lane.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Max {
-    pub(crate) axis: u32,
+    pub(crate) axis: Axis,
     pub(crate) keepdim: bool,
 }
 impl Rule for Max {
@@ -76,7 +74,7 @@ impl Rule for Max {
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
         let shape = xs[0].shape();
-        let axis = self.axis as usize;
+        let axis = self.axis.get();
         unreduce(g, &shape, Some(axis), self.keepdim).mul(&xs[0].first_max_mask(axis))
     }
 }
@@ -86,7 +84,7 @@ impl Rule for Max {
 /// difference `x - y` loses digits that the shifted softmax keeps.)
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct LogSumExp {
-    pub(crate) axis: u32,
+    pub(crate) axis: Axis,
     pub(crate) keepdim: bool,
 }
 impl Rule for LogSumExp {
@@ -95,7 +93,7 @@ impl Rule for LogSumExp {
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
         let shape = xs[0].shape();
-        let axis = self.axis as usize;
+        let axis = self.axis.get();
         let gk = unreduce(g, &shape, Some(axis), self.keepdim);
         xs[0].softmax(axis).mul(&gk)
     }
@@ -144,7 +142,7 @@ impl<'t, T: Element> Var<'t, T> {
         let v = self.with_value(|v| v.sum_axis(axis, keepdim));
         self.tape().record(
             Op::Sum(Sum {
-                axis: Some(axis as u32),
+                axis: Some(Axis::new(axis)),
                 keepdim,
             }),
             &[self],
@@ -179,7 +177,7 @@ impl<'t, T: Element> Var<'t, T> {
         });
         self.tape().record(
             Op::Mean(Mean {
-                axis: Some(axis as u32),
+                axis: Some(Axis::new(axis)),
                 keepdim,
             }),
             &[self],
@@ -194,7 +192,7 @@ impl<'t, T: Element> Var<'t, T> {
         let v = self.with_value(|v| v.reduce_lanes(axis, keepdim, max_lane));
         self.tape().record(
             Op::Max(Max {
-                axis: axis as u32,
+                axis: Axis::new(axis),
                 keepdim,
             }),
             &[self],
@@ -219,7 +217,7 @@ impl<'t, T: Element> Var<'t, T> {
         let v = self.with_value(|v| v.reduce_lanes(axis, keepdim, logsumexp_lane));
         self.tape().record(
             Op::LogSumExp(LogSumExp {
-                axis: axis as u32,
+                axis: Axis::new(axis),
                 keepdim,
             }),
             &[self],

@@ -2,7 +2,7 @@
 //! broadcast_to and its adjoint sum_to, narrow (slice) and its adjoint pad,
 //! concat and stack. Each backward is the inverse movement.
 
-use super::{check_axis, shape_error, Algebra, Op, Rule};
+use super::{check_axis, shape_error, Algebra, Axis, Op, Rule, U32Bytes};
 use crate::tape::Var;
 use crate::tensor::{broadcasts_to, numel, Element, Shape, Tensor};
 
@@ -22,17 +22,29 @@ impl Rule for Reshape {
 const MAX_PERMUTE_DIMS: usize = 8;
 
 /// Output dimension `d` is input dimension `perm[d]`; the gradient goes
-/// through the inverse permutation.
+/// through the inverse permutation. Each entry is below 8, so two share a
+/// byte (keeping `Op` at 8 bytes).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Permute {
-    perm: [u8; MAX_PERMUTE_DIMS],
+    nibbles: [u8; MAX_PERMUTE_DIMS / 2],
     n: u8,
 }
 impl Permute {
+    /// `perm` must be a permutation of at most [`MAX_PERMUTE_DIMS`] axes.
+    fn new(perm: &[usize]) -> Self {
+        let mut nibbles = [0u8; MAX_PERMUTE_DIMS / 2];
+        for (d, &p) in perm.iter().enumerate() {
+            nibbles[d / 2] |= (p as u8) << (4 * (d % 2));
+        }
+        Permute {
+            nibbles,
+            n: perm.len() as u8,
+        }
+    }
+
     fn perm(&self) -> Shape {
-        self.perm[..self.n as usize]
-            .iter()
-            .map(|&p| p as usize)
+        (0..self.n as usize)
+            .map(|d| ((self.nibbles[d / 2] >> (4 * (d % 2))) & 0xf) as usize)
             .collect()
     }
 }
@@ -78,16 +90,15 @@ impl Rule for SumTo {
 /// `len` entries along `axis` from `start`; the gradient is zero-padded back.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Narrow {
-    // u32 keeps `Op` (and so every node) at 16 bytes.
-    axis: u32,
-    start: u32,
+    axis: Axis,
+    start: U32Bytes,
 }
 impl Narrow {
+    #[track_caller]
     fn new(axis: usize, start: usize) -> Self {
-        let fit = |v: usize| u32::try_from(v).expect("narrow: axis and start fit in 32 bits");
         Narrow {
-            axis: fit(axis),
-            start: fit(start),
+            axis: Axis::new(axis),
+            start: U32Bytes::new(start, "narrow: start"),
         }
     }
 }
@@ -96,7 +107,7 @@ impl Rule for Narrow {
         "narrow"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
-        let (axis, start) = (self.axis as usize, self.start as usize);
+        let (axis, start) = (self.axis.get(), self.start.get());
         g.pad(axis, start, xs[0].shape()[axis])
     }
 }
@@ -105,16 +116,15 @@ impl Rule for Narrow {
 /// the matching narrow.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Pad {
-    // u32 keeps `Op` (and so every node) at 16 bytes.
-    axis: u32,
-    start: u32,
+    axis: Axis,
+    start: U32Bytes,
 }
 impl Pad {
+    #[track_caller]
     fn new(axis: usize, start: usize) -> Self {
-        let fit = |v: usize| u32::try_from(v).expect("pad: axis and start fit in 32 bits");
         Pad {
-            axis: fit(axis),
-            start: fit(start),
+            axis: Axis::new(axis),
+            start: U32Bytes::new(start, "pad: start"),
         }
     }
 }
@@ -123,7 +133,7 @@ impl Rule for Pad {
         "pad"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, _k: usize) -> X {
-        let (axis, start) = (self.axis as usize, self.start as usize);
+        let (axis, start) = (self.axis.get(), self.start.get());
         g.narrow(axis, start, xs[0].shape()[axis])
     }
 }
@@ -131,29 +141,30 @@ impl Rule for Pad {
 /// Joins inputs along an existing axis; each gets its slice of the gradient.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Concat {
-    axis: usize,
+    axis: Axis,
 }
 impl Rule for Concat {
     fn name(&self) -> &'static str {
         "concat"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, k: usize) -> X {
-        let offset: usize = xs[..k].iter().map(|x| x.shape()[self.axis]).sum();
-        g.narrow(self.axis, offset, xs[k].shape()[self.axis])
+        let axis = self.axis.get();
+        let offset: usize = xs[..k].iter().map(|x| x.shape()[axis]).sum();
+        g.narrow(axis, offset, xs[k].shape()[axis])
     }
 }
 
 /// Joins equal-shaped inputs along a new axis; each gets its slice.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Stack {
-    axis: usize,
+    axis: Axis,
 }
 impl Rule for Stack {
     fn name(&self) -> &'static str {
         "stack"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, xs: &[&X], _y: &X, g: &X, k: usize) -> X {
-        g.narrow(self.axis, k, 1).reshape(&xs[k].shape())
+        g.narrow(self.axis.get(), k, 1).reshape(&xs[k].shape())
     }
 }
 
@@ -199,16 +210,9 @@ impl<'t, T: Element> Var<'t, T> {
                 &format!("{perm:?} is not a permutation of the {n} dimensions (at most {MAX_PERMUTE_DIMS})"),
             );
         }
-        let mut packed = [0u8; MAX_PERMUTE_DIMS];
-        for (d, &p) in perm.iter().enumerate() {
-            packed[d] = p as u8;
-        }
         let v = self.with_value(|v| v.permute(perm));
-        let op = Permute {
-            perm: packed,
-            n: n as u8,
-        };
-        self.tape().record(Op::Permute(op), &[self], v)
+        self.tape()
+            .record(Op::Permute(Permute::new(perm)), &[self], v)
     }
 
     /// Swaps the last two dimensions (the matrix transpose for 2-d).
@@ -338,7 +342,13 @@ impl<'t, T: Element> Var<'t, T> {
                 vals.iter().map(|v| v.as_ref()).collect();
             Tensor::concat(&vals, axis)
         };
-        first.tape().record(Op::Concat(Concat { axis }), parts, v)
+        first.tape().record(
+            Op::Concat(Concat {
+                axis: Axis::new(axis),
+            }),
+            parts,
+            v,
+        )
     }
 
     /// Joins equal-shaped tensors along a new axis at position `axis`.
@@ -370,6 +380,32 @@ impl<'t, T: Element> Var<'t, T> {
             let refs: Vec<&Tensor<T>> = vals.iter().collect();
             Tensor::concat(&refs, axis)
         };
-        first.tape().record(Op::Stack(Stack { axis }), parts, v)
+        first.tape().record(
+            Op::Stack(Stack {
+                axis: Axis::new(axis),
+            }),
+            parts,
+            v,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutations_pack_two_entries_per_byte() {
+        for perm in [vec![], vec![0], vec![1, 0], vec![7, 0, 6, 1, 5, 2, 4, 3]] {
+            assert_eq!(Permute::new(&perm).perm().as_slice(), perm.as_slice());
+        }
+        // What keeps every node at 32 bytes.
+        assert_eq!(std::mem::size_of::<Op>(), 8);
+    }
+
+    #[test]
+    fn narrow_keeps_its_start_and_axis() {
+        let n = Narrow::new(3, 4_000_000_000);
+        assert_eq!((n.axis.get(), n.start.get()), (3, 4_000_000_000));
     }
 }

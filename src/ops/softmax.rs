@@ -1,7 +1,7 @@
 //! Softmax and log-softmax along an axis, fused and shifted by the lane
 //! maximum so that logits of ±1000 stay finite.
 
-use super::{check_axis, Algebra, Op, Rule};
+use super::{check_axis, Algebra, Axis, Op, Rule};
 use crate::tape::Var;
 use crate::tensor::{
     kernels::{log_softmax_lane, softmax_lane},
@@ -11,28 +11,28 @@ use crate::tensor::{
 /// `e^x / Σ e^x` along an axis; the vjp is `y ⊙ (g - Σ g ⊙ y)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Softmax {
-    axis: usize,
+    axis: Axis,
 }
 impl Rule for Softmax {
     fn name(&self) -> &'static str {
         "softmax"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, _xs: &[&X], y: &X, g: &X, _k: usize) -> X {
-        y.mul(&g.sub(&g.mul(y).sum_axis(self.axis, true)))
+        y.mul(&g.sub(&g.mul(y).sum_axis(self.axis.get(), true)))
     }
 }
 
 /// `x - logsumexp(x)` along an axis; the vjp is `g - e^y Σ g`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct LogSoftmax {
-    axis: usize,
+    axis: Axis,
 }
 impl Rule for LogSoftmax {
     fn name(&self) -> &'static str {
         "log_softmax"
     }
     fn vjp<T: Element, X: Algebra<T>>(&self, _xs: &[&X], y: &X, g: &X, _k: usize) -> X {
-        g.sub(&y.exp().mul(&g.sum_axis(self.axis, true)))
+        g.sub(&y.exp().mul(&g.sum_axis(self.axis.get(), true)))
     }
 }
 
@@ -50,8 +50,13 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn softmax(self, axis: usize) -> Var<'t, T> {
         check_axis("softmax", self, axis);
         let v = self.with_value(|v| v.map_lanes(axis, softmax_lane));
-        self.tape()
-            .record(Op::Softmax(Softmax { axis }), &[self], v)
+        self.tape().record(
+            Op::Softmax(Softmax {
+                axis: Axis::new(axis),
+            }),
+            &[self],
+            v,
+        )
     }
 
     /// Log-softmax along `axis` (finite where `softmax(..).ln()` is not).
@@ -59,7 +64,12 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
         check_axis("log_softmax", self, axis);
         let v = self.with_value(|v| v.map_lanes(axis, log_softmax_lane));
-        self.tape()
-            .record(Op::LogSoftmax(LogSoftmax { axis }), &[self], v)
+        self.tape().record(
+            Op::LogSoftmax(LogSoftmax {
+                axis: Axis::new(axis),
+            }),
+            &[self],
+            v,
+        )
     }
 }

@@ -211,6 +211,15 @@ super::unary_rules!(
     Erf, Exp, Ln, Sqrt, Square, Abs, Sin, Cos, Tanh, Sigmoid, Relu, LeakyRelu, Softplus
 );
 
+impl super::TapeNumbers for LeakyRelu {
+    fn to_numbers(&self) -> [f64; 2] {
+        [self.slope, 0.0]
+    }
+    fn from_numbers([slope, _]: [f64; 2]) -> Self {
+        LeakyRelu { slope }
+    }
+}
+
 /// The slope `leaky_relu` uses unless told otherwise.
 pub const DEFAULT_LEAKY_SLOPE: f64 = 0.01;
 
@@ -257,8 +266,6 @@ var_unary! {
     sigmoid => Sigmoid(Sigmoid);
     /// `max(x, 0)`, elementwise (derivative 0 at 0).
     relu => Relu(Relu);
-    /// Leaky ReLU with slope 0.01 for `x <= 0`.
-    leaky_relu => LeakyRelu(LeakyRelu { slope: DEFAULT_LEAKY_SLOPE });
     /// `ln(1 + e^x)`, elementwise, finite for any input.
     softplus => Softplus(Softplus);
     /// The error function, elementwise (used by the exact GELU).
@@ -272,12 +279,18 @@ impl<'t, T: Element> Var<'t, T> {
         self.ln()
     }
 
+    /// Leaky ReLU with slope 0.01 ([`DEFAULT_LEAKY_SLOPE`]) for `x <= 0`.
+    #[track_caller]
+    pub fn leaky_relu(self) -> Var<'t, T> {
+        self.leaky_relu_with(T::lit(DEFAULT_LEAKY_SLOPE))
+    }
+
     /// Leaky ReLU with a chosen slope for `x <= 0`.
     #[track_caller]
     pub fn leaky_relu_with(self, slope: T) -> Var<'t, T> {
         let op = LeakyRelu {
             slope: slope.to_f64().unwrap(),
         };
-        record_unary(Op::LeakyRelu(op), &op, self)
+        super::record_numbered(Op::LeakyRelu, op, self)
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Most nodes of a scalar graph (the chapter's networks, W1's chain) hold
 //! one number, so a node keeps a scalar value inline and refers to a tensor
-//! by slot only when it has one. A scalar node is then 40 bytes (f64) with
+//! by slot only when it has one. A scalar node is then 32 bytes (f64) with
 //! no heap storage of its own, and its gradient is one number in a dense
 //! array (see [`super::Gradients`]).
 
@@ -224,8 +224,8 @@ mod tests {
     #[test]
     fn a_scalar_node_stays_small() {
         // Keeps W1's memory in check: see docs/performance.md.
-        assert_eq!(std::mem::size_of::<Op>(), 16);
-        assert!(std::mem::size_of::<Node<f64>>() <= 40);
+        assert_eq!(std::mem::size_of::<Op>(), 8);
+        assert!(std::mem::size_of::<Node<f64>>() <= 32);
     }
 
     #[test]

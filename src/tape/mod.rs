@@ -41,8 +41,9 @@ pub struct Tape<T: Element = f32> {
     grad_enabled: Cell<bool>,
     /// The gradient storage of the last dropped [`Gradients`], kept for reuse.
     spare: RefCell<GradSlots<T>>,
-    /// The numbers of the affine maps recorded since the last reset.
-    affines: RefCell<Vec<crate::ops::arith::Affine>>,
+    /// The numbers of the ops recorded since the last reset that carry
+    /// some (see `ops::NumSlot`).
+    numbers: RefCell<Vec<[f64; 2]>>,
     /// The rules of the custom ops recorded since the last reset.
     customs: RefCell<Vec<Rc<dyn ErasedCustomOp<T>>>>,
     /// Names given with `Var::named`, by node index (sorted).
@@ -66,7 +67,7 @@ impl<T: Element> Tape<T> {
             arena: RefCell::new(Arena::with_capacity(64)),
             grad_enabled: Cell::new(true),
             spare: RefCell::new(GradSlots::default()),
-            affines: RefCell::new(Vec::new()),
+            numbers: RefCell::new(Vec::new()),
             customs: RefCell::new(Vec::new()),
             names: RefCell::new(Vec::new()),
         }
@@ -125,7 +126,7 @@ impl<T: Element> Tape<T> {
     /// from before the reset become stale: using one panics.
     pub fn reset(&self) {
         self.arena.borrow_mut().clear();
-        self.affines.borrow_mut().clear();
+        self.numbers.borrow_mut().clear();
         self.customs.borrow_mut().clear();
         self.names.borrow_mut().clear();
         self.epoch.set(self.epoch.get().wrapping_add(1));
@@ -259,18 +260,15 @@ impl<T: Element> Tape<T> {
         }
     }
 
-    pub(crate) fn push_affine(
-        &self,
-        a: crate::ops::arith::Affine,
-    ) -> crate::ops::arith::AffineSlot {
-        let mut affines = self.affines.borrow_mut();
-        affines.push(a);
-        crate::ops::arith::AffineSlot((affines.len() - 1) as u32)
+    pub(crate) fn push_numbers(&self, n: [f64; 2]) -> crate::ops::NumSlot {
+        let mut numbers = self.numbers.borrow_mut();
+        numbers.push(n);
+        crate::ops::NumSlot((numbers.len() - 1) as u32)
     }
 
     #[inline]
-    pub(crate) fn affine(&self, slot: crate::ops::arith::AffineSlot) -> crate::ops::arith::Affine {
-        self.affines.borrow()[slot.0 as usize]
+    pub(crate) fn numbers(&self, slot: crate::ops::NumSlot) -> [f64; 2] {
+        self.numbers.borrow()[slot.0 as usize]
     }
 
     pub(crate) fn push_custom(&self, op: Rc<dyn ErasedCustomOp<T>>) -> u32 {
