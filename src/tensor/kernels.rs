@@ -3,8 +3,8 @@
 //! layer), which know the op and node names for the error message.
 
 use super::{
-    broadcast_shapes, broadcast_strides, for_each_offset2, numel, split_at_axis, strides, Buffer,
-    Element, Shape, Tensor,
+    broadcast_shapes, broadcast_strides, for_each_offset2, numel, simd, split_at_axis, strides,
+    Buffer, Element, Shape, Tensor,
 };
 
 impl<T: Element> Tensor<T> {
@@ -16,36 +16,28 @@ impl<T: Element> Tensor<T> {
             return Some(Tensor::scalar(f(x[0], y[0])));
         }
         if self.shape() == b.shape() {
-            let data = Buffer::collect_n(x.len(), x.iter().zip(y).map(|(&p, &q)| f(p, q)));
+            let data = Buffer::build(x.len(), |v| simd::zip_into(v, x, y, &f));
             return Some(Tensor::from_parts(Shape::from_slice(self.shape()), data));
         }
         let out = broadcast_shapes(self.shape(), b.shape())?;
         let n = numel(&out);
         if y.len() == 1 && out.as_slice() == self.shape() {
             let q = y[0];
-            let data = Buffer::collect_n(n, x.iter().map(|&p| f(p, q)));
+            let data = Buffer::build(n, |v| simd::map_into(v, x, &|p| f(p, q)));
             return Some(Tensor::from_parts(out, data));
         }
         if x.len() == 1 && out.as_slice() == b.shape() {
             let p = x[0];
-            let data = Buffer::collect_n(n, y.iter().map(|&q| f(p, q)));
+            let data = Buffer::build(n, |v| simd::map_into(v, y, &|q| f(p, q)));
             return Some(Tensor::from_parts(out, data));
         }
         // b repeats along leading dimensions (a bias added to every row).
         if out.as_slice() == self.shape() && out.ends_with(b.shape()) && !y.is_empty() {
-            let data = Buffer::build(n, |v| {
-                for row in x.chunks_exact(y.len()) {
-                    v.extend(row.iter().zip(y).map(|(&p, &q)| f(p, q)));
-                }
-            });
+            let data = Buffer::build(n, |v| simd::zip_rows_into(v, x, y, false, &f));
             return Some(Tensor::from_parts(out, data));
         }
         if out.as_slice() == b.shape() && out.ends_with(self.shape()) && !x.is_empty() {
-            let data = Buffer::build(n, |v| {
-                for row in y.chunks_exact(x.len()) {
-                    v.extend(x.iter().zip(row).map(|(&p, &q)| f(p, q)));
-                }
-            });
+            let data = Buffer::build(n, |v| simd::zip_rows_into(v, y, x, true, &f));
             return Some(Tensor::from_parts(out, data));
         }
         let (sa, sb) = (

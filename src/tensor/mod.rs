@@ -13,6 +13,7 @@ mod matmul;
 mod pool;
 mod random;
 mod shape;
+mod simd;
 
 pub use element::{gemm_calls, Element};
 pub use pool::{trim_pool, Pool, Pooled};
@@ -267,7 +268,7 @@ impl<T: Element> Tensor<T> {
         }
         Tensor {
             shape: self.shape.clone(),
-            data: Buffer::collect_n(self.numel(), self.data().iter().map(|&v| f(v))),
+            data: Buffer::build(self.numel(), |v| simd::map_into(v, self.data(), &f)),
         }
     }
 
