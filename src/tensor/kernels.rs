@@ -68,9 +68,7 @@ impl<T: Element> Tensor<T> {
             let w = out.numel();
             let dst = out.data_mut();
             for row in self.data().chunks_exact(w) {
-                for (d, &v) in dst.iter_mut().zip(row) {
-                    *d = *d + v;
-                }
+                simd::add_to(dst, row);
             }
             return out;
         }

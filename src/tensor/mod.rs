@@ -323,9 +323,7 @@ impl<T: Element> Tensor<T> {
             return;
         }
         assert_eq!(self.shape(), other.shape(), "add_assign: shapes differ");
-        for (a, b) in self.data_mut().iter_mut().zip(other.data()) {
-            *a = *a + *b;
-        }
+        simd::add_to(self.data_mut(), other.data());
     }
 
     /// The elements as a `Vec`, without copying when they are on the heap.

@@ -18,6 +18,14 @@ pub(crate) fn zip_into<T: Copy, F: Fn(T, T) -> T>(out: &mut Vec<T>, x: &[T], y: 
     out.extend(x.iter().zip(y).map(|(&p, &q)| f(p, q)));
 }
 
+/// `dst[i] += src[i]` (equal lengths).
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+pub(crate) fn add_to<T: Copy + std::ops::Add<Output = T>>(dst: &mut [T], src: &[T]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = *d + v;
+    }
+}
+
 /// Appends `f(x[i], y[i mod len y])`: `y` repeated along `x`'s rows (a bias
 /// added to every row). With `swap`, `f(y[i mod len y], x[i])` instead.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
@@ -76,5 +84,10 @@ mod tests {
             .map(|(i, &q)| f(row[i % 9], q))
             .collect();
         assert_eq!(out, want);
+
+        let mut acc = x.clone();
+        add_to(&mut acc, &y);
+        let want: Vec<f32> = x.iter().zip(&y).map(|(&p, &q)| p + q).collect();
+        assert_eq!(acc, want);
     }
 }
