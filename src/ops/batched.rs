@@ -102,7 +102,7 @@ impl<'a, T: Element> Batched<'a, T> {
         match self.batch {
             Some(b) if s.len() < rank => {
                 let mut shape: Shape = [b].into_iter().collect();
-                shape.extend(std::iter::repeat(1).take(rank - s.len()));
+                shape.extend(std::iter::repeat_n(1, rank - s.len()));
                 shape.extend_from_slice(s);
                 Cow::Owned(self.t.reshape(shape))
             }
@@ -226,7 +226,7 @@ impl<T: Element> Algebra<T> for Batched<'_, T> {
         // Sum example dimensions only: pad the target's rank so that the
         // batch axis lines up with itself.
         let rank = self.item_shape().len();
-        let mut padded: Shape = std::iter::repeat(1).take(rank - shape.len()).collect();
+        let mut padded: Shape = std::iter::repeat_n(1, rank - shape.len()).collect();
         padded.extend_from_slice(shape);
         let summed = Tensor::sum_to(&self.t, &self.full(&padded));
         self.with(summed.reshape(self.full(shape)))

@@ -173,7 +173,7 @@ impl<'t, T: Element> Var<'t, T> {
             .filter(|&(d, _)| d != axis)
             .map(|(_, n)| n)
             .product();
-        if others == 0 || indices.len() % others != 0 {
+        if others == 0 || !indices.len().is_multiple_of(others) {
             shape_error(
                 "gather",
                 &[self],
