@@ -238,7 +238,7 @@ impl<T: Element> Pointwise<T> for Tensor<T> {
 
 impl<T: Element> Algebra<T> for Tensor<T> {
     fn shape(&self) -> Shape {
-        Tensor::shape(self).into()
+        Shape::from_slice(Tensor::shape(self))
     }
     fn sum_to(self, shape: &[usize]) -> Self {
         if Tensor::shape(&self) == shape {

@@ -214,7 +214,7 @@ impl<T: Element> Pointwise<T> for Batched<'_, T> {
 
 impl<T: Element> Algebra<T> for Batched<'_, T> {
     fn shape(&self) -> Shape {
-        self.item_shape().into()
+        Shape::from_slice(self.item_shape())
     }
     fn sum_to(self, shape: &[usize]) -> Self {
         if self.item_shape() == shape {

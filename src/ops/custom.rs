@@ -124,10 +124,8 @@ impl<T: Element> Tape<T> {
         }
         let value = {
             let arena = self.arena.borrow();
-            let vals: smallvec::SmallVec<[std::borrow::Cow<'_, Tensor<T>>; 4]> =
-                inputs.iter().map(|v| arena.value(v.index())).collect();
-            let vals: smallvec::SmallVec<[&Tensor<T>; 4]> =
-                vals.iter().map(|v| v.as_ref()).collect();
+            let mut scalars = smallvec::SmallVec::new();
+            let vals = arena.values_of(inputs.iter().map(|v| v.index()), &mut scalars);
             op.forward(&vals)
         };
         let slot = self.push_custom(Rc::new(op));

@@ -336,10 +336,8 @@ impl<'t, T: Element> Var<'t, T> {
         }
         let v = {
             let arena = first.tape().arena.borrow();
-            let vals: smallvec::SmallVec<[std::borrow::Cow<'_, Tensor<T>>; 8]> =
-                parts.iter().map(|p| arena.value(p.index())).collect();
-            let vals: smallvec::SmallVec<[&Tensor<T>; 8]> =
-                vals.iter().map(|v| v.as_ref()).collect();
+            let mut scalars = smallvec::SmallVec::new();
+            let vals = arena.values_of(parts.iter().map(|p| p.index()), &mut scalars);
             Tensor::concat(&vals, axis)
         };
         first.tape().record(

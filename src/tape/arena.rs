@@ -9,6 +9,7 @@
 
 use crate::ops::Op;
 use crate::tensor::{Element, Tensor};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 
 /// `Node::tensor` of a node whose value is the scalar in `Node::scalar`.
@@ -129,6 +130,30 @@ impl<T: Element> Arena<T> {
             Some(s) => Cow::Owned(Tensor::scalar(s)),
             None => Cow::Borrowed(&self.tensors[n.tensor as usize]),
         }
+    }
+
+    /// The values of nodes `inputs` as tensor references, for a rule or a
+    /// kernel: tensor nodes are borrowed, scalar nodes are built into
+    /// `scalars` (which the caller keeps alive). Cheaper than collecting
+    /// [`Arena::value`]'s `Cow`s, which moves a whole tensor per input.
+    pub(crate) fn values_of<'a>(
+        &'a self,
+        inputs: impl Iterator<Item = usize> + Clone,
+        scalars: &'a mut SmallVec<[Tensor<T>; 2]>,
+    ) -> SmallVec<[&'a Tensor<T>; 4]> {
+        scalars.clear();
+        scalars.extend(
+            inputs
+                .clone()
+                .filter_map(|j| self.nodes[j].as_scalar().map(Tensor::scalar)),
+        );
+        let mut built = scalars.iter();
+        inputs
+            .map(|j| match self.nodes[j].as_scalar() {
+                Some(_) => built.next().expect("one scalar built per scalar input"),
+                None => &self.tensors[self.nodes[j].tensor as usize],
+            })
+            .collect()
     }
 
     /// Appends a node; `requires_grad` is given for leaves, and for ops is

@@ -214,9 +214,8 @@ fn general_step<T: Element, const VISIT: bool>(
         },
     };
     let inputs = arena.inputs(i);
-    let xs: SmallVec<[std::borrow::Cow<'_, Tensor<T>>; 4]> =
-        inputs.iter().map(|&j| arena.value(j as usize)).collect();
-    let xs: SmallVec<[&Tensor<T>; 4]> = xs.iter().map(|x| x.as_ref()).collect();
+    let mut scalars = SmallVec::new();
+    let xs = arena.values_of(inputs.iter().map(|&j| j as usize), &mut scalars);
     let y = arena.value(i);
     for (k, &j) in inputs.iter().enumerate() {
         let input = &nodes[j as usize];
@@ -379,7 +378,7 @@ fn walk_recorded<'t, T: Element>(
             if node.n_inputs == 0 || !node.requires_grad {
                 continue;
             }
-            let inputs: SmallVec<[u32; 4]> = arena.inputs(i).into();
+            let inputs = SmallVec::<[u32; 4]>::from_slice(arena.inputs(i));
             let needs: SmallVec<[bool; 4]> = inputs
                 .iter()
                 .map(|&j| arena.nodes[j as usize].requires_grad)

@@ -267,7 +267,7 @@ impl<T: Element> Tensor<T> {
             return Tensor::scalar(f(self.data()[0]));
         }
         Tensor {
-            shape: self.shape.clone(),
+            shape: Shape::from_slice(&self.shape),
             data: Buffer::build(self.numel(), |v| simd::map_into(v, self.data(), &f)),
         }
     }
@@ -297,7 +297,7 @@ impl<T: Element> Tensor<T> {
     /// Converts every element to another float type.
     pub fn cast<U: Element>(&self) -> Tensor<U> {
         Tensor {
-            shape: self.shape.clone(),
+            shape: Shape::from_slice(&self.shape),
             data: Buffer::collect_n(
                 self.numel(),
                 self.data().iter().map(|v| U::from(*v).unwrap()),

@@ -149,12 +149,8 @@ impl<'t, T: Element> Var<'t, T> {
             };
             let node = &arena.nodes[i];
             let value = arena.value(i);
-            let xs: Vec<_> = arena
-                .inputs(i)
-                .iter()
-                .map(|&j| arena.value(j as usize))
-                .collect();
-            let xs: Vec<&Tensor<T>> = xs.iter().map(|x| x.as_ref()).collect();
+            let mut scalars = smallvec::SmallVec::new();
+            let xs = arena.values_of(arena.inputs(i).iter().map(|&j| j as usize), &mut scalars);
             let inputs = contributions
                 .iter()
                 .filter(|c| c.0 == i)
