@@ -35,8 +35,8 @@ pub use algebra::{Algebra, Pointwise};
 pub use custom::{CustomOp, ErasedCustomOp};
 pub use unary::DEFAULT_LEAKY_SLOPE;
 
+use crate::tape::Arena;
 use crate::tape::Var;
-use crate::tape::{Arena, Node};
 use crate::tensor::{Element, Shape, Tensor};
 
 /// A vector-Jacobian product rule.
@@ -321,8 +321,7 @@ impl U32Bytes {
 #[inline(always)]
 pub(crate) fn record_unary<'t, T: Element, U: Unary>(op: Op, u: &U, x: Var<'t, T>) -> Var<'t, T> {
     let i = x.index();
-    let scalar = |nodes: &[Node<T>]| nodes[i].as_scalar().map(|s| u.f(s));
-    if let Some(v) = x.tape().record_scalar(op, [i], scalar) {
+    if let Some(v) = x.tape().record_scalar(op, [i], |[s]| u.f(s)) {
         return v;
     }
     // A tensor input (scalars took the path above).
@@ -341,8 +340,7 @@ pub(crate) fn record_binary<'t, T: Element, B: Binary>(
 ) -> Var<'t, T> {
     a.same_tape(&b, B::NAME);
     let (i, j) = (a.index(), b.index());
-    let scalar = |nodes: &[Node<T>]| Some(bin.f(nodes[i].as_scalar()?, nodes[j].as_scalar()?));
-    if let Some(v) = a.tape().record_scalar(op, [i, j], scalar) {
+    if let Some(v) = a.tape().record_scalar(op, [i, j], |[p, q]| bin.f(p, q)) {
         return v;
     }
     // At least one tensor input (two scalars took the path above).

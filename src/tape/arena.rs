@@ -178,20 +178,21 @@ impl<T: Element> Arena<T> {
     }
 
     /// Appends a scalar node of at most two inputs (the path scalar graphs
-    /// take: no enum to move, no edge list).
+    /// take: no enum to move, no edge list); the caller has looked at the
+    /// inputs and says whether any needs a gradient.
     #[inline(always)]
     pub(crate) fn push_scalar<const N: usize>(
         &mut self,
         op: Op,
         inputs: [u32; N],
         value: T,
+        requires_grad: bool,
     ) -> u32 {
         const { assert!(N <= 2) };
         let index = self.nodes.len();
         assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
         let mut ins = [0; 2];
         ins[..N].copy_from_slice(&inputs);
-        let requires_grad = inputs.iter().any(|&j| self.nodes[j as usize].requires_grad);
         self.nodes.push(Node {
             op,
             scalar: value,

@@ -11,8 +11,8 @@ pub use var::Var;
 
 use crate::ops::{ErasedCustomOp, Op};
 use crate::tensor::{Element, Tensor};
+pub(crate) use arena::Arena;
 pub use arena::NodeValue;
-pub(crate) use arena::{Arena, Node};
 pub(crate) use gradients::GradSlots;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -189,24 +189,33 @@ impl<T: Element> Tape<T> {
         Some(Var::from_parts(self, index, self.epoch.get()))
     }
 
-    /// Records a scalar op if `forward` finds its inputs scalar and returns
-    /// the value (the chapter's graphs); `None` leaves the op to the tensor
-    /// path. One borrow, and no value enum moved through memory. `inputs`
-    /// are node indices the caller has already checked (`Var::index`).
+    /// Records a scalar op if all its inputs are scalars: `forward` gets
+    /// their values and returns the op's (the chapter's graphs); `None`
+    /// means an input is a tensor, and leaves the op to the tensor path.
+    /// One borrow, one look at each input node (its value and whether it
+    /// needs a gradient). `inputs` are node indices the caller has already
+    /// checked (`Var::index`).
     #[inline(always)]
     pub(crate) fn record_scalar<const N: usize>(
         &self,
         op: Op,
         inputs: [usize; N],
-        forward: impl FnOnce(&[Node<T>]) -> Option<T>,
+        forward: impl FnOnce([T; N]) -> T,
     ) -> Option<Var<'_, T>> {
         let index = {
             let mut arena = self.arena.borrow_mut();
-            let value = forward(&arena.nodes)?;
+            let mut xs = [T::zero(); N];
+            let mut requires_grad = false;
+            for (x, &j) in xs.iter_mut().zip(&inputs) {
+                let node = &arena.nodes[j];
+                *x = node.as_scalar()?;
+                requires_grad |= node.requires_grad;
+            }
+            let value = forward(xs);
             if self.grad_enabled.get() {
-                arena.push_scalar(op, inputs.map(|i| i as u32), value)
+                arena.push_scalar(op, inputs.map(|i| i as u32), value, requires_grad)
             } else {
-                arena.push_scalar(Op::Constant, [], value)
+                arena.push_scalar(Op::Constant, [], value, false)
             }
         };
         Some(Var::from_parts(self, index, self.epoch.get()))
