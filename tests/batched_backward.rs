@@ -28,19 +28,13 @@ fn jacobian_by_rows(
     Tensor::from_vec(data, [out.as_slice(), x.shape()].concat())
 }
 
-/// The Hessian row by row: grad of grad, one backward pass per row.
+/// The Hessian row by row: the Jacobian of the recorded gradient, one
+/// ordinary backward pass per row.
 fn hessian_by_rows(
     f: impl for<'t> Fn(Var<'t, f64>) -> Var<'t, f64>,
     x: &Tensor<f64>,
 ) -> Tensor<f64> {
-    let tape = Tape::<f64>::new();
-    let v = tape.var(x.clone());
-    let g = f(v).backward_recorded()[v];
-    let mut data = Vec::new();
-    for i in 0..x.numel() {
-        data.extend_from_slice(g.backward_with(Tensor::one_hot(x.shape(), i))[v].data());
-    }
-    Tensor::from_vec(data, [x.shape(), x.shape()].concat())
+    jacobian_by_rows(|v| f(v).backward_recorded()[v], x)
 }
 
 fn assert_close(name: &str, got: &Tensor<f64>, want: &Tensor<f64>) {
