@@ -151,10 +151,7 @@ impl<'t, T: Element> Gradients<'t, T> {
     pub fn item(&self, v: Var<'_, T>) -> T {
         // The common case in one test: a current handle of this tape, a
         // scalar gradient not changed through a box.
-        let current = v.tape().id() == self.tape_id
-            && v.epoch_unchecked() == self.epoch
-            && self.epoch == self.tape.epoch();
-        if current && !self.slots.any_boxed.get() {
+        if self.current(&v) && !self.slots.any_boxed.get() {
             if let Some(g) = self.slots.scalar_grad(v.index()) {
                 return g;
             }
@@ -212,10 +209,18 @@ impl<'t, T: Element> Gradients<'t, T> {
     #[track_caller]
     #[inline]
     fn check(&self, v: &Var<'_, T>) {
-        if v.tape().id() != self.tape_id || self.epoch != self.tape.epoch() {
+        if !self.current(v) {
             self.mismatch(v);
+            v.index(); // a stale handle of this tape: says so
         }
-        v.index();
+    }
+
+    /// Whether `v` and these gradients both belong to the tape as it is now.
+    #[inline]
+    fn current(&self, v: &Var<'_, T>) -> bool {
+        v.tape().id() == self.tape_id
+            && v.epoch_unchecked() == self.epoch
+            && self.epoch == self.tape.epoch()
     }
 
     #[cold]
