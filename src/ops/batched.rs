@@ -275,16 +275,13 @@ impl<T: Element> Algebra<T> for Batched<'_, T> {
                 } else {
                     (1, s[1] as isize)
                 };
-                let mut out = Tensor::zeros([b, m, 1]);
-                T::gemm(
-                    b,
-                    n,
-                    m,
+                let out = Tensor::product(
+                    &[b, m, 1],
+                    (b, n, m),
                     o.t.data(),
                     (n as isize, 1),
                     self.t.data(),
                     at,
-                    out.data_mut(),
                 );
                 o.with(out)
             }

@@ -1,22 +1,24 @@
 //! Matrix products through the system's OpenBLAS (cargo feature `blas`).
 //!
-//! `matrixmultiply` reaches about 60% of OpenBLAS's speed on large f32
-//! products on an AVX-512 machine; W2 large is GEMM-bound, so the feature
-//! lets a user who has OpenBLAS installed (`apt install libopenblas-dev`)
-//! trade a system dependency for that speed. Only the two CBLAS entry
+//! OpenBLAS was the faster GEMM on large f32 products when the default
+//! was `matrixmultiply`; W2 large is GEMM-bound, so the feature lets a
+//! user who has OpenBLAS installed (`apt install libopenblas-dev`) trade a
+//! system dependency for that speed (against the `gemm` crate, now the
+//! default, measure before choosing it). Only the two CBLAS entry
 //! points are declared here; OpenBLAS does the work (and its own
 //! threading, sized by `OPENBLAS_NUM_THREADS`).
 //!
 //! OpenBLAS picks its kernels from the CPU model. On a virtual machine that
 //! reports a generic model it may fall back to old SSE3 kernels ("Prescott",
-//! shown by `OPENBLAS_VERBOSE=2`) and run slower than matrixmultiply; name
+//! shown by `OPENBLAS_VERBOSE=2`) and run slower than the default; name
 //! the CPU with `OPENBLAS_CORETYPE` (for instance `SkylakeX` or `Haswell`).
 
 use std::os::raw::c_int;
 
-/// Smaller products stay with matrixmultiply: OpenBLAS's thread start-up
-/// made W2 small slower (0.20 against 0.18 ms per step), W2 medium and
-/// large faster (1.66 against 2.07 ms, 30.3 against 45.5 ms).
+/// Smaller products stay with the `gemm` crate: OpenBLAS's thread start-up
+/// made W2 small slower (0.20 against 0.18 ms per step, measured against
+/// `matrixmultiply`), W2 medium and large faster (1.66 against 2.07 ms,
+/// 30.3 against 45.5 ms).
 pub(crate) const MIN_MACS: usize = 1 << 22;
 
 const ROW_MAJOR: c_int = 101;
@@ -87,7 +89,7 @@ macro_rules! blas_gemm {
             a_strides: (isize, isize),
             b: &[$t],
             b_strides: (isize, isize),
-            c: &mut [$t],
+            c: &mut [std::mem::MaybeUninit<$t>],
         ) -> bool {
             let dims = (c_int::try_from(m), c_int::try_from(k), c_int::try_from(n));
             let (Ok(mi), Ok(ki), Ok(ni)) = dims else {
@@ -100,9 +102,9 @@ macro_rules! blas_gemm {
             };
             assert!(c.len() >= m * n);
             // SAFETY: the slices cover every element the strides reach
-            // (the caller's contract, as for matrixmultiply), the leading
+            // (the caller's contract, as for the `gemm` crate), the leading
             // dimensions are valid for the transpose flags, and `c` holds
-            // m·n elements with row stride n.
+            // m·n elements with row stride n (β = 0: written, never read).
             unsafe {
                 $cblas(
                     ROW_MAJOR,
@@ -117,7 +119,7 @@ macro_rules! blas_gemm {
                     b.as_ptr(),
                     ldb,
                     0.0,
-                    c.as_mut_ptr(),
+                    c.as_mut_ptr().cast::<$t>(),
                     ni.max(1),
                 )
             };
@@ -152,7 +154,7 @@ mod tests {
             .collect();
         // a row-major, b transposed (stored n × k)
         let bt: Vec<f64> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-        let mut c = vec![0.0; m * n];
+        let mut c = vec![std::mem::MaybeUninit::new(0.0); m * n];
         assert!(dgemm(
             m,
             k,
@@ -163,6 +165,8 @@ mod tests {
             (1, k as isize),
             &mut c
         ));
+        // SAFETY: initialised above, then overwritten by the product.
+        let c: Vec<f64> = c.iter().map(|x| unsafe { x.assume_init() }).collect();
         for (x, y) in c.iter().zip(&want) {
             assert!((x - y).abs() < 1e-12);
         }
@@ -177,8 +181,19 @@ mod tests {
         assert!(m * k * n >= MIN_MACS);
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 - 5.0).collect();
-        let mut c = vec![0.0f32; m * n];
-        f32::gemm(m, k, n, &a, (k as isize, 1), &b, (n as isize, 1), &mut c);
+        let mut c = Vec::with_capacity(m * n);
+        f32::gemm(
+            m,
+            k,
+            n,
+            &a,
+            (k as isize, 1),
+            &b,
+            (n as isize, 1),
+            c.spare_capacity_mut(),
+        );
+        // SAFETY: the product wrote all m·n elements.
+        unsafe { c.set_len(m * n) };
         for (ij, &got) in c.iter().enumerate() {
             let (i, j) = (ij / n, ij % n);
             let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();

@@ -4,15 +4,14 @@ use super::pool::Pooled;
 use num_traits::{Float, FromPrimitive};
 use std::cell::Cell;
 use std::fmt::{Debug, Display};
+use std::mem::MaybeUninit;
 
 thread_local! {
     static GEMM_CALLS: Cell<u64> = const { Cell::new(0) };
+    static INSIDE_GEMM: Cell<bool> = const { Cell::new(false) };
 }
 
-/// How many times this thread has called the GEMM kernel. Each call packs
-/// its operands into one scratch buffer that `matrixmultiply` allocates
-/// itself: the only heap allocation left in a steady-state training step,
-/// and this count lets a test tell them apart from tapegrad's own.
+/// How many times this thread has called the GEMM kernel.
 ///
 /// ```
 /// use tapegrad::{Tape, Tensor};
@@ -26,6 +25,36 @@ pub fn gemm_calls() -> u64 {
     GEMM_CALLS.with(|c| c.get())
 }
 
+/// Whether this thread is inside the GEMM library right now. The `gemm`
+/// crate allocates its packing scratch itself on each call (it takes no
+/// buffer from outside): the only heap allocations left in a steady-state
+/// training step. A counting allocator reads this flag to tell them apart
+/// from tapegrad's own (`tests/alloc_steady_state.rs`).
+///
+/// ```
+/// assert!(!tapegrad::tensor::inside_gemm());
+/// ```
+pub fn inside_gemm() -> bool {
+    INSIDE_GEMM.get()
+}
+
+/// Marks this thread as inside the GEMM library until dropped.
+struct InsideGemm;
+
+impl InsideGemm {
+    fn enter() -> Self {
+        GEMM_CALLS.set(GEMM_CALLS.get() + 1);
+        INSIDE_GEMM.set(true);
+        InsideGemm
+    }
+}
+
+impl Drop for InsideGemm {
+    fn drop(&mut self) {
+        INSIDE_GEMM.set(false);
+    }
+}
+
 /// A floating-point element type: `f32` or `f64`.
 ///
 /// Besides the arithmetic of [`num_traits::Float`], an element knows how to
@@ -34,8 +63,9 @@ pub trait Element:
     Float + FromPrimitive + Debug + Display + Default + Send + Sync + Pooled + 'static
 {
     /// `c = a · b` for an (m×k) `a` and a (k×n) `b`, each read with its own
-    /// row and column strides; `c` is contiguous row-major (m×n) and is
-    /// overwritten.
+    /// row and column strides; `c` is contiguous row-major (m×n). Every
+    /// element of `c` is written and none is read, so `c` may be
+    /// uninitialised memory.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         m: usize,
@@ -45,7 +75,7 @@ pub trait Element:
         a_strides: (isize, isize),
         b: &[Self],
         b_strides: (isize, isize),
-        c: &mut [Self],
+        c: &mut [MaybeUninit<Self>],
     );
 
     /// The error function, erf(x) = 2/√π ∫₀ˣ e^(-t²) dt (from `libm`).
@@ -57,37 +87,23 @@ pub trait Element:
     }
 }
 
-/// Products of at least this many multiply-adds are split across two
-/// threads. Below it, waking a second thread costs more than it saves
-/// (W2 small ran 0.17 ms per step on one thread, 0.30 ms with the GEMM
-/// crate's own threading).
-const SPLIT_MACS: usize = 1 << 26;
+/// Products of at least this many multiply-adds use two threads (the
+/// `gemm` crate's, which share packed panels between them). Below it,
+/// waking a second thread costs more than it saves (W2 medium's
+/// 128×784×256 product: 0.41 ms on one thread, 0.66 ms on two).
+const THREADED_MACS: usize = 1 << 26;
 
-/// Runs `kernel(rows, a, c)` on the whole product, or on two halves of
-/// its rows in parallel when it is large and the machine has two cores.
-fn gemm_split<T: Send + Sync>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    (ars, _): (isize, isize),
-    c: &mut [T],
-    kernel: &(impl Fn(usize, &[T], &mut [T]) + Sync),
-) {
-    if m < 16 || m * k * n < SPLIT_MACS || rayon::current_num_threads() < 2 {
-        return kernel(m, a, c);
+/// How the `gemm` crate should run an m×k×n product.
+fn parallelism(m: usize, k: usize, n: usize) -> gemm::Parallelism {
+    if m.saturating_mul(k).saturating_mul(n) >= THREADED_MACS && rayon::current_num_threads() > 1 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
     }
-    let top = m / 2;
-    let (c_top, c_bottom) = c[..m * n].split_at_mut(top * n);
-    let a_bottom = &a[top * ars as usize..];
-    rayon::join(
-        || kernel(top, a, c_top),
-        || kernel(m - top, a_bottom, c_bottom),
-    );
 }
 
 macro_rules! element {
-    ($t:ty, $mm:path, $blas:ident, $erf:path) => {
+    ($t:ty, $blas:ident, $erf:path) => {
         impl Element for $t {
             fn erf(self) -> Self {
                 $erf(self)
@@ -101,15 +117,15 @@ macro_rules! element {
                 (ars, acs): (isize, isize),
                 b: &[Self],
                 (brs, bcs): (isize, isize),
-                c: &mut [Self],
+                c: &mut [MaybeUninit<Self>],
             ) {
                 assert!(c.len() >= m * n);
                 if m == 0 || n == 0 {
                     return;
                 }
-                GEMM_CALLS.with(|c| c.set(c.get() + 1));
+                let _inside = InsideGemm::enter();
                 if k == 0 {
-                    c[..m * n].fill(0.0);
+                    c[..m * n].fill(MaybeUninit::new(0.0));
                     return;
                 }
                 #[cfg(feature = "blas")]
@@ -118,33 +134,36 @@ macro_rules! element {
                 {
                     return;
                 }
-                gemm_split(m, k, n, a, (ars, acs), c, &|m, a, c| {
-                    // SAFETY: the callers pass slices covering every
-                    // strided index (checked by the shape rules of
-                    // `matmul`), `gemm_split` keeps each part's rows inside
-                    // its slices, and `c` is a contiguous m×n destination.
-                    unsafe {
-                        $mm(
-                            m,
-                            k,
-                            n,
-                            1.0,
-                            a.as_ptr(),
-                            ars,
-                            acs,
-                            b.as_ptr(),
-                            brs,
-                            bcs,
-                            0.0,
-                            c.as_mut_ptr(),
-                            n as isize,
-                            1,
-                        )
-                    }
-                });
+                // SAFETY: the callers pass slices covering every strided
+                // index (checked by the shape rules of `matmul`) and `c` is
+                // a contiguous m×n destination (asserted above). With
+                // `read_dst` false, `c` is written, never read: c = 1·(a·b).
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        c.as_mut_ptr().cast::<Self>(),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr(),
+                        acs,
+                        ars,
+                        b.as_ptr(),
+                        bcs,
+                        brs,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        parallelism(m, k, n),
+                    )
+                }
             }
         }
     };
 }
-element!(f32, matrixmultiply::sgemm, sgemm, libm::erff);
-element!(f64, matrixmultiply::dgemm, dgemm, libm::erf);
+element!(f32, sgemm, libm::erff);
+element!(f64, dgemm, libm::erf);

@@ -1,6 +1,7 @@
 //! Matrix products on top of the GEMM kernel of [`Element::gemm`].
 
 use super::{Buffer, Element, Shape, Tensor};
+use std::mem::MaybeUninit;
 
 /// The (rows, cols) of a matrix operand and its (row, col) strides, as read
 /// by the product: transposed operands are read through swapped strides,
@@ -15,6 +16,24 @@ fn operand(shape: &[usize], transposed: bool) -> ((usize, usize), (isize, isize)
 }
 
 impl<T: Element> Tensor<T> {
+    /// One (m×k)·(k×n) product of strided operands, as a tensor of `shape`
+    /// (m·n elements).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn product(
+        shape: &[usize],
+        (m, k, n): (usize, usize, usize),
+        a: &[T],
+        a_strides: (isize, isize),
+        b: &[T],
+        b_strides: (isize, isize),
+    ) -> Tensor<T> {
+        assert_eq!(shape.iter().product::<usize>(), m * n);
+        let write = |c: &mut [MaybeUninit<T>]| T::gemm(m, k, n, a, a_strides, b, b_strides, c);
+        // SAFETY: the product writes all m·n elements.
+        let data = unsafe { Buffer::written(m * n, write) };
+        Tensor::from_parts(Shape::from_slice(shape), data)
+    }
+
     /// Matrix product for 2-d `(m,k)·(k,n)`, batched 3-d `(b,m,k)·(b,k,n)`,
     /// and the broadcast forms `(b,m,k)·(k,n)` and `(m,k)·(b,k,n)`.
     /// Shapes are validated by the `matmul` op before this runs.
@@ -36,36 +55,38 @@ impl<T: Element> Tensor<T> {
             shape.push(batch);
         }
         shape.extend([m, n]);
-        let mut data = Buffer::filled(batch * m * n, T::zero());
-        let c = data.as_mut_slice();
-        if sa.len() == 3 && sb.len() == 2 && !ta {
-            // One tall product: (b·m, k)·(k, n).
-            T::gemm(
-                batch * m,
-                k,
-                n,
-                self.data(),
-                a_strides,
-                b.data(),
-                b_strides,
-                c,
-            );
-        } else {
-            let a_step = if sa.len() == 3 { m * k } else { 0 };
-            let b_step = if sb.len() == 3 { k * n } else { 0 };
-            for i in 0..batch {
+        let write = |c: &mut [MaybeUninit<T>]| {
+            if sa.len() == 3 && sb.len() == 2 && !ta {
+                // One tall product: (b·m, k)·(k, n).
                 T::gemm(
-                    m,
+                    batch * m,
                     k,
                     n,
-                    &self.data()[i * a_step..],
+                    self.data(),
                     a_strides,
-                    &b.data()[i * b_step..],
+                    b.data(),
                     b_strides,
-                    &mut c[i * m * n..],
+                    c,
                 );
+            } else {
+                let a_step = if sa.len() == 3 { m * k } else { 0 };
+                let b_step = if sb.len() == 3 { k * n } else { 0 };
+                for i in 0..batch {
+                    T::gemm(
+                        m,
+                        k,
+                        n,
+                        &self.data()[i * a_step..],
+                        a_strides,
+                        &b.data()[i * b_step..],
+                        b_strides,
+                        &mut c[i * m * n..],
+                    );
+                }
             }
-        }
+        };
+        // SAFETY: the products write all batch·m·n elements.
+        let data = unsafe { Buffer::written(batch * m * n, write) };
         Tensor::from_parts(shape, data)
     }
 }

@@ -15,7 +15,7 @@ mod random;
 mod shape;
 mod simd;
 
-pub use element::{gemm_calls, Element};
+pub use element::{gemm_calls, inside_gemm, Element};
 pub use pool::{trim_pool, Pool, Pooled};
 pub use shape::{broadcast_shapes, broadcasts_to, numel, strides, Shape};
 

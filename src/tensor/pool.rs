@@ -8,6 +8,7 @@
 
 use smallvec::SmallVec;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 /// At most this many bytes of idle buffers are kept per thread and element
 /// type; beyond it, dropped buffers go back to the system allocator.
@@ -110,6 +111,20 @@ impl<T: Pooled + Copy + Default> Buffer<T> {
         fill(&mut v);
         debug_assert_eq!(v.len(), n);
         Self::from_vec(v)
+    }
+
+    /// `n` elements written by `write`, with no fill beforehand (a matrix
+    /// product's output is written whole; zeroing it first cost W2 large
+    /// as much as Adam's update).
+    ///
+    /// # Safety
+    /// `write` must write every one of the `n` elements.
+    pub(crate) unsafe fn written(n: usize, write: impl FnOnce(&mut [MaybeUninit<T>])) -> Self {
+        Self::build(n, |v| {
+            write(&mut v.spare_capacity_mut()[..n]);
+            // SAFETY: the caller's contract: all n elements are written.
+            unsafe { v.set_len(n) }
+        })
     }
 
     pub(crate) fn filled(n: usize, value: T) -> Self {
