@@ -64,12 +64,12 @@ pub mod tensor;
 pub mod trace;
 
 pub use ops::{Algebra, CustomOp, Pointwise};
-pub use tape::{GradVars, Gradients, Tape, Var};
+pub use tape::{GradVars, Gradients, Tape, Var, VarRange};
 pub use tensor::{Element, Shape, Tensor};
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::{Element, GradVars, Gradients, Tape, Tensor, Var};
+    pub use crate::{Element, GradVars, Gradients, Tape, Tensor, Var, VarRange};
 }
 
 /// The tutorial's code blocks, compiled and run as doctests.

@@ -3,26 +3,24 @@
 #![allow(dead_code)]
 
 use tapegrad::nn::{cross_entropy, Activation, Adam, Mlp, Module, Optimizer, ParamStore};
-use tapegrad::{Tape, Tensor, Var};
+use tapegrad::{Tape, Tensor, Var, VarRange};
 
 /// W1: y ← tanh(y·w_i + b_i), N steps from x = 0.5; returns
 /// (loss, Σ dloss/dw, Σ dloss/db, dloss/dx).
 pub fn w1(tape: &Tape<f64>, n: usize) -> (f64, f64, f64, f64) {
     tape.reset();
     let x = tape.var(0.5);
-    let mut ws = Vec::with_capacity(n);
-    let mut bs = Vec::with_capacity(n);
+    // The coefficients as two ranges of leaves (as JAX takes two arrays):
+    // one handle each, gradients read back as slices.
+    let ws = tape.vars((0..n).map(|i| 0.5 + 0.001 * (i % 100) as f64));
+    let bs = tape.vars((0..n).map(|i| 0.01 * (i % 7) as f64));
     let mut y = x;
     for i in 0..n {
-        let w = tape.var(0.5 + 0.001 * (i % 100) as f64);
-        let b = tape.var(0.01 * (i % 7) as f64);
-        y = (y * w + b).tanh();
-        ws.push(w);
-        bs.push(b);
+        y = (y * ws.get(i) + bs.get(i)).tanh();
     }
     let g = y.backward();
-    let sw: f64 = ws.iter().map(|w| g.item(*w)).sum();
-    let sb: f64 = bs.iter().map(|b| g.item(*b)).sum();
+    let sw: f64 = g.items(&ws).iter().sum();
+    let sb: f64 = g.items(&bs).iter().sum();
     (y.item(), sw, sb, g.item(x))
 }
 
@@ -54,7 +52,7 @@ pub const W1B_LOSS_100: f64 = 0.17565676951073736;
 /// before the update.
 pub fn w1b_scalar_step(tape: &Tape<f64>, p: &mut [f64], xs: &[[f64; 2]], ts: &[f64]) -> f64 {
     tape.reset();
-    let vars: Vec<Var<'_, f64>> = p.iter().map(|&v| tape.var(v)).collect();
+    let vars = tape.vars(p.iter().copied());
     let mut loss = tape.constant(0.0);
     for (x, &t) in xs.iter().zip(ts) {
         let mut k = 0;
@@ -66,15 +64,15 @@ pub fn w1b_scalar_step(tape: &Tape<f64>, p: &mut [f64], xs: &[[f64; 2]], ts: &[f
     }
     let loss = loss / 64.0;
     let g = loss.backward();
-    for (w, v) in p.iter_mut().zip(&vars) {
-        *w -= 0.05 * g.item(*v);
+    for (w, d) in p.iter_mut().zip(g.items(&vars).iter()) {
+        *w -= 0.05 * d;
     }
     loss.item()
 }
 
 /// One layer of scalar neurons reading parameters from `vars` at `k`.
 fn scalar_layer<'t>(
-    vars: &[Var<'t, f64>],
+    vars: &VarRange<'t, f64>,
     k: &mut usize,
     inputs: &[Var<'t, f64>],
     outs: usize,
@@ -82,9 +80,9 @@ fn scalar_layer<'t>(
 ) -> Vec<Var<'t, f64>> {
     (0..outs)
         .map(|_| {
-            let mut s = vars[*k + inputs.len()];
+            let mut s = vars.get(*k + inputs.len());
             for (i, inp) in inputs.iter().enumerate() {
-                s = s + vars[*k + i] * *inp;
+                s = s + vars.get(*k + i) * *inp;
             }
             *k += inputs.len() + 1;
             if act {

@@ -1,7 +1,7 @@
 //! The results of a backward walk, indexed by the [`Var`]s they belong to.
 
 use super::arena::Arena;
-use super::{Tape, Var};
+use super::{Tape, Var, VarRange};
 use crate::tensor::{Element, Tensor};
 use elsa::FrozenMap;
 use std::borrow::Cow;
@@ -157,6 +157,39 @@ impl<'t, T: Element> Gradients<'t, T> {
             }
         }
         self[v].item()
+    }
+
+    /// The gradients of every leaf of `r` (from [`Tape::vars`]), in order,
+    /// as numbers: a view of the walk's own storage when it can be (no
+    /// copy), else a vector. The fast way to read many scalar parameters.
+    ///
+    /// # Panics
+    /// If `r` belongs to another tape or epoch, or one of its leaves has
+    /// no gradient (it was made with gradients switched off).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let (x, w) = (tape.var(2.0), tape.vars([3.0, 4.0]));
+    /// let y = x * w.get(0) + w.get(1);
+    /// let g = y.backward();
+    /// assert_eq!(&g.items(&w)[..], &[2.0, 1.0]);
+    /// ```
+    #[track_caller]
+    pub fn items(&self, r: &VarRange<'_, T>) -> Cow<'_, [T]> {
+        let (first, len) = r.parts();
+        self.check(&first);
+        let span = first.index()..first.index() + len;
+        let borrowable = !self.slots.any_boxed.get()
+            && span.end <= self.slots.scalar.len()
+            && self.slots.reached[span.clone()].iter().all(|&r| r);
+        if borrowable {
+            return Cow::Borrowed(&self.slots.scalar[span]);
+        }
+        // Gradients changed through a box, leaves recorded after the
+        // output, or no gradient at all: one at a time, with `item`'s
+        // rules and messages.
+        Cow::Owned(r.iter().map(|v| self.item(v)).collect())
     }
 
     /// The gradient of the node at `index`, if these gradients come from

@@ -39,6 +39,18 @@ impl<'t, T: Element> Var<'t, T> {
         self.epoch
     }
 
+    /// The handle of the node `k` places after this one, same epoch (for
+    /// [`super::VarRange`], whose leaves are consecutive).
+    #[inline]
+    pub(crate) fn offset(&self, k: usize) -> Self {
+        Var::from_parts(self.tape, self.index + k as u32, self.epoch)
+    }
+
+    /// The node index, unchecked (for messages).
+    pub(crate) fn raw_index(&self) -> usize {
+        self.index as usize
+    }
+
     /// The tape this handle belongs to.
     pub fn tape(&self) -> &'t Tape<T> {
         self.tape
