@@ -19,7 +19,7 @@ ENGINES="${ENGINES:-torch jax}"
 VENV="${VENV:-target/compare-venv}"
 THREADS="${THREADS:-2}"
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
-export RAYON_NUM_THREADS=$THREADS COMPARE_THREADS=$THREADS
+export TAPEGRAD_THREADS=$THREADS COMPARE_THREADS=$THREADS
 multi=$([ "$THREADS" -gt 1 ] && echo true || echo false)
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=$multi intra_op_parallelism_threads=$THREADS"
 

@@ -10,6 +10,7 @@ mod display;
 mod element;
 pub(crate) mod kernels;
 mod matmul;
+pub(crate) mod parallel;
 mod pool;
 mod random;
 mod shape;

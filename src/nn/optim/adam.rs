@@ -5,7 +5,7 @@
 use super::{entry, Optimizer, Slot};
 use crate::nn::ParamStore;
 use crate::tape::Gradients;
-use crate::tensor::Element;
+use crate::tensor::{parallel, Element};
 
 /// The shared machinery; `decoupled` selects AdamW's weight decay.
 #[derive(Clone)]
@@ -81,20 +81,16 @@ struct Step<T> {
     eps: T,
 }
 
-/// Moments, bias correction and the update of one parameter in one pass.
-/// Compiled also for AVX-512 and AVX2 and picked at run time: the square
-/// root and the division per weight are what bound this loop, and they
-/// run 4x wider there than in the x86-64 baseline (same IEEE results:
-/// Rust never fuses a multiply and an add on its own).
-/// Parameters of at least this many weights are updated on two threads:
-/// the loop is bound by memory traffic (28 bytes per weight), which one
-/// core does not saturate.
-const TWO_THREADS_FROM: usize = 1 << 18;
+/// Parameters of at least this many weights are updated in two halves,
+/// one on the helper thread (`tensor::parallel`): the loop is bound by its
+/// square roots, divisions and memory traffic (28 bytes per weight), and
+/// the hand-over costs well under a microsecond while the helper is awake.
+const TWO_THREADS_FROM: usize = 1 << 15;
 
 /// `fused_update`, on two halves in parallel when the parameter is large.
 fn update_in_halves<T: Element>(w: &mut [T], m: &mut [T], v: &mut [T], g: &[T], k: Step<T>) {
     let n = w.len();
-    if n < TWO_THREADS_FROM || rayon::current_num_threads() < 2 {
+    if n < TWO_THREADS_FROM || !parallel::two_threads() {
         return fused_update(w, m, v, g, k);
     }
     let half = n / 2;
@@ -102,12 +98,17 @@ fn update_in_halves<T: Element>(w: &mut [T], m: &mut [T], v: &mut [T], g: &[T], 
     let (m0, m1) = m[..n].split_at_mut(half);
     let (v0, v1) = v[..n].split_at_mut(half);
     let (g0, g1) = g[..n].split_at(half);
-    rayon::join(
+    parallel::join(
         || fused_update(w0, m0, v0, g0, k),
         || fused_update(w1, m1, v1, g1, k),
     );
 }
 
+/// Moments, bias correction and the update of one parameter in one pass.
+/// Compiled also for AVX-512 and AVX2 and picked at run time: the square
+/// root and the division per weight are what bound this loop, and they
+/// run 4x wider there than in the x86-64 baseline (same IEEE results:
+/// Rust never fuses a multiply and an add on its own).
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 fn fused_update<T: Element>(w: &mut [T], m: &mut [T], v: &mut [T], g: &[T], k: Step<T>) {
     let n = w.len();
