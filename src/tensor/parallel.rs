@@ -250,7 +250,10 @@ mod tests {
             }));
             assert!(err.is_err());
             if started.load(SeqCst) {
-                assert!(done.load(SeqCst), "join unwound before its other half ended");
+                assert!(
+                    done.load(SeqCst),
+                    "join unwound before its other half ended"
+                );
                 return;
             }
         }
