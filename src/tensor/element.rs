@@ -89,13 +89,14 @@ pub trait Element:
 }
 
 /// Products of at least this many multiply-adds are split into two row
-/// halves, one on the helper thread (`parallel::join`). Below it the
-/// split gains nothing (32×64×64: 3.5 µs either way); above it, it pays
-/// even for W2 small's products (32×784×64: 22.4 → 17.7 µs) and beats the
-/// `gemm` crate's own rayon threading, whose hand-over costs more than
+/// halves, one on the helper thread (`parallel::join`). The split beats
+/// the `gemm` crate's own rayon threading, whose hand-over costs more than
 /// W2 medium's products take (128×784×256: 373 µs on one thread, 190
-/// split, 422 with rayon; 512×784×1024: 6.8 ms, 3.5, 4.0).
-const SPLIT_MACS: usize = 1 << 18;
+/// split, 422 with rayon; 512×784×1024: 6.8 ms, 3.5, 4.0). W2 small's
+/// 32×784×64 product gains alone (22.4 → 17.7 µs) but its training step
+/// lost (0.15–0.18 → 0.20 ms, alternating runs): the helper's half reads
+/// operands that sit in the other core's cache. Hence 2²¹, above it.
+const SPLIT_MACS: usize = 1 << 21;
 
 /// Runs `kernel(rows, a, c)` on the whole product, or on two row halves
 /// in parallel when it is large enough.

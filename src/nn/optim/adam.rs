@@ -83,9 +83,11 @@ struct Step<T> {
 
 /// Parameters of at least this many weights are updated in two halves,
 /// one on the helper thread (`tensor::parallel`): the loop is bound by its
-/// square roots, divisions and memory traffic (28 bytes per weight), and
-/// the hand-over costs well under a microsecond while the helper is awake.
-const TWO_THREADS_FROM: usize = 1 << 15;
+/// square roots, divisions and memory traffic (28 bytes per weight). W2
+/// medium's 200k-weight layer gains (1.52–1.63 → 1.76–1.82 ms per step
+/// without the split); W2 small's 50k-weight one did not, so the split
+/// starts above it.
+const TWO_THREADS_FROM: usize = 1 << 16;
 
 /// `fused_update`, on two halves in parallel when the parameter is large.
 fn update_in_halves<T: Element>(w: &mut [T], m: &mut [T], v: &mut [T], g: &[T], k: Step<T>) {
