@@ -126,4 +126,23 @@ mod tests {
         assert_eq!(at.matmul_t(&bt, true, false), a.matmul(&bt));
         assert_eq!(at.matmul_t(&b, true, true), a.matmul(&bt));
     }
+
+    /// Products big enough to be split into row halves (one on the helper
+    /// thread), with an odd row count and every transposition: the same
+    /// numbers as the definition, to rounding (integers, so exactly).
+    #[test]
+    fn split_products_match_the_definition() {
+        let (m, k, n) = (131, 128, 129);
+        assert!(m * k * n >= 1 << 21, "large enough to split");
+        let a = Tensor::<f64>::from_fn([m, k], |i| ((i[0] * 7 + i[1] * 3) % 11) as f64 - 5.0);
+        let b = Tensor::<f64>::from_fn([k, n], |i| ((i[0] * 5 + i[1]) % 13) as f64 - 6.0);
+        let want = Tensor::<f64>::from_fn([m, n], |i| {
+            (0..k).map(|p| a.get(&[i[0], p]) * b.get(&[p, i[1]])).sum()
+        });
+        let (at, bt) = (a.permute(&[1, 0]), b.permute(&[1, 0]));
+        assert_eq!(a.matmul(&b), want);
+        assert_eq!(at.matmul_t(&b, true, false), want);
+        assert_eq!(a.matmul_t(&bt, false, true), want);
+        assert_eq!(at.matmul_t(&bt, true, true), want);
+    }
 }
