@@ -79,3 +79,24 @@ impl<'t, T: Element> VarRange<'t, T> {
         self.first.tape()
     }
 }
+
+impl<T: Element> std::fmt::Debug for VarRange<'_, T> {
+    /// `VarRange(%3..%7, 4 vars)`: the node range, not every value.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let _x = tape.var(1.0);
+    /// let w = tape.vars([0.5, 0.25]);
+    /// assert_eq!(format!("{w:?}"), "VarRange(%1..%3, 2 vars)");
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let start = self.first.raw_index();
+        write!(
+            f,
+            "VarRange(%{start}..%{}, {} vars)",
+            start + self.len,
+            self.len
+        )
+    }
+}
