@@ -18,7 +18,6 @@ fn operand(shape: &[usize], transposed: bool) -> ((usize, usize), (isize, isize)
 impl<T: Element> Tensor<T> {
     /// One (m×k)·(k×n) product of strided operands, as a tensor of `shape`
     /// (m·n elements).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn product(
         shape: &[usize],
         (m, k, n): (usize, usize, usize),
@@ -55,34 +54,25 @@ impl<T: Element> Tensor<T> {
             shape.push(batch);
         }
         shape.extend([m, n]);
+        if sa.len() == 3 && sb.len() == 2 && !ta {
+            // One tall product: (b·m, k)·(k, n).
+            let (a, b) = (self.data(), b.data());
+            return Tensor::product(&shape, (batch * m, k, n), a, a_strides, b, b_strides);
+        }
+        let a_step = if sa.len() == 3 { m * k } else { 0 };
+        let b_step = if sb.len() == 3 { k * n } else { 0 };
         let write = |c: &mut [MaybeUninit<T>]| {
-            if sa.len() == 3 && sb.len() == 2 && !ta {
-                // One tall product: (b·m, k)·(k, n).
+            for i in 0..batch {
                 T::gemm(
-                    batch * m,
+                    m,
                     k,
                     n,
-                    self.data(),
+                    &self.data()[i * a_step..],
                     a_strides,
-                    b.data(),
+                    &b.data()[i * b_step..],
                     b_strides,
-                    c,
+                    &mut c[i * m * n..],
                 );
-            } else {
-                let a_step = if sa.len() == 3 { m * k } else { 0 };
-                let b_step = if sb.len() == 3 { k * n } else { 0 };
-                for i in 0..batch {
-                    T::gemm(
-                        m,
-                        k,
-                        n,
-                        &self.data()[i * a_step..],
-                        a_strides,
-                        &b.data()[i * b_step..],
-                        b_strides,
-                        &mut c[i * m * n..],
-                    );
-                }
             }
         };
         // SAFETY: the products write all batch·m·n elements.
