@@ -80,6 +80,13 @@ fn bad_uses_panic_with_a_message() {
     });
     assert!(msg.contains("no gradient"), "{msg}");
 
+    // Leaves recorded after the output have no gradient from it either.
+    let later = tape.vars([7.0]);
+    let msg = message(|| {
+        g.items(&later);
+    });
+    assert!(msg.contains("no gradient"), "{msg}");
+
     // A range from before a reset is stale.
     drop(g);
     tape.reset();

@@ -165,7 +165,8 @@ impl<'t, T: Element> Gradients<'t, T> {
     ///
     /// # Panics
     /// If `r` belongs to another tape or epoch, or one of its leaves has
-    /// no gradient (it was made with gradients switched off).
+    /// no gradient (it was made with gradients switched off, or recorded
+    /// after the output), as [`Gradients::item`] does for one leaf.
     ///
     /// ```
     /// use tapegrad::Tape;
