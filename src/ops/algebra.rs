@@ -49,7 +49,7 @@ pub trait Pointwise<T: Element>: Sized + Clone {
     fn sigmoid(&self) -> Self;
     /// `f` applied to every element, as a constant: no derivative flows
     /// through it (masks such as ReLU's step or the sign of `abs`).
-    fn constant_map(&self, f: impl Fn(T) -> T) -> Self;
+    fn constant_map(&self, f: impl Fn(T) -> T + Sync) -> Self;
 
     /// `1 - self`
     fn one_minus(&self) -> Self {
@@ -170,14 +170,14 @@ impl<T: Element> Pointwise<T> for T {
     fn sigmoid(&self) -> Self {
         super::unary::sigmoid(*self)
     }
-    fn constant_map(&self, f: impl Fn(T) -> T) -> Self {
+    fn constant_map(&self, f: impl Fn(T) -> T + Sync) -> Self {
         f(*self)
     }
 }
 
 // ---- eager tensors ---------------------------------------------------------
 
-fn zip<T: Element>(a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T, T) -> T) -> Tensor<T> {
+fn zip<T: Element>(a: &Tensor<T>, b: &Tensor<T>, f: impl Fn(T, T) -> T + Sync) -> Tensor<T> {
     a.zip_map(b, f)
         .expect("shapes inside a derivative rule always broadcast")
 }
@@ -231,7 +231,7 @@ impl<T: Element> Pointwise<T> for Tensor<T> {
     fn sigmoid(&self) -> Self {
         self.map(super::unary::sigmoid)
     }
-    fn constant_map(&self, f: impl Fn(T) -> T) -> Self {
+    fn constant_map(&self, f: impl Fn(T) -> T + Sync) -> Self {
         self.map(f)
     }
 }
@@ -358,7 +358,7 @@ impl<'t, T: Element> Pointwise<T> for Var<'t, T> {
     fn sigmoid(&self) -> Self {
         Var::sigmoid(*self)
     }
-    fn constant_map(&self, f: impl Fn(T) -> T) -> Self {
+    fn constant_map(&self, f: impl Fn(T) -> T + Sync) -> Self {
         let v = self.with_value(|v| v.map(f));
         self.constant_like(v)
     }

@@ -126,7 +126,7 @@ impl<'a, T: Element> Batched<'a, T> {
         }
     }
 
-    fn zip(&self, o: &Self, f: impl Fn(T, T) -> T) -> Self {
+    fn zip(&self, o: &Self, f: impl Fn(T, T) -> T + Sync) -> Self {
         Self::zip_all(&[self, o], |ts| {
             ts[0]
                 .zip_map(ts[1], f)
@@ -207,7 +207,7 @@ impl<T: Element> Pointwise<T> for Batched<'_, T> {
     fn sigmoid(&self) -> Self {
         self.with(Pointwise::sigmoid(&self.t))
     }
-    fn constant_map(&self, f: impl Fn(T) -> T) -> Self {
+    fn constant_map(&self, f: impl Fn(T) -> T + Sync) -> Self {
         self.with(self.t.map(f))
     }
 }

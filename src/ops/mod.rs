@@ -57,7 +57,7 @@ pub(crate) trait Rule {
 }
 
 /// An elementwise op of one input, stated as forward and local derivative.
-pub(crate) trait Unary {
+pub(crate) trait Unary: Sync {
     const NAME: &'static str;
     fn f<T: Element>(&self, x: T) -> T;
     /// dy/dx, from the input `x` or the output `y` (whichever is simpler).
@@ -65,7 +65,7 @@ pub(crate) trait Unary {
 }
 
 /// An elementwise op of two broadcasting inputs.
-pub(crate) trait Binary {
+pub(crate) trait Binary: Sync {
     const NAME: &'static str;
     fn f<T: Element>(&self, a: T, b: T) -> T;
     /// ∂y/∂a

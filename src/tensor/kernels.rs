@@ -6,39 +6,49 @@ use super::{
     broadcast_shapes, broadcast_strides, for_each_offset2, numel, simd, split_at_axis, strides,
     Buffer, Element, Shape, Tensor,
 };
+use std::mem::MaybeUninit;
 
 impl<T: Element> Tensor<T> {
     /// Elementwise `f(a, b)` with NumPy broadcasting; `None` if the shapes
     /// do not broadcast.
-    pub(crate) fn zip_map(&self, b: &Tensor<T>, f: impl Fn(T, T) -> T) -> Option<Tensor<T>> {
+    pub(crate) fn zip_map(&self, b: &Tensor<T>, f: impl Fn(T, T) -> T + Sync) -> Option<Tensor<T>> {
         let (x, y) = (self.data(), b.data());
         if self.ndim() == 0 && b.ndim() == 0 {
             return Some(Tensor::scalar(f(x[0], y[0])));
         }
         if self.shape() == b.shape() {
-            let data = Buffer::build(x.len(), |v| simd::zip_into(v, x, y, &f));
+            let write = |at, out: &mut [_]| {
+                simd::zip_write(out, &x[at..][..out.len()], &y[at..][..out.len()], &f)
+            };
+            // SAFETY: `zip_write` writes all of `out` (it checks the lengths).
+            let data = unsafe { Buffer::written_in_halves(x.len(), 1, write) };
             return Some(Tensor::from_parts(Shape::from_slice(self.shape()), data));
         }
         let out = broadcast_shapes(self.shape(), b.shape())?;
         let n = numel(&out);
         if y.len() == 1 && out.as_slice() == self.shape() {
             let q = y[0];
-            let data = Buffer::build(n, |v| simd::map_into(v, x, &|p| f(p, q)));
-            return Some(Tensor::from_parts(out, data));
+            return Some(Tensor::from_parts(out, map_buffer(x, |p| f(p, q))));
         }
         if x.len() == 1 && out.as_slice() == b.shape() {
             let p = x[0];
-            let data = Buffer::build(n, |v| simd::map_into(v, y, &|q| f(p, q)));
-            return Some(Tensor::from_parts(out, data));
+            return Some(Tensor::from_parts(out, map_buffer(y, |q| f(p, q))));
         }
-        // b repeats along leading dimensions (a bias added to every row).
+        // One side repeats along leading dimensions (a bias added to every
+        // row); halves split between rows.
+        let rows = |big: &[T], row: &[T], swap: bool| {
+            let write = |at, out: &mut [_]| {
+                simd::zip_rows_write(out, &big[at..][..out.len()], row, swap, &f)
+            };
+            // SAFETY: `zip_rows_write` writes all of `out` (it checks the
+            // lengths), and halves hold whole rows.
+            unsafe { Buffer::written_in_halves(n, row.len(), write) }
+        };
         if out.as_slice() == self.shape() && out.ends_with(b.shape()) && !y.is_empty() {
-            let data = Buffer::build(n, |v| simd::zip_rows_into(v, x, y, false, &f));
-            return Some(Tensor::from_parts(out, data));
+            return Some(Tensor::from_parts(out, rows(x, y, false)));
         }
         if out.as_slice() == b.shape() && out.ends_with(self.shape()) && !x.is_empty() {
-            let data = Buffer::build(n, |v| simd::zip_rows_into(v, y, x, true, &f));
-            return Some(Tensor::from_parts(out, data));
+            return Some(Tensor::from_parts(out, rows(y, x, true)));
         }
         let (sa, sb) = (
             broadcast_strides(self.shape(), &out),
@@ -345,6 +355,14 @@ impl<T: Element> Tensor<T> {
 }
 
 /// The shape after reducing `axis`.
+/// `f` of every element of `x`, in two halves on two threads when large.
+pub(crate) fn map_buffer<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync) -> Buffer<T> {
+    let write =
+        |at: usize, out: &mut [MaybeUninit<T>]| simd::map_write(out, &x[at..][..out.len()], &f);
+    // SAFETY: `map_write` writes all of `out` (it checks the lengths).
+    unsafe { Buffer::written_in_halves(x.len(), 1, write) }
+}
+
 pub(crate) fn reduced_shape(shape: &[usize], axis: usize, keepdim: bool) -> Shape {
     let mut s = Shape::from_slice(shape);
     if keepdim {
@@ -446,5 +464,37 @@ mod tests {
         assert_eq!(p.get(&[1, 0, 2]), t.get(&[0, 2, 1]));
         let n = t.narrow(1, 1, 2);
         assert_eq!(n.pad(1, 1, 3).narrow(1, 1, 2), n);
+    }
+
+    /// Every elementwise path gives what a plain loop gives, also on the
+    /// sizes that run in two halves (rows of 1000 that do not halve evenly).
+    #[test]
+    fn large_elementwise_maps_match_plain_loops() {
+        let (rows, width) = (263, 1000);
+        let n = rows * width;
+        let a = Tensor::<f32>::from_vec(
+            (0..n).map(|i| (i as f32 * 0.01).sin()).collect(),
+            [rows, width],
+        );
+        let b = Tensor::<f32>::from_vec(
+            (0..n).map(|i| (i as f32 * 0.03).cos()).collect(),
+            [rows, width],
+        );
+        let row = Tensor::<f32>::from_vec((0..width).map(|i| i as f32).collect(), [width]);
+        let f = |p: f32, q: f32| p * 2.0 - q;
+        let at = |t: &Tensor<f32>, i: usize| t.data()[i];
+        let same = a.zip_map(&b, f).unwrap();
+        let bias = a.zip_map(&row, f).unwrap();
+        let bias_first = row.zip_map(&a, f).unwrap();
+        let scalar = a.zip_map(&Tensor::scalar(3.0), f).unwrap();
+        let mapped = a.map(|p| p * p);
+        for i in 0..n {
+            let (p, q, r) = (at(&a, i), at(&b, i), at(&row, i % width));
+            assert_eq!(at(&same, i), f(p, q), "{i}");
+            assert_eq!(at(&bias, i), f(p, r), "{i}");
+            assert_eq!(at(&bias_first, i), f(r, p), "{i}");
+            assert_eq!(at(&scalar, i), f(p, 3.0), "{i}");
+            assert_eq!(at(&mapped, i), p * p, "{i}");
+        }
     }
 }

@@ -262,14 +262,22 @@ impl<T: Element> Tensor<T> {
         }
     }
 
-    /// Applies `f` to every element.
-    pub fn map(&self, f: impl Fn(T) -> T) -> Self {
+    /// Applies `f` to every element. Large tensors are mapped in two
+    /// halves on two threads, so `f` must be `Sync` (closures over plain
+    /// numbers are).
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::from_vec(vec![1.0f32, -2.0], [2]);
+    /// assert_eq!(t.map(|v| v.abs()).data(), &[1.0, 2.0]);
+    /// ```
+    pub fn map(&self, f: impl Fn(T) -> T + Sync) -> Self {
         if self.ndim() == 0 {
             return Tensor::scalar(f(self.data()[0]));
         }
         Tensor {
             shape: Shape::from_slice(&self.shape),
-            data: Buffer::build(self.numel(), |v| simd::map_into(v, self.data(), &f)),
+            data: kernels::map_buffer(self.data(), f),
         }
     }
 

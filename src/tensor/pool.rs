@@ -15,11 +15,13 @@ use std::mem::MaybeUninit;
 /// type; beyond it, dropped buffers go back to the system allocator.
 const POOL_LIMIT_BYTES: usize = 512 << 20;
 
-/// Copies of at least this many elements run in two halves, one on the
-/// helper thread: W2 large copies its 7.4 MB of parameters into the tape
-/// and clones 2 MB gradients every step, and one core's copy bandwidth
-/// is the limit there.
-const SPLIT_COPY: usize = 1 << 18;
+/// Buffers of at least this many elements are written in two halves, one
+/// on the helper thread (copies, elementwise maps): W2 large copies its
+/// 7.4 MB of parameters into the tape, clones 2 MB gradients and runs its
+/// bias, ReLU and ReLU-backward loops over 2 MB every step, and one core's
+/// memory bandwidth is the limit there. W2 medium's 128 KB stay on one
+/// thread (a handover costs more than it saves).
+const SPLIT_ELEMENTS: usize = 1 << 18;
 
 /// Free buffers of one element type, grouped by exact capacity.
 #[derive(Default)]
@@ -134,6 +136,35 @@ impl<T: Pooled + Copy + Default> Buffer<T> {
         })
     }
 
+    /// `n` elements written by `write(start, dst)`, which fills `dst` with
+    /// elements `start..start + dst.len()`: one call for the whole buffer,
+    /// or, from [`SPLIT_ELEMENTS`] on with two threads, one call per half
+    /// (split at a multiple of `unit`, e.g. a row), run in parallel.
+    ///
+    /// # Safety
+    /// `write` must write every element of the `dst` it is given.
+    pub(crate) unsafe fn written_in_halves(
+        n: usize,
+        unit: usize,
+        write: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+    ) -> Self
+    where
+        T: Send,
+    {
+        let mid = (n / 2).next_multiple_of(unit.max(1));
+        let whole = |dst: &mut [MaybeUninit<T>]| {
+            if n >= SPLIT_ELEMENTS && mid < n && parallel::two_threads() {
+                let (d0, d1) = dst.split_at_mut(mid);
+                parallel::join(|| write(0, d0), || write(mid, d1));
+            } else {
+                write(0, dst);
+            }
+        };
+        // SAFETY: the caller's contract: both halves (or the whole) are
+        // written, and together they cover all n elements.
+        unsafe { Self::written(n, whole) }
+    }
+
     pub(crate) fn filled(n: usize, value: T) -> Self {
         Self::build(n, |v| v.resize(n, value))
     }
@@ -145,14 +176,12 @@ impl<T: Pooled + Copy + Default> Buffer<T> {
         if s.len() <= 1 {
             return Buffer(SmallVec::from_slice(s));
         }
-        if s.len() >= SPLIT_COPY && parallel::two_threads() {
-            let (s0, s1) = s.split_at(s.len() / 2);
-            let write = |dst: &mut [MaybeUninit<T>]| {
-                let (d0, d1) = dst.split_at_mut(s0.len());
-                parallel::join(|| copy_into(d0, s0), || copy_into(d1, s1));
+        if s.len() >= SPLIT_ELEMENTS {
+            let write = |start: usize, dst: &mut [MaybeUninit<T>]| {
+                copy_into(dst, &s[start..start + dst.len()]);
             };
-            // SAFETY: the two halves write all s.len() elements.
-            return unsafe { Self::written(s.len(), write) };
+            // SAFETY: `copy_into` writes the whole of `dst`.
+            return unsafe { Self::written_in_halves(s.len(), 1, write) };
         }
         Self::build(s.len(), |v| v.extend_from_slice(s))
     }
@@ -226,16 +255,40 @@ mod tests {
         for n in [
             2,
             37,
-            SPLIT_COPY - 1,
-            SPLIT_COPY,
-            SPLIT_COPY + 1,
-            3 * SPLIT_COPY + 7,
+            SPLIT_ELEMENTS - 1,
+            SPLIT_ELEMENTS,
+            SPLIT_ELEMENTS + 1,
+            3 * SPLIT_ELEMENTS + 7,
         ] {
             let src: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
             let copy = Buffer::from_slice(&src);
             assert!(copy.as_slice() == src.as_slice(), "length {n}");
             let again = copy.clone();
             assert!(again.as_slice() == src.as_slice(), "clone of length {n}");
+        }
+    }
+
+    /// Halves split at a multiple of `unit` and cover every element once.
+    #[test]
+    fn halves_split_between_units_and_cover_everything() {
+        let (rows, width) = (263, 1000); // 263,000 elements: two halves
+        assert!(rows * width >= SPLIT_ELEMENTS);
+        let starts = std::sync::Mutex::new(Vec::new());
+        let write = |at: usize, dst: &mut [MaybeUninit<f64>]| {
+            starts.lock().unwrap().push((at, dst.len()));
+            for (k, d) in dst.iter_mut().enumerate() {
+                d.write((at + k) as f64);
+            }
+        };
+        // SAFETY: `write` writes all of `dst`.
+        let b = unsafe { Buffer::written_in_halves(rows * width, width, write) };
+        assert!(b.as_slice().iter().enumerate().all(|(i, &v)| v == i as f64));
+        let mut starts = starts.into_inner().unwrap();
+        starts.sort();
+        if parallel::two_threads() {
+            assert_eq!(starts, [(0, 132_000), (132_000, 131_000)]);
+        } else {
+            assert_eq!(starts, [(0, 263_000)]);
         }
     }
 }

@@ -5,17 +5,29 @@
 //! and the closures are the same code in every version.
 
 use multiversion::multiversion;
+use std::mem::MaybeUninit;
 
-/// Appends `f(x[i])` for every `i`.
+/// Writes `f(x[i])` to `out[i]`, every one of them (equal lengths).
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-pub(crate) fn map_into<T: Copy, F: Fn(T) -> T>(out: &mut Vec<T>, x: &[T], f: &F) {
-    out.extend(x.iter().map(|&p| f(p)));
+pub(crate) fn map_write<T: Copy, F: Fn(T) -> T>(out: &mut [MaybeUninit<T>], x: &[T], f: &F) {
+    assert_eq!(out.len(), x.len());
+    for (o, &p) in out.iter_mut().zip(x) {
+        o.write(f(p));
+    }
 }
 
-/// Appends `f(x[i], y[i])` for every `i` (equal lengths).
+/// Writes `f(x[i], y[i])` to `out[i]`, every one of them (equal lengths).
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-pub(crate) fn zip_into<T: Copy, F: Fn(T, T) -> T>(out: &mut Vec<T>, x: &[T], y: &[T], f: &F) {
-    out.extend(x.iter().zip(y).map(|(&p, &q)| f(p, q)));
+pub(crate) fn zip_write<T: Copy, F: Fn(T, T) -> T>(
+    out: &mut [MaybeUninit<T>],
+    x: &[T],
+    y: &[T],
+    f: &F,
+) {
+    assert!(out.len() == x.len() && x.len() == y.len());
+    for ((o, &p), &q) in out.iter_mut().zip(x).zip(y) {
+        o.write(f(p, q));
+    }
 }
 
 /// `dst[i] += src[i]` (equal lengths).
@@ -26,21 +38,27 @@ pub(crate) fn add_to<T: Copy + std::ops::Add<Output = T>>(dst: &mut [T], src: &[
     }
 }
 
-/// Appends `f(x[i], y[i mod len y])`: `y` repeated along `x`'s rows (a bias
-/// added to every row). With `swap`, `f(y[i mod len y], x[i])` instead.
+/// Writes `f(x[i], y[i mod len y])` to `out[i]`: `y` repeated along `x`'s
+/// rows (a bias added to every row). With `swap`, `f(y[i mod len y], x[i])`
+/// instead. `x` holds whole rows and `out` as many elements.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
-pub(crate) fn zip_rows_into<T: Copy, F: Fn(T, T) -> T>(
-    out: &mut Vec<T>,
+pub(crate) fn zip_rows_write<T: Copy, F: Fn(T, T) -> T>(
+    out: &mut [MaybeUninit<T>],
     x: &[T],
     y: &[T],
     swap: bool,
     f: &F,
 ) {
-    for row in x.chunks_exact(y.len()) {
+    assert!(out.len() == x.len() && x.len() % y.len() == 0);
+    for (o, row) in out.chunks_exact_mut(y.len()).zip(x.chunks_exact(y.len())) {
         if swap {
-            out.extend(y.iter().zip(row).map(|(&p, &q)| f(p, q)));
+            for ((o, &p), &q) in o.iter_mut().zip(y).zip(row) {
+                o.write(f(p, q));
+            }
         } else {
-            out.extend(row.iter().zip(y).map(|(&p, &q)| f(p, q)));
+            for ((o, &p), &q) in o.iter_mut().zip(row).zip(y) {
+                o.write(f(p, q));
+            }
         }
     }
 }
@@ -49,6 +67,15 @@ pub(crate) fn zip_rows_into<T: Copy, F: Fn(T, T) -> T>(
 mod tests {
     use super::*;
 
+    /// The `n` values a writing loop produces.
+    fn written(n: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+        let mut v = Vec::with_capacity(n);
+        write(&mut v.spare_capacity_mut()[..n]);
+        // SAFETY: each loop above asserts that it writes all of `out`.
+        unsafe { v.set_len(n) };
+        v
+    }
+
     /// The versions picked at run time give the same bits as a plain loop,
     /// on lengths that leave a remainder after the widest vectors.
     #[test]
@@ -56,28 +83,24 @@ mod tests {
         let x: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin() + 1.5).collect();
         let y: Vec<f32> = (0..37).map(|i| (i as f32 * 0.11).cos()).collect();
         let f = |p: f32, q: f32| p.sqrt() / (q * q + 0.5) - p * q;
-        let mut out = Vec::new();
-        zip_into(&mut out, &x, &y, &f);
+        let out = written(37, |o| zip_write(o, &x, &y, &f));
         let want: Vec<f32> = x.iter().zip(&y).map(|(&p, &q)| f(p, q)).collect();
         assert_eq!(out, want);
 
-        out.clear();
-        map_into(&mut out, &x, &|p| f(p, 0.25));
+        let out = written(37, |o| map_write(o, &x, &|p| f(p, 0.25)));
         let want: Vec<f32> = x.iter().map(|&p| f(p, 0.25)).collect();
         assert_eq!(out, want);
 
         // 36 entries as 4 rows of 9, against a row of 9, both ways round.
         let (big, row) = (&x[..36], &y[..9]);
-        out.clear();
-        zip_rows_into(&mut out, big, row, false, &f);
+        let out = written(36, |o| zip_rows_write(o, big, row, false, &f));
         let want: Vec<f32> = big
             .iter()
             .enumerate()
             .map(|(i, &p)| f(p, row[i % 9]))
             .collect();
         assert_eq!(out, want);
-        out.clear();
-        zip_rows_into(&mut out, big, row, true, &f);
+        let out = written(36, |o| zip_rows_write(o, big, row, true, &f));
         let want: Vec<f32> = big
             .iter()
             .enumerate()
@@ -89,5 +112,11 @@ mod tests {
         add_to(&mut acc, &y);
         let want: Vec<f32> = x.iter().zip(&y).map(|(&p, &q)| p + q).collect();
         assert_eq!(acc, want);
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_short_output_is_refused() {
+        written(3, |o| map_write(&mut o[..2], &[1.0, 2.0, 3.0], &|p| p));
     }
 }
