@@ -49,7 +49,7 @@ pub(crate) fn zip_rows_write<T: Copy, F: Fn(T, T) -> T>(
     swap: bool,
     f: &F,
 ) {
-    assert!(out.len() == x.len() && x.len() % y.len() == 0);
+    assert!(out.len() == x.len() && x.len().is_multiple_of(y.len()));
     for (o, row) in out.chunks_exact_mut(y.len()).zip(x.chunks_exact(y.len())) {
         if swap {
             for ((o, &p), &q) in o.iter_mut().zip(y).zip(row) {
