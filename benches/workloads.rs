@@ -28,6 +28,15 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     g.throughput(Throughput::Elements(300_000)); // op nodes
     g.bench_function("n_100000", |b| b.iter(|| black_box(w1(&tape, 100_000))));
+    // The floor: the same chain by hand, no tape (see docs/performance.md).
+    let mut ys = Vec::with_capacity(100_001);
+    let (loss, sw, sb, _) = w1_by_hand(100_000, &mut ys);
+    check_close("W1 by hand loss", loss, W1_LOSS, 1e-12);
+    check_close("W1 by hand sum dw", sw, W1_SUM_DW, 1e-9);
+    check_close("W1 by hand sum db", sb, W1_SUM_DB, 1e-9);
+    g.bench_function("by_hand_no_tape", |b| {
+        b.iter(|| black_box(w1_by_hand(100_000, &mut ys)))
+    });
     g.finish();
 
     // W1b, scalar and tensor mode.

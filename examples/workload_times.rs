@@ -77,6 +77,19 @@ fn main() {
         ms * 1e6 / (3.0 * n as f64)
     );
 
+    // The same chain by hand, no tape: how much of W1 the system's tanh
+    // takes on its own (see docs/performance.md).
+    let mut ys = Vec::with_capacity(n + 1);
+    let (loss, sum_dw, ..) = w1_by_hand(n, &mut ys);
+    assert!((loss - W1_LOSS).abs() < 1e-12 && (sum_dw - W1_SUM_DW).abs() < 1e-9);
+    let ms = median_ms(reps(20), || {
+        std::hint::black_box(w1_by_hand(n, &mut ys));
+    });
+    println!(
+        "{{\"workload\": \"W1 by hand\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
+        ms * 1e6 / (3.0 * n as f64)
+    );
+
     let (xs, ts) = w1b_data();
     let mut p = w1b_params();
     let ms = median_ms(reps(50), || {

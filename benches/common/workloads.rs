@@ -12,8 +12,8 @@ pub fn w1(tape: &Tape<f64>, n: usize) -> (f64, f64, f64, f64) {
     let x = tape.var(0.5);
     // The coefficients as two ranges of leaves (as JAX takes two arrays):
     // one handle each, gradients read back as slices.
-    let ws = tape.vars((0..n).map(|i| 0.5 + 0.001 * (i % 100) as f64));
-    let bs = tape.vars((0..n).map(|i| 0.01 * (i % 7) as f64));
+    let ws = tape.vars((0..n).map(w1_w));
+    let bs = tape.vars((0..n).map(w1_b));
     let mut y = x;
     for i in 0..n {
         y = (y * ws.get(i) + bs.get(i)).tanh();
@@ -22,6 +22,38 @@ pub fn w1(tape: &Tape<f64>, n: usize) -> (f64, f64, f64, f64) {
     let sw: f64 = g.items(&ws).iter().sum();
     let sb: f64 = g.items(&bs).iter().sum();
     (y.item(), sw, sb, g.item(x))
+}
+
+/// W1's coefficients: w[i] = 0.5 + 0.001·(i mod 100), b[i] = 0.01·(i mod 7).
+pub fn w1_w(i: usize) -> f64 {
+    0.5 + 0.001 * (i % 100) as f64
+}
+
+/// See [`w1_w`].
+pub fn w1_b(i: usize) -> f64 {
+    0.01 * (i % 7) as f64
+}
+
+/// W1 written out by hand with no tape: the forward chain keeping each
+/// `y` in `ys`, then the chain rule backwards in one loop. Not an engine:
+/// the floor that any engine calling the system's `tanh` starts from (the
+/// forward is one latency chain through `tanh`, which no tape shortens).
+pub fn w1_by_hand(n: usize, ys: &mut Vec<f64>) -> (f64, f64, f64, f64) {
+    ys.clear();
+    let mut y = 0.5;
+    ys.push(y);
+    for i in 0..n {
+        y = (y * w1_w(i) + w1_b(i)).tanh();
+        ys.push(y);
+    }
+    let (mut g, mut sw, mut sb) = (1.0, 0.0, 0.0);
+    for i in (0..n).rev() {
+        let gz = g * (1.0 - ys[i + 1] * ys[i + 1]);
+        sw += gz * ys[i];
+        sb += gz;
+        g = gz * w1_w(i);
+    }
+    (y, sw, sb, g)
 }
 
 pub const W1_LOSS: f64 = 0.07579308632142281;
