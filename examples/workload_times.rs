@@ -51,7 +51,8 @@ fn main() {
         }
         return;
     }
-    // `--only NAME`: time one workload (w1b, w2s, w2m, w2l, w3h, w3v, w4) in a
+    // `--only NAME`: time one workload (w1b, w1bt for W1b in tensor mode, w2s,
+    // w2m, w2l, w3h, w3v, w4) in a
     // loop for a profiler: for three seconds, or `--steps K` steps (a fixed
     // amount of work, for instruction counts under callgrind).
     if let Some(i) = args.iter().position(|a| a == "--only") {
@@ -162,6 +163,12 @@ fn profile_one(name: &str, limit: Option<usize>) {
                 w1b_scalar_step(&tape, &mut p, &xs, &ts);
             });
         }
+        "w1bt" => {
+            let mut t = W1bTensor::new();
+            run(&mut || {
+                t.step(&tape);
+            });
+        }
         "w2s" | "w2m" | "w2l" => {
             let (h, b) = match name {
                 "w2s" => (64, 32),
@@ -197,7 +204,9 @@ fn profile_one(name: &str, limit: Option<usize>) {
                 jacobian(|x| w4.layer(x), &w4.x);
             });
         }
-        other => panic!("--only: unknown workload {other:?} (w1b, w2s, w2m, w2l, w3h, w3v, w4)"),
+        other => {
+            panic!("--only: unknown workload {other:?} (w1b, w1bt, w2s, w2m, w2l, w3h, w3v, w4)")
+        }
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / steps as f64;
     println!("{name}: {steps} steps, {ms:.4} ms each");

@@ -108,6 +108,19 @@ pub trait Algebra<T: Element>: Pointwise<T> {
     /// The value if this is an eager 0-d tensor: lets elementwise rules
     /// take the fast path on plain numbers. Always `None` for [`Var`].
     fn eager_scalar(&self) -> Option<T>;
+    /// `g · local(xs)` element by element in one loop, when `g` and every
+    /// one of `xs` are eager tensors of one shape: an elementwise op's
+    /// chain rule with no tensor built for its local derivative. `None`
+    /// (the default: recorded values, broadcast shapes) leaves the rule to
+    /// build the product op by op.
+    fn chain_elementwise<const N: usize>(
+        g: &Self,
+        xs: [&Self; N],
+        local: impl Fn([T; N]) -> T + Sync,
+    ) -> Option<Self> {
+        let _ = (g, xs, local);
+        None
+    }
     /// Runs a custom op's rule on this kind of value.
     #[doc(hidden)]
     fn custom_vjp(
@@ -295,6 +308,14 @@ impl<T: Element> Algebra<T> for Tensor<T> {
     }
     fn eager_scalar(&self) -> Option<T> {
         (self.ndim() == 0).then(|| self.data()[0])
+    }
+    fn chain_elementwise<const N: usize>(
+        g: &Self,
+        xs: [&Self; N],
+        local: impl Fn([T; N]) -> T + Sync,
+    ) -> Option<Self> {
+        let same = xs.iter().all(|x| x.shape() == g.shape());
+        same.then(|| g.chain(xs, local))
     }
     fn custom_vjp(
         op: &dyn super::ErasedCustomOp<T>,

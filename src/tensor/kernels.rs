@@ -59,6 +59,25 @@ impl<T: Element> Tensor<T> {
         Some(Tensor::from_parts(out, data))
     }
 
+    /// `self · local(xs)` element by element, where every tensor has
+    /// `self`'s shape: an elementwise op's chain rule (`self` the global
+    /// derivative) in one loop, with no tensor for the local derivative.
+    pub(crate) fn chain<const N: usize>(
+        &self,
+        xs: [&Tensor<T>; N],
+        local: impl Fn([T; N]) -> T + Sync,
+    ) -> Tensor<T> {
+        debug_assert!(xs.iter().all(|x| x.shape() == self.shape()));
+        let (g, xs) = (self.data(), xs.map(|x| x.data()));
+        let write = |at: usize, out: &mut [MaybeUninit<T>]| {
+            let n = out.len();
+            simd::chain_write(out, &g[at..][..n], xs.map(|x| &x[at..][..n]), &local)
+        };
+        // SAFETY: `chain_write` writes all of `out` (it checks the lengths).
+        let data = unsafe { Buffer::written_in_halves(g.len(), 1, write) };
+        Tensor::from_parts(Shape::from_slice(self.shape()), data)
+    }
+
     /// Sums a tensor down to `target`, a shape it was broadcast from: the
     /// one helper every broadcasting op's backward uses.
     pub(crate) fn sum_to(&self, target: &[usize]) -> Tensor<T> {

@@ -30,6 +30,29 @@ pub(crate) fn zip_write<T: Copy, F: Fn(T, T) -> T>(
     }
 }
 
+/// Writes `g[i] · local([x[i] for x in xs])` to `out[i]`, every one of them
+/// (equal lengths): the chain rule for an elementwise op in one loop, its
+/// local derivative evaluated element by element.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+pub(crate) fn chain_write<
+    T: Copy + std::ops::Mul<Output = T>,
+    F: Fn([T; N]) -> T,
+    const N: usize,
+>(
+    out: &mut [MaybeUninit<T>],
+    g: &[T],
+    xs: [&[T]; N],
+    local: &F,
+) {
+    let n = out.len();
+    assert!(g.len() == n && xs.iter().all(|x| x.len() == n));
+    // Slices cut to `n` let the indexing below go unchecked.
+    let (g, xs) = (&g[..n], xs.map(|x| &x[..n]));
+    for (i, o) in out.iter_mut().enumerate() {
+        o.write(g[i] * local(xs.map(|x| x[i])));
+    }
+}
+
 /// `dst[i] += src[i]` (equal lengths).
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 pub(crate) fn add_to<T: Copy + std::ops::Add<Output = T>>(dst: &mut [T], src: &[T]) {
@@ -106,6 +129,11 @@ mod tests {
             .enumerate()
             .map(|(i, &q)| f(row[i % 9], q))
             .collect();
+        assert_eq!(out, want);
+
+        let local = |[p, q]: [f32; 2]| 1.0 - p * q;
+        let out = written(37, |o| chain_write(o, &y, [&x, &x], &local));
+        let want: Vec<f32> = x.iter().zip(&y).map(|(&p, &g)| g * local([p, p])).collect();
         assert_eq!(out, want);
 
         let mut acc = x.clone();
