@@ -373,7 +373,6 @@ impl<T: Element> Tensor<T> {
     }
 }
 
-/// The shape after reducing `axis`.
 /// `f` of every element of `x`, in two halves on two threads when large.
 pub(crate) fn map_buffer<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync) -> Buffer<T> {
     let write =
@@ -382,6 +381,7 @@ pub(crate) fn map_buffer<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync) -> Buff
     unsafe { Buffer::written_in_halves(x.len(), 1, write) }
 }
 
+/// The shape after reducing `axis`.
 pub(crate) fn reduced_shape(shape: &[usize], axis: usize, keepdim: bool) -> Shape {
     let mut s = Shape::from_slice(shape);
     if keepdim {
