@@ -2,7 +2,9 @@
 # Side-by-side timing of the performance issue's workloads: tapegrad,
 # PyTorch (eager; torch.func for W3/W4) and JAX (jit), on this machine,
 # with the same number of threads, alternating engines over ROUNDS rounds.
-# Not part of CI. Prints one line per workload: medians and ratios.
+# Not part of CI. Prints one line per workload: medians and ratios. The
+# "W1 by hand" line is not an engine: W1 as two plain Rust loops with no
+# tape, the floor the system's tanh sets (docs/performance.md).
 #
 #   benches/compare/run.sh            # PyTorch and JAX
 #   ENGINES=jax benches/compare/run.sh
