@@ -51,10 +51,10 @@ fn main() {
         }
         return;
     }
-    // `--only NAME`: time one workload (w1b, w1bt for W1b in tensor mode, w2s,
-    // w2m, w2l, w3h, w3v, w4) in a
-    // loop for a profiler: for three seconds, or `--steps K` steps (a fixed
-    // amount of work, for instruction counts under callgrind).
+    // `--only NAME`: time one workload (w1b, w1bt for W1b in tensor mode,
+    // w2s, w2m, w2l, w3h, w3v, w4) in a loop for a profiler: for three
+    // seconds, or `--steps K` steps (a fixed amount of work, for
+    // instruction counts under callgrind).
     if let Some(i) = args.iter().position(|a| a == "--only") {
         let steps = args.iter().position(|a| a == "--steps").map(|j| {
             args.get(j + 1)

@@ -176,14 +176,11 @@ impl<T: Pooled + Copy + Default> Buffer<T> {
         if s.len() <= 1 {
             return Buffer(SmallVec::from_slice(s));
         }
-        if s.len() >= SPLIT_ELEMENTS {
-            let write = |start: usize, dst: &mut [MaybeUninit<T>]| {
-                copy_into(dst, &s[start..start + dst.len()]);
-            };
-            // SAFETY: `copy_into` writes the whole of `dst`.
-            return unsafe { Self::written_in_halves(s.len(), 1, write) };
-        }
-        Self::build(s.len(), |v| v.extend_from_slice(s))
+        let write = |start: usize, dst: &mut [MaybeUninit<T>]| {
+            copy_into(dst, &s[start..start + dst.len()]);
+        };
+        // SAFETY: `copy_into` writes the whole of `dst`.
+        unsafe { Self::written_in_halves(s.len(), 1, write) }
     }
 
     pub(crate) fn from_vec(v: Vec<T>) -> Self {
