@@ -98,13 +98,7 @@ pub(crate) fn binary_vjp<T: Element, B: Binary, X: Algebra<T>>(
     k: usize,
 ) -> X {
     let (x0, x1) = (xs[0], xs[1]);
-    let local = |[p, q, v]: [T; 3]| {
-        if k == 0 {
-            b.da(&p, &q, &v)
-        } else {
-            b.db(&p, &q, &v)
-        }
-    };
+    let local = |[p, q, v]: [T; 3]| partial(b, k, &p, &q, &v);
     if let (Some(p), Some(q), Some(v), Some(gs)) = (
         x0.eager_scalar(),
         x1.eager_scalar(),
@@ -116,12 +110,16 @@ pub(crate) fn binary_vjp<T: Element, B: Binary, X: Algebra<T>>(
     if let Some(c) = X::chain_elementwise(g, [x0, x1, y], local) {
         return c;
     }
-    let local = if k == 0 {
-        b.da(x0, x1, y)
+    g.mul(&partial(b, k, x0, x1, y)).sum_to(&xs[k].shape())
+}
+
+/// ∂y/∂(input `k`) of a binary op, on whichever kind of value.
+fn partial<T: Element, B: Binary, S: Pointwise<T>>(b: &B, k: usize, p: &S, q: &S, y: &S) -> S {
+    if k == 0 {
+        b.da(p, q, y)
     } else {
-        b.db(x0, x1, y)
-    };
-    g.mul(&local).sum_to(&xs[k].shape())
+        b.db(p, q, y)
+    }
 }
 
 /// Implements [`Rule`] for elementwise ops through their local derivative.
