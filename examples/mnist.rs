@@ -192,14 +192,13 @@ fn run() -> Result<(), Box<dyn Error>> {
     );
 
     let mut params = ParamStore::<f32>::new();
-    let mut model = build_model(&mut params, seed);
-    let mut opt = Adam::new(lr);
+    let model = build_model(&mut params, seed);
     let batches = MiniBatches::new(&data.x_train, &data.y_train, batch, seed);
-    let total_steps = epochs * batches.len();
-    let schedule = Schedule::Cosine {
+    let total_steps = (epochs * batches.len()) as u64;
+    let mut opt = Adam::new(lr).with_schedule(Schedule::Cosine {
         total: total_steps,
         min_lr: lr * 0.01,
-    };
+    });
 
     let tape = Tape::new();
     let style =
@@ -214,7 +213,6 @@ fn run() -> Result<(), Box<dyn Error>> {
             .with_prefix(format!("epoch {}/{epochs}", epoch + 1));
         let (mut sum, mut count) = (0.0, 0);
         for (xb, yb) in batches.epoch(epoch) {
-            opt.set_lr(schedule.lr(lr, step));
             tape.reset();
             let xb = jitter(&xb, seed ^ step as u64);
             let loss = cross_entropy(model.forward(&params, tape.constant(xb)), &yb);
@@ -227,9 +225,9 @@ fn run() -> Result<(), Box<dyn Error>> {
                 bar.set_message(format!("loss {:.4}", sum / count as f64));
             }
         }
-        model.set_training(false);
+        params.eval();
         let test_acc = accuracy(&predict(&model, &params, &data.x_test), &data.y_test);
-        model.set_training(true);
+        params.train();
         let mean_loss = sum / count as f64;
         let summary = format!(
             "loss {mean_loss:.4}  test accuracy {:.2}%",
@@ -286,10 +284,9 @@ fn run() -> Result<(), Box<dyn Error>> {
     let ckpt = out.join("mnist.safetensors");
     params.save(&ckpt)?;
     let mut restored = ParamStore::<f32>::new();
-    let mut model2 = build_model(&mut restored, 0);
-    model2.set_training(false);
+    let model2 = build_model(&mut restored, 0);
+    restored.eval();
     restored.load(&ckpt)?;
-    model.set_training(false);
     let pred = predict(&model2, &restored, &data.x_test);
     println!(
         "checkpoint: {} ({} weights); reloaded model's test accuracy {:.2}%",

@@ -199,15 +199,15 @@ fn same_seed_same_parameters_bit_for_bit() {
 
 #[test]
 fn dropout_trains_and_evaluates_differently() {
-    let mut d = Dropout::new(0.5, 3);
-    let params = ParamStore::<f64>::new();
+    let d = Dropout::new(0.5, 3);
+    let mut params = ParamStore::<f64>::new();
     let tape = Tape::new();
     let x = tape.constant(Tensor::ones([1000]));
     let y = Module::<f64>::forward(&d, &params, x).value();
     let zeros = y.data().iter().filter(|v| **v == 0.0).count();
     assert!((400..600).contains(&zeros), "{zeros} of 1000 dropped");
     assert!(y.data().iter().all(|v| *v == 0.0 || *v == 2.0));
-    Module::<f64>::set_training(&mut d, false);
+    params.eval();
     assert_eq!(
         Module::<f64>::forward(&d, &params, x).value(),
         Tensor::ones([1000])

@@ -17,10 +17,10 @@ fn gradient(w: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Runs `steps` optimizer steps on f from W0, with the learning rate set
-/// by `schedule` each step; returns the iterates.
-fn run_scheduled(opt: &mut dyn Optimizer<f64>, steps: usize, schedule: &Schedule) -> Vec<Vec<f64>> {
-    let base = opt.lr();
+/// Runs `steps` optimizer steps on f from W0, with `schedule` attached to
+/// the optimizer; returns the iterates.
+fn run_scheduled(opt: &mut dyn Optimizer<f64>, steps: u64, schedule: &Schedule) -> Vec<Vec<f64>> {
+    opt.set_schedule(schedule.clone());
     let mut params = ParamStore::new();
     let w = params.add("w", Tensor::from_vec(W0.to_vec(), [3]));
     let (c, a) = (
@@ -29,8 +29,7 @@ fn run_scheduled(opt: &mut dyn Optimizer<f64>, steps: usize, schedule: &Schedule
     );
     let tape = Tape::new();
     let mut out = vec![];
-    for step in 0..steps {
-        opt.set_lr(schedule.lr(base, step));
+    for _ in 0..steps {
         tape.reset();
         let wv = params.var(&tape, w);
         let loss = ((wv - tape.constant(a.clone())).square() * tape.constant(c.clone())).sum();
@@ -45,7 +44,7 @@ fn run_scheduled(opt: &mut dyn Optimizer<f64>, steps: usize, schedule: &Schedule
     out
 }
 
-fn run(opt: &mut dyn Optimizer<f64>, steps: usize) -> Vec<Vec<f64>> {
+fn run(opt: &mut dyn Optimizer<f64>, steps: u64) -> Vec<Vec<f64>> {
     run_scheduled(opt, steps, &Schedule::Constant)
 }
 
@@ -160,7 +159,7 @@ fn adamw_first_two_updates_with_decoupled_decay() {
 }
 
 /// The distance of the last iterate to the minimiser `A`.
-fn final_error(opt: &mut dyn Optimizer<f64>, steps: usize, schedule: Schedule) -> f64 {
+fn final_error(opt: &mut dyn Optimizer<f64>, steps: u64, schedule: Schedule) -> f64 {
     let last = run_scheduled(opt, steps, &schedule).pop().unwrap();
     last.iter()
         .zip(A)

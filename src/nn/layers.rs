@@ -207,17 +207,14 @@ impl<T: Element> Module<T> for Mlp<T> {
     fn parameters(&self) -> Vec<ParamId> {
         self.layers.parameters()
     }
-    fn set_training(&mut self, training: bool) {
-        self.layers.set_training(training)
-    }
 }
 
 /// Zeroes each element with probability `p` in training mode and scales
-/// the rest by `1/(1-p)`; the identity in evaluation mode. Its random
-/// stream comes from a seed, so runs repeat exactly.
+/// the rest by `1/(1-p)`; the identity in evaluation mode (the store's
+/// mode: [`ParamStore::eval`]). Its random stream comes from a seed, so
+/// runs repeat exactly.
 pub struct Dropout {
     p: f64,
-    training: bool,
     rng: RefCell<ChaCha8Rng>,
 }
 
@@ -234,15 +231,14 @@ impl Dropout {
         );
         Dropout {
             p,
-            training: true,
             rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
         }
     }
 }
 
 impl<T: Element> Module<T> for Dropout {
-    fn forward<'t>(&self, _params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
-        if !self.training || self.p == 0.0 {
+    fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
+        if !params.is_training() || self.p == 0.0 {
             return x;
         }
         let keep = T::lit(1.0 / (1.0 - self.p));
@@ -255,10 +251,6 @@ impl<T: Element> Module<T> for Dropout {
             }
         });
         x * x.tape().constant(mask)
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.training = training;
     }
 }
 

@@ -40,5 +40,8 @@ pub use loss::{
     bce_with_logits, cross_entropy, cross_entropy_with, huber, l1, mse, nll_loss, Reduction,
 };
 pub use module::{Module, Sequential};
-pub use optim::{clip_grad_norm, AdaGrad, Adam, AdamW, Optimizer, RmsProp, Schedule, Sgd};
-pub use params::{ParamId, ParamStore};
+pub use optim::{
+    clip_grad_norm, try_clip_grad_norm, AdaGrad, Adam, AdamW, GradAccumulator, GradSource, Hyper,
+    Optimizer, ParamGroup, RmsProp, Schedule, Settings, Sgd, StepError,
+};
+pub use params::{ParamId, ParamKey, ParamStore};

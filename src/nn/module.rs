@@ -7,6 +7,10 @@ use crate::tensor::Element;
 /// A piece of a model: a forward function of one input, and the
 /// parameters it owns (as ids into a [`ParamStore`]).
 ///
+/// Training or evaluation mode is not a module's own state: it is read
+/// from the store ([`ParamStore::is_training`]), so a container never has
+/// to pass it on, and cannot forget to.
+///
 /// ```
 /// use tapegrad::nn::{Module, ParamId, ParamStore};
 /// use tapegrad::{Element, Tensor, Var};
@@ -35,9 +39,6 @@ pub trait Module<T: Element> {
     fn parameters(&self) -> Vec<ParamId> {
         Vec::new()
     }
-
-    /// Switches between training and evaluation behaviour (dropout).
-    fn set_training(&mut self, _training: bool) {}
 }
 
 /// Modules applied one after another.
@@ -99,11 +100,5 @@ impl<T: Element> Module<T> for Sequential<T> {
 
     fn parameters(&self) -> Vec<ParamId> {
         self.layers.iter().flat_map(|l| l.parameters()).collect()
-    }
-
-    fn set_training(&mut self, training: bool) {
-        for l in &mut self.layers {
-            l.set_training(training);
-        }
     }
 }

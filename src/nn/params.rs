@@ -1,36 +1,66 @@
-//! [`ParamStore`]: the trainable tensors of a model, each with a name.
+//! [`ParamStore`]: the tensors of a model (trainable parameters and
+//! non-trainable buffers), each with a name, and the model's train/eval
+//! mode.
 
-use crate::tape::{Gradients, Tape, Var};
+use crate::tape::{Bound, Gradients, Tape, Var};
 use crate::tensor::{Element, Tensor};
-use slotmap::{SecondaryMap, SlotMap};
-use std::cell::RefCell;
+use slotmap::{Key, SlotMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 slotmap::new_key_type! {
-    /// A handle to one parameter in a [`ParamStore`]. Modules hold these,
-    /// not tensors.
+    /// A handle to one parameter (or buffer) in a [`ParamStore`]. Modules
+    /// hold these, not tensors.
     pub struct ParamId;
+}
+
+/// What a stored tensor is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Trained by optimizers (unless frozen).
+    Trainable,
+    /// Never trained, but saved and loaded by name (running statistics).
+    Buffer,
 }
 
 struct Param<T: Element> {
     name: String,
     value: Tensor<T>,
+    kind: Kind,
     frozen: bool,
 }
 
-/// Where a parameter was put on a tape for the current step.
-#[derive(Clone, Copy)]
-struct Binding {
-    tape_id: u64,
-    epoch: u32,
-    index: u32,
+/// A parameter's identity across stores and tapes: its store and its id
+/// there (what a tape binds and a [`crate::nn::GradSource`] looks up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamKey {
+    store: u64,
+    id: ParamId,
 }
 
-/// The parameters of a model: tensors with hierarchical names
-/// (`"encoder.0.weight"`), kept outside any tape.
+impl ParamKey {
+    /// The key tapes bind it under.
+    pub(crate) fn tape_key(self) -> (u64, u64) {
+        (self.store, self.id.data().as_ffi())
+    }
+
+    /// The parameter's id in its store.
+    pub fn id(self) -> ParamId {
+        self.id
+    }
+}
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The tensors of a model, with hierarchical names (`"encoder.0.weight"`),
+/// kept outside any tape, and whether the model is training or being
+/// evaluated.
 ///
-/// Each step, [`ParamStore::var`] puts a parameter on the step's tape (once
-/// per tape and reset; a frozen parameter goes on as a constant), and
-/// [`ParamStore::grad`] finds its gradient in the step's [`Gradients`].
+/// Each step, [`ParamStore::var`] puts a parameter on the step's tape, and
+/// the tape remembers which node it is (once per tape and reset; a frozen
+/// parameter or a buffer goes on as a constant). [`ParamStore::grad`] and
+/// the optimizers find a parameter's gradient through the tape the
+/// [`Gradients`] come from, so other forwards in between (a validation
+/// pass on another tape, a `no_grad` peek) never hide it.
 ///
 /// ```
 /// use tapegrad::nn::ParamStore;
@@ -41,11 +71,15 @@ struct Binding {
 /// let tape = Tape::new();
 /// let loss = params.var(&tape, w).square().sum();
 /// let grads = loss.backward();
+/// // A forward on another tape in between changes nothing.
+/// let other = Tape::new();
+/// let _ = other.no_grad(|| params.var(&other, w).sum().item());
 /// assert_eq!(params.grad(&grads, w).unwrap().data(), &[2.0, 4.0]);
 /// ```
 pub struct ParamStore<T: Element> {
+    id: u64,
     params: SlotMap<ParamId, Param<T>>,
-    bindings: RefCell<SecondaryMap<ParamId, Binding>>,
+    training: bool,
 }
 
 impl<T: Element> Default for ParamStore<T> {
@@ -55,21 +89,45 @@ impl<T: Element> Default for ParamStore<T> {
 }
 
 impl<T: Element> ParamStore<T> {
-    /// An empty store.
+    /// An empty store, in training mode.
     pub fn new() -> Self {
         ParamStore {
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             params: SlotMap::with_key(),
-            bindings: RefCell::new(SecondaryMap::new()),
+            training: true,
         }
     }
 
-    /// Adds a parameter.
+    /// Adds a trainable parameter.
     ///
     /// # Panics
-    /// If a parameter of that name exists already.
+    /// If a tensor of that name exists already.
     #[track_caller]
     pub fn add(&mut self, name: impl Into<String>, value: Tensor<T>) -> ParamId {
-        let name = name.into();
+        self.insert(name.into(), value, Kind::Trainable)
+    }
+
+    /// Adds a buffer: a tensor of the model's state that is not trained
+    /// (batch-norm running statistics, counters), saved and loaded by name
+    /// like a parameter, and put on tapes as a constant.
+    ///
+    /// ```
+    /// use tapegrad::nn::ParamStore;
+    /// use tapegrad::Tensor;
+    /// let mut params = ParamStore::<f32>::new();
+    /// let mean = params.add_buffer("bn.running_mean", Tensor::zeros([4]));
+    /// assert!(params.is_buffer(mean) && !params.is_trainable(mean));
+    /// ```
+    ///
+    /// # Panics
+    /// If a tensor of that name exists already.
+    #[track_caller]
+    pub fn add_buffer(&mut self, name: impl Into<String>, value: Tensor<T>) -> ParamId {
+        self.insert(name.into(), value, Kind::Buffer)
+    }
+
+    #[track_caller]
+    fn insert(&mut self, name: String, value: Tensor<T>, kind: Kind) -> ParamId {
         assert!(
             self.id(&name).is_none(),
             "ParamStore::add: a parameter named `{name}` exists already"
@@ -77,11 +135,12 @@ impl<T: Element> ParamStore<T> {
         self.params.insert(Param {
             name,
             value,
+            kind,
             frozen: false,
         })
     }
 
-    /// The parameter called `name`.
+    /// The parameter (or buffer) called `name`.
     pub fn id(&self, name: &str) -> Option<ParamId> {
         self.params
             .iter()
@@ -89,29 +148,62 @@ impl<T: Element> ParamStore<T> {
             .map(|(id, _)| id)
     }
 
+    /// The entry of `id`, or a panic that says the id is not from here.
+    #[track_caller]
+    fn param(&self, id: ParamId) -> &Param<T> {
+        match self.params.get(id) {
+            Some(p) => p,
+            None => self.foreign(id),
+        }
+    }
+
+    #[cold]
+    #[track_caller]
+    fn foreign(&self, id: ParamId) -> ! {
+        panic!(
+            "ParamStore: {id:?} is not a parameter of this store (it has {} parameters): \
+             the id comes from another ParamStore; build the model with the store you train",
+            self.len()
+        )
+    }
+
     /// Its current value.
+    #[track_caller]
     pub fn value(&self, id: ParamId) -> &Tensor<T> {
-        &self.params[id].value
+        &self.param(id).value
     }
 
     /// Its current value, to change in place.
+    #[track_caller]
     pub fn value_mut(&mut self, id: ParamId) -> &mut Tensor<T> {
+        self.param(id);
         &mut self.params[id].value
     }
 
     /// Its name.
+    #[track_caller]
     pub fn name(&self, id: ParamId) -> &str {
-        &self.params[id].name
+        &self.param(id).name
     }
 
-    /// Every parameter in the order they were added: id, name, value.
+    /// Every parameter and buffer in the order they were added: id, name,
+    /// value.
     pub fn iter(&self) -> impl Iterator<Item = (ParamId, &str, &Tensor<T>)> {
         self.params
             .iter()
             .map(|(id, p)| (id, p.name.as_str(), &p.value))
     }
 
-    /// Number of parameters (tensors).
+    /// The ids of every tensor an optimizer may train (not frozen, not a
+    /// buffer), in the order they were added.
+    pub fn trainable(&self) -> impl Iterator<Item = ParamId> + '_ {
+        self.params
+            .iter()
+            .filter(|(_, p)| p.kind == Kind::Trainable && !p.frozen)
+            .map(|(id, _)| id)
+    }
+
+    /// Number of parameters and buffers (tensors).
     pub fn len(&self) -> usize {
         self.params.len()
     }
@@ -121,83 +213,195 @@ impl<T: Element> ParamStore<T> {
         self.params.is_empty()
     }
 
-    /// Total number of scalar weights.
+    /// Total number of scalar weights (buffers not counted).
     pub fn num_elements(&self) -> usize {
-        self.params.values().map(|p| p.value.numel()).sum()
+        self.params
+            .values()
+            .filter(|p| p.kind == Kind::Trainable)
+            .map(|p| p.value.numel())
+            .sum()
     }
 
     /// Stops a parameter from training: it goes on the tape as a constant,
     /// gets no gradient and no update.
+    #[track_caller]
     pub fn freeze(&mut self, id: ParamId) {
+        self.param(id);
         self.params[id].frozen = true;
     }
 
     /// Lets a frozen parameter train again.
+    #[track_caller]
     pub fn unfreeze(&mut self, id: ParamId) {
+        self.param(id);
         self.params[id].frozen = false;
     }
 
     /// Whether the parameter is frozen.
+    #[track_caller]
     pub fn is_frozen(&self, id: ParamId) -> bool {
-        self.params[id].frozen
+        self.param(id).frozen
+    }
+
+    /// Whether `id` is a buffer ([`ParamStore::add_buffer`]).
+    #[track_caller]
+    pub fn is_buffer(&self, id: ParamId) -> bool {
+        self.param(id).kind == Kind::Buffer
+    }
+
+    /// Whether an optimizer trains `id`: a parameter that is not frozen.
+    #[track_caller]
+    pub fn is_trainable(&self, id: ParamId) -> bool {
+        let p = self.param(id);
+        p.kind == Kind::Trainable && !p.frozen
+    }
+
+    /// Switches every module that uses this store to training mode
+    /// (dropout on, batch statistics): the default.
+    ///
+    /// The mode lives here, not in each module, so no container can forget
+    /// to pass it on to its children.
+    ///
+    /// ```
+    /// use tapegrad::nn::{Dropout, Module, ParamStore};
+    /// use tapegrad::{Tape, Tensor};
+    /// let mut params = ParamStore::<f32>::new();
+    /// let drop = Dropout::new(0.5, 1);
+    /// let tape = Tape::new();
+    /// params.eval();
+    /// let y = drop.forward(&params, tape.constant(Tensor::ones([4])));
+    /// assert_eq!(y.value().data(), &[1.0; 4]); // the identity in evaluation
+    /// params.train();
+    /// assert!(params.is_training());
+    /// ```
+    pub fn train(&mut self) {
+        self.training = true;
+    }
+
+    /// Switches every module that uses this store to evaluation mode
+    /// (dropout off, running statistics), as PyTorch's `model.eval()`.
+    pub fn eval(&mut self) {
+        self.training = false;
+    }
+
+    /// Sets the mode: `true` for training, `false` for evaluation.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    /// Whether modules run in training mode.
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+
+    /// This store's identity (in [`ParamKey`]s).
+    pub(crate) fn key_store(&self) -> u64 {
+        self.id
+    }
+
+    /// The identity of `id` across stores and tapes.
+    pub fn key(&self, id: ParamId) -> ParamKey {
+        ParamKey { store: self.id, id }
+    }
+
+    /// Every trainable parameter with its key, its value to change.
+    pub(crate) fn trainable_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (ParamId, ParamKey, &mut Tensor<T>)> {
+        let store = self.id;
+        self.params
+            .iter_mut()
+            .filter(|(_, p)| p.kind == Kind::Trainable && !p.frozen)
+            .map(move |(id, p)| (id, ParamKey { store, id }, &mut p.value))
     }
 
     /// The parameter as a [`Var`] on `tape`: put there on first use after
-    /// each reset, and the same node on every later use in that step.
+    /// each reset, and the same node on every later use in that recording.
+    /// A parameter first put on inside [`Tape::no_grad`] is put on again
+    /// (as a node that needs a gradient) when it is next used with
+    /// recording on.
+    #[track_caller]
     pub fn var<'t>(&self, tape: &'t Tape<T>, id: ParamId) -> Var<'t, T> {
-        let p = &self.params[id];
-        if let Some(b) = self.bindings.borrow().get(id) {
-            if b.tape_id == tape.id() && b.epoch == tape.epoch() {
-                return Var::from_parts(tape, b.index, b.epoch);
+        let p = self.param(id);
+        let key = self.key(id).tape_key();
+        let trainable = p.kind == Kind::Trainable && !p.frozen;
+        if let Some(b) = tape.bound(key) {
+            if b.requires_grad || !(trainable && tape.is_grad_enabled()) {
+                return Var::from_parts(tape, b.index, tape.epoch());
             }
         }
-        let v = if p.frozen {
-            tape.constant(p.value.clone())
-        } else {
+        let v = if trainable {
             tape.var(p.value.clone())
+        } else {
+            tape.constant(p.value.clone())
         };
-        let binding = Binding {
-            tape_id: tape.id(),
-            epoch: tape.epoch(),
+        let at = Bound {
             index: v.index() as u32,
+            requires_grad: trainable && tape.is_grad_enabled(),
         };
-        self.bindings.borrow_mut().insert(id, binding);
+        tape.bind(key, at);
         v
     }
 
-    /// The parameter's gradient in `grads`, if it was used on that tape in
-    /// that step and is not frozen.
+    /// The parameter's gradient in `grads`: found through the tape `grads`
+    /// come from. `None` if the parameter was not used on that tape before
+    /// the output, or is frozen or a buffer there.
+    ///
+    /// # Panics
+    /// If that tape was reset after `grads` were computed, or `id` is not
+    /// from this store.
+    #[track_caller]
     pub fn grad<'g>(&self, grads: &'g Gradients<'_, T>, id: ParamId) -> Option<&'g Tensor<T>> {
-        let b = *self.bindings.borrow().get(id)?;
-        grads.get_node(b.tape_id, b.epoch, b.index as usize)
+        self.param(id);
+        grads.bound(self.key(id).tape_key())
     }
 
     /// Mutable form of [`ParamStore::grad`].
+    #[track_caller]
     pub fn grad_mut<'g>(
         &self,
         grads: &'g mut Gradients<'_, T>,
         id: ParamId,
     ) -> Option<&'g mut Tensor<T>> {
-        let b = *self.bindings.borrow().get(id)?;
-        grads.get_node_mut(b.tape_id, b.epoch, b.index as usize)
+        self.param(id);
+        grads.bound_mut(self.key(id).tape_key())
     }
 
-    /// Calls `f(id, value, gradient)` for every trainable parameter that has
-    /// a gradient in `grads`: the loop every optimizer runs.
-    pub fn update(
-        &mut self,
-        grads: &Gradients<'_, T>,
-        mut f: impl FnMut(ParamId, &mut Tensor<T>, &Tensor<T>),
-    ) {
-        let bindings = self.bindings.borrow();
-        for (id, p) in self.params.iter_mut() {
-            if p.frozen {
-                continue;
-            }
-            let Some(b) = bindings.get(id) else { continue };
-            if let Some(g) = grads.get_node(b.tape_id, b.epoch, b.index as usize) {
-                f(id, &mut p.value, g);
-            }
+    /// Why no trainable parameter of this store has a gradient in `grads`:
+    /// the message every "nothing to update" error gives.
+    pub(crate) fn why_no_gradient(&self, grads: &Gradients<'_, T>) -> String {
+        let tape = grads.tape();
+        if self.trainable().next().is_none() {
+            return format!(
+                "this ParamStore has no trainable parameter ({} tensors, all frozen or buffers); \
+                 unfreeze the ones to train",
+                self.len()
+            );
+        }
+        let bound: Vec<Bound> = self
+            .params
+            .keys()
+            .filter_map(|id| tape.bound(self.key(id).tape_key()))
+            .collect();
+        if bound.is_empty() {
+            format!(
+                "none of this ParamStore's parameters was used on tape #{} (the tape these \
+                 gradients come from): the loss was computed with another ParamStore, or \
+                 without the model; pass the store the model was built with",
+                tape.id()
+            )
+        } else if bound.iter().all(|b| !b.requires_grad) {
+            format!(
+                "this ParamStore's parameters are on tape #{} only as constants: they are \
+                 frozen, or the forward ran inside no_grad; record the loss with recording on",
+                tape.id()
+            )
+        } else {
+            format!(
+                "this ParamStore's parameters were put on tape #{} after the output these \
+                 gradients come from; call backward() on the loss computed from them",
+                tape.id()
+            )
         }
     }
 }

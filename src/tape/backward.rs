@@ -16,7 +16,10 @@ impl<'t, T: Element> Var<'t, T> {
     /// gives the same answer.
     ///
     /// # Panics
-    /// If the output has more than one element (use [`Var::backward_with`]).
+    /// If the output has more than one element (use [`Var::backward_with`]),
+    /// or requires no gradient (nothing it was computed from does: it was
+    /// recorded inside `no_grad`, or from constants and frozen parameters
+    /// only), as PyTorch's "element 0 of tensors does not require grad".
     ///
     /// ```
     /// use tapegrad::Tape;
@@ -36,7 +39,24 @@ impl<'t, T: Element> Var<'t, T> {
             self.label(),
             shape.as_slice()
         );
-        self.backward_with(Tensor::ones(&shape))
+        self.assert_requires_grad("backward");
+        self.backward_unchecked(Tensor::ones(&shape))
+    }
+
+    /// Panics unless the output needs a gradient: a backward pass from it
+    /// would find none, and a training step would silently do nothing.
+    #[track_caller]
+    fn assert_requires_grad(&self, op: &str) {
+        if !self.requires_grad() {
+            panic!(
+                "{op}: output {} ({}) does not require a gradient: nothing it was computed \
+                 from does (it was recorded inside no_grad, or from constants and frozen \
+                 parameters only), so every gradient would be missing. Record it with \
+                 recording on, from tape.var(...) or trainable parameters",
+                self.label(),
+                self.op_name()
+            );
+        }
     }
 
     /// Gradients of `seed · output` (a vector-Jacobian product): `seed` has
@@ -50,8 +70,21 @@ impl<'t, T: Element> Var<'t, T> {
     /// let g = y.backward_with(Tensor::from_vec(vec![1.0, 10.0], [2]));
     /// assert_eq!(g[x].data(), &[2.0, 40.0]);
     /// ```
+    ///
+    /// # Panics
+    /// If `seed`'s shape is not the output's, or the output requires no
+    /// gradient (as [`Var::backward`]).
     #[track_caller]
     pub fn backward_with(&self, seed: impl Into<Tensor<T>>) -> Gradients<'t, T> {
+        self.assert_requires_grad("backward_with");
+        self.backward_unchecked(seed)
+    }
+
+    /// [`Var::backward_with`] without the requires-gradient check, for the
+    /// functional operators (the gradient of a function that ignores its
+    /// input is zero, not an error).
+    #[track_caller]
+    pub(crate) fn backward_unchecked(&self, seed: impl Into<Tensor<T>>) -> Gradients<'t, T> {
         let seed = seed.into();
         let root = self.index();
         let tape = self.tape();

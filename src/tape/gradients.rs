@@ -1,7 +1,7 @@
 //! The results of a backward walk, indexed by the [`Var`]s they belong to.
 
 use super::arena::Arena;
-use super::{Tape, Var, VarRange};
+use super::{BindKey, Bound, Tape, Var, VarRange};
 use crate::tensor::{Element, Tensor};
 use elsa::FrozenMap;
 use std::borrow::Cow;
@@ -193,13 +193,48 @@ impl<'t, T: Element> Gradients<'t, T> {
         Cow::Owned(r.iter().map(|v| self.item(v)).collect())
     }
 
+    /// The gradient of the outside leaf `key` (a parameter) as bound on
+    /// this recording's tape, if it was bound there before the output.
+    ///
+    /// # Panics
+    /// If the tape was reset since these gradients were computed: the
+    /// bindings they were recorded with are gone.
+    #[track_caller]
+    pub(crate) fn bound(&self, key: BindKey) -> Option<&Tensor<T>> {
+        let b = self.binding(key)?;
+        self.node(b.index as usize)
+    }
+
+    /// The tape node of the outside leaf `key` if it needs a gradient.
+    #[track_caller]
+    fn binding(&self, key: BindKey) -> Option<Bound> {
+        self.assert_not_reset();
+        self.tape.bound(key).filter(|b| b.requires_grad)
+    }
+
     /// The gradient of the node at `index`, if these gradients come from
-    /// that tape and epoch (how parameters find theirs).
+    /// that tape and epoch (the graph pictures).
     pub(crate) fn get_node(&self, tape_id: u64, epoch: u32, index: usize) -> Option<&Tensor<T>> {
         if tape_id != self.tape_id || epoch != self.epoch {
             return None;
         }
         self.node(index)
+    }
+
+    /// The tape these gradients come from.
+    pub(crate) fn tape(&self) -> &'t Tape<T> {
+        self.tape
+    }
+
+    #[track_caller]
+    fn assert_not_reset(&self) {
+        assert!(
+            self.epoch == self.tape.epoch(),
+            "Gradients: these gradients were computed on tape #{} before it was reset; \
+             their nodes and parameter bindings are gone. Call backward() on this step's \
+             loss after its forward, and use the gradients before the next reset",
+            self.tape_id
+        );
     }
 
     fn node(&self, i: usize) -> Option<&Tensor<T>> {
@@ -212,16 +247,11 @@ impl<'t, T: Element> Gradients<'t, T> {
         self.slots.tensor_grad(&self.tape.arena.borrow(), i)
     }
 
-    /// Mutable form of [`Gradients::get_node`] (for gradient clipping).
-    pub(crate) fn get_node_mut(
-        &mut self,
-        tape_id: u64,
-        epoch: u32,
-        index: usize,
-    ) -> Option<&mut Tensor<T>> {
-        if tape_id != self.tape_id || epoch != self.epoch {
-            return None;
-        }
+    /// Mutable form of [`Gradients::bound`] (for gradient clipping and
+    /// accumulation).
+    #[track_caller]
+    pub(crate) fn bound_mut(&mut self, key: BindKey) -> Option<&mut Tensor<T>> {
+        let index = self.binding(key)?.index as usize;
         let key = index as u32;
         // A scalar gradient is changed through its box, which every later
         // read then sees.

@@ -17,6 +17,7 @@ pub(crate) use arena::Arena;
 pub use arena::NodeValue;
 pub(crate) use gradients::GradSlots;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -50,6 +51,23 @@ pub struct Tape<T: Element = f32> {
     customs: RefCell<Vec<Rc<dyn ErasedCustomOp<T>>>>,
     /// Names given with `Var::named`, by node index (sorted).
     names: RefCell<Vec<(u32, Box<str>)>>,
+    /// Which node each outside leaf (a parameter of an `nn::ParamStore`,
+    /// keyed by store and parameter) is on this recording. A fact about
+    /// this tape and epoch, so gradients always find their parameters
+    /// whatever other tapes or `no_grad` forwards ran in between.
+    bound: RefCell<HashMap<BindKey, Bound>>,
+}
+
+/// An outside leaf's key on a tape: `(owner id, item id)`.
+pub(crate) type BindKey = (u64, u64);
+
+/// Where an outside leaf sits on a tape, and whether that node needs a
+/// gradient (a leaf first put on inside `no_grad` does not, and is put on
+/// again when recording resumes).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bound {
+    pub(crate) index: u32,
+    pub(crate) requires_grad: bool,
 }
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
@@ -72,6 +90,7 @@ impl<T: Element> Tape<T> {
             numbers: RefCell::new(Vec::new()),
             customs: RefCell::new(Vec::new()),
             names: RefCell::new(Vec::new()),
+            bound: RefCell::new(HashMap::new()),
         }
     }
 
@@ -156,6 +175,7 @@ impl<T: Element> Tape<T> {
         self.numbers.borrow_mut().clear();
         self.customs.borrow_mut().clear();
         self.names.borrow_mut().clear();
+        self.bound.borrow_mut().clear();
         self.epoch.set(self.epoch.get().wrapping_add(1));
     }
 
@@ -264,6 +284,16 @@ impl<T: Element> Tape<T> {
             .borrow_mut()
             .push(op, inputs, value, requires_grad);
         Var::from_parts(self, index, self.epoch.get())
+    }
+
+    /// The node an outside leaf was bound to in this recording.
+    pub(crate) fn bound(&self, key: BindKey) -> Option<Bound> {
+        self.bound.borrow().get(&key).copied()
+    }
+
+    /// Binds an outside leaf to a node of this recording (until reset).
+    pub(crate) fn bind(&self, key: BindKey, at: Bound) {
+        self.bound.borrow_mut().insert(key, at);
     }
 
     pub(crate) fn set_name(&self, index: u32, name: &str) {

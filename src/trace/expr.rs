@@ -413,7 +413,7 @@ pub fn explain(src: &str, bindings: &[(&str, f64)]) -> Result<Explanation, Parse
         })
         .collect();
     let trace = out.backward_traced();
-    let grads = out.backward();
+    let grads = out.backward_unchecked(crate::Tensor::scalar(1.0));
     let gradients = vars
         .iter()
         .map(|(n, v)| (n.clone(), grads[*v].item()))

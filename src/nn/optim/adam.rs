@@ -2,20 +2,17 @@
 //! defines them. One fused loop per parameter: moments, bias correction
 //! and the update in a single pass, no temporaries.
 
-use super::{entry, Optimizer, Slot};
+use super::{entry, GradSource, Hyper, Optimizer, Settings, Slot, StepError};
 use crate::nn::ParamStore;
-use crate::tape::Gradients;
 use crate::tensor::{parallel, Element};
 
 /// The shared machinery; `decoupled` selects AdamW's weight decay.
 #[derive(Clone)]
 struct AdamCore<T: Element> {
-    lr: f64,
+    settings: Settings,
     betas: (f64, f64),
     eps: f64,
-    weight_decay: f64,
     decoupled: bool,
-    steps: u64,
     m: Slot<T>,
     v: Slot<T>,
 }
@@ -23,53 +20,33 @@ struct AdamCore<T: Element> {
 impl<T: Element> AdamCore<T> {
     fn new(lr: f64, weight_decay: f64, decoupled: bool) -> Self {
         AdamCore {
-            lr,
+            settings: Settings::new(lr, weight_decay),
             betas: (0.9, 0.999),
             eps: 1e-8,
-            weight_decay,
             decoupled,
-            steps: 0,
             m: Slot::new(),
             v: Slot::new(),
         }
     }
 
-    fn step(&mut self, params: &mut ParamStore<T>, grads: &Gradients<'_, T>) {
-        self.steps += 1;
-        let t = self.steps as i32;
-        let (b1, b2) = self.betas;
-        let c1 = T::lit(1.0 - b1.powi(t));
-        // PyTorch divides √v by √(1-β₂ᵗ); multiplying by the reciprocal is
-        // within an ulp of it and saves a division per weight.
-        let inv_c2_sqrt = T::lit(1.0 / (1.0 - b2.powi(t)).sqrt());
-        let (lr, eps, wd) = (T::lit(self.lr), T::lit(self.eps), T::lit(self.weight_decay));
-        let (b1, b2) = (T::lit(b1), T::lit(b2));
-        let decay = if self.decoupled {
-            T::one() - lr * wd
-        } else {
-            T::one()
-        };
-        let l2 = if self.decoupled { T::zero() } else { wd };
-        let step_size = lr / c1;
-        let k = Step {
-            b1,
-            b2,
-            l2,
-            decay,
-            step_size,
-            inv_c2_sqrt,
-            eps,
-        };
+    fn step(
+        &mut self,
+        params: &mut ParamStore<T>,
+        grads: &dyn GradSource<T>,
+    ) -> Result<(), StepError> {
+        let (betas, eps, decoupled) = (self.betas, self.eps, self.decoupled);
         let (ms, vs) = (&mut self.m, &mut self.v);
-        params.update(grads, |id, w, g| {
+        let op = if decoupled { "AdamW::step" } else { "Adam::step" };
+        self.settings.update(op, params, grads, |id, w, g, h| {
+            let k = Step::new(betas, eps, decoupled, h);
             let m = entry(ms, id, w);
             let v = entry(vs, id, w);
             update_in_halves(w.data_mut(), m.data_mut(), v.data_mut(), g.data(), k);
-        });
+        })
     }
 }
 
-/// The numbers of one Adam step, shared by every parameter.
+/// The numbers of one Adam step for one parameter group.
 #[derive(Clone, Copy)]
 struct Step<T> {
     b1: T,
@@ -79,6 +56,26 @@ struct Step<T> {
     step_size: T,
     inv_c2_sqrt: T,
     eps: T,
+}
+
+impl<T: Element> Step<T> {
+    fn new((b1, b2): (f64, f64), eps: f64, decoupled: bool, h: Hyper) -> Self {
+        let t = h.step as i32;
+        let c1 = T::lit(1.0 - b1.powi(t));
+        // PyTorch divides √v by √(1-β₂ᵗ); multiplying by the reciprocal is
+        // within an ulp of it and saves a division per weight.
+        let inv_c2_sqrt = T::lit(1.0 / (1.0 - b2.powi(t)).sqrt());
+        let (lr, wd) = (T::lit(h.lr), T::lit(h.weight_decay));
+        Step {
+            b1: T::lit(b1),
+            b2: T::lit(b2),
+            l2: if decoupled { T::zero() } else { wd },
+            decay: if decoupled { T::one() - lr * wd } else { T::one() },
+            step_size: lr / c1,
+            inv_c2_sqrt,
+            eps: T::lit(eps),
+        }
+    }
 }
 
 /// Parameters of at least this many weights are updated in two halves,
@@ -150,16 +147,20 @@ macro_rules! adam_like {
 
             /// Weight decay.
             pub fn weight_decay(mut self, wd: f64) -> Self {
-                self.0.weight_decay = wd;
+                self.0.settings.set_weight_decay(wd);
                 self
             }
         }
 
         impl<T: Element> Optimizer<T> for $name<T> {
-            fn step(&mut self, params: &mut ParamStore<T>, grads: &Gradients<'_, T>) {
+            fn try_step(
+                &mut self,
+                params: &mut ParamStore<T>,
+                grads: &dyn GradSource<T>,
+            ) -> Result<(), StepError> {
                 self.0.step(params, grads)
             }
-            super::lr_and_steps!(0);
+            super::settings_access!(0);
             fn slots(&self) -> Vec<(&'static str, &Slot<T>)> {
                 vec![("exp_avg", &self.0.m), ("exp_avg_sq", &self.0.v)]
             }

@@ -1,24 +1,33 @@
-//! First-order optimizers, learning-rate schedules and gradient clipping.
+//! First-order optimizers, parameter groups, learning-rate schedules,
+//! gradient accumulation and clipping.
 //!
 //! Every optimizer updates the parameters in place from one step's
-//! [`Gradients`]; there is nothing to zero between steps (gradients belong
-//! to the step). State (momentum, moment estimates) lives in a
-//! `SecondaryMap` per parameter, allocated on the first step only.
+//! gradients; there is nothing to zero between steps (gradients belong to
+//! the step). State (momentum, moment estimates) lives in a
+//! `SecondaryMap` per parameter, allocated on the first step only. What
+//! every optimizer shares (learning rate and weight decay per group, the
+//! schedule, the step count, the refusal of non-finite gradients) lives in
+//! one [`Settings`].
 
+mod accumulate;
 mod adagrad;
 mod adam;
+mod clip;
 mod rmsprop;
 mod schedule;
+mod settings;
 mod sgd;
 
+pub use accumulate::GradAccumulator;
 pub use adagrad::AdaGrad;
 pub use adam::{Adam, AdamW};
+pub use clip::{clip_grad_norm, try_clip_grad_norm};
 pub use rmsprop::RmsProp;
 pub use schedule::Schedule;
+pub use settings::{GradSource, Hyper, ParamGroup, Settings, StepError};
 pub use sgd::Sgd;
 
 use super::{ParamId, ParamStore};
-use crate::tape::Gradients;
 use crate::tensor::{Element, Tensor};
 use slotmap::SecondaryMap;
 
@@ -26,18 +35,43 @@ use slotmap::SecondaryMap;
 pub type Slot<T> = SecondaryMap<ParamId, Tensor<T>>;
 
 /// Updates parameters from gradients.
+///
+/// An implementation writes [`Optimizer::try_step`] (through
+/// [`Settings::update`], which finds the gradients, checks them and hands
+/// each parameter over with its group's hyperparameters) and the accessors;
+/// everything else is provided.
+///
+/// ```
+/// use tapegrad::nn::{Optimizer, ParamStore, Schedule, Sgd};
+/// use tapegrad::{Tape, Tensor};
+/// let mut params = ParamStore::<f64>::new();
+/// let w = params.add("w", Tensor::scalar(1.0));
+/// let mut opt = Sgd::new(0.1).with_schedule(Schedule::Exponential { gamma: 0.5 });
+/// let tape = Tape::new();
+/// for _ in 0..2 {
+///     tape.reset();
+///     let grads = (params.var(&tape, w) * 2.0).backward(); // g = 2
+///     opt.step(&mut params, &grads);
+/// }
+/// assert_eq!(params.value(w).item(), 1.0 - 0.1 * 2.0 - 0.05 * 2.0);
+/// assert_eq!((opt.steps(), opt.lr()), (2, 0.025));
+/// ```
 pub trait Optimizer<T: Element> {
-    /// One update of every trainable parameter that has a gradient.
-    fn step(&mut self, params: &mut ParamStore<T>, grads: &Gradients<'_, T>);
+    /// One update of every trainable parameter that has a gradient in
+    /// `grads` ([`crate::Gradients`] of a backward pass, or a
+    /// [`GradAccumulator`]), or an error that changed nothing: a
+    /// non-finite gradient, or no gradient for any trainable parameter.
+    fn try_step(
+        &mut self,
+        params: &mut ParamStore<T>,
+        grads: &dyn GradSource<T>,
+    ) -> Result<(), StepError>;
 
-    /// The current learning rate.
-    fn lr(&self) -> f64;
+    /// The settings shared by every optimizer.
+    fn settings(&self) -> &Settings;
 
-    /// Changes the learning rate (for schedules).
-    fn set_lr(&mut self, lr: f64);
-
-    /// Number of steps taken.
-    fn steps(&self) -> u64;
+    /// Mutable access to them.
+    fn settings_mut(&mut self) -> &mut Settings;
 
     /// The named per-parameter state, for checkpoints: `(name, slot)`.
     fn slots(&self) -> Vec<(&'static str, &Slot<T>)>;
@@ -45,30 +79,88 @@ pub trait Optimizer<T: Element> {
     /// Mutable access to the state, for loading checkpoints.
     fn slots_mut(&mut self) -> Vec<(&'static str, &mut Slot<T>)>;
 
+    /// [`Optimizer::try_step`], panicking on its errors.
+    ///
+    /// # Panics
+    /// If a gradient is not finite (every parameter is left as it was; see
+    /// [`Settings::allow_non_finite`] for PyTorch's behaviour), or no
+    /// trainable parameter has a gradient in `grads` (the message says
+    /// why: another store, a forward inside `no_grad`, everything frozen).
+    #[track_caller]
+    fn step(&mut self, params: &mut ParamStore<T>, grads: &dyn GradSource<T>) {
+        if let Err(e) = self.try_step(params, grads) {
+            panic!("{e}");
+        }
+    }
+
+    /// The current learning rate of the default group (with the schedule
+    /// applied).
+    fn lr(&self) -> f64 {
+        self.settings().lr()
+    }
+
+    /// Sets the default group's base learning rate.
+    fn set_lr(&mut self, lr: f64) {
+        self.settings_mut().set_lr(lr);
+    }
+
+    /// Number of steps taken.
+    fn steps(&self) -> u64 {
+        self.settings().steps()
+    }
+
     /// Sets the step count (when restoring a checkpoint).
-    fn set_steps(&mut self, steps: u64);
+    fn set_steps(&mut self, steps: u64) {
+        self.settings_mut().set_steps(steps);
+    }
+
+    /// Adds a parameter group with its own learning rate and weight decay.
+    ///
+    /// # Panics
+    /// If a parameter is in a group already.
+    #[track_caller]
+    fn add_group(&mut self, group: ParamGroup) {
+        self.settings_mut().add_group(group);
+    }
+
+    /// Attaches a learning-rate schedule, advanced by every step.
+    fn set_schedule(&mut self, schedule: Schedule) {
+        self.settings_mut().schedule = schedule;
+    }
+
+    /// Builder form of [`Optimizer::set_schedule`].
+    fn with_schedule(mut self, schedule: Schedule) -> Self
+    where
+        Self: Sized,
+    {
+        self.set_schedule(schedule);
+        self
+    }
+
+    /// Builder form of [`Optimizer::add_group`].
+    #[track_caller]
+    fn with_group(mut self, group: ParamGroup) -> Self
+    where
+        Self: Sized,
+    {
+        self.add_group(group);
+        self
+    }
 }
 
-/// The learning-rate and step-count accessors of [`Optimizer`], for an
-/// optimizer whose hyperparameters live in fields `lr` and `steps` (of
-/// `self`, or of the field named first).
-macro_rules! lr_and_steps {
+/// The accessors of [`Optimizer`] for an optimizer whose settings live in
+/// field `settings` (of `self`, or of the field named first).
+macro_rules! settings_access {
     ($($inner:tt)?) => {
-        fn lr(&self) -> f64 {
-            self$(.$inner)?.lr
+        fn settings(&self) -> &super::Settings {
+            &self$(.$inner)?.settings
         }
-        fn set_lr(&mut self, lr: f64) {
-            self$(.$inner)?.lr = lr;
-        }
-        fn steps(&self) -> u64 {
-            self$(.$inner)?.steps
-        }
-        fn set_steps(&mut self, steps: u64) {
-            self$(.$inner)?.steps = steps;
+        fn settings_mut(&mut self) -> &mut super::Settings {
+            &mut self$(.$inner)?.settings
         }
     };
 }
-pub(crate) use lr_and_steps;
+pub(crate) use settings_access;
 
 /// The state tensor of `id` in `slot`, zeros of `like`'s shape at first.
 pub(crate) fn entry<'s, T: Element>(
@@ -79,47 +171,4 @@ pub(crate) fn entry<'s, T: Element>(
     slot.entry(id)
         .expect("parameter ids are never removed")
         .or_insert_with(|| Tensor::zeros(like.shape()))
-}
-
-/// Scales all parameter gradients so that their global L2 norm is at most
-/// `max_norm`; returns the norm before clipping (as PyTorch's
-/// `clip_grad_norm_`).
-///
-/// ```
-/// use tapegrad::nn::{clip_grad_norm, ParamStore};
-/// use tapegrad::{Tape, Tensor};
-/// let mut params = ParamStore::<f64>::new();
-/// let w = params.add("w", Tensor::from_vec(vec![3.0, 4.0], [2]));
-/// let tape = Tape::new();
-/// let loss = (params.var(&tape, w).square() * 0.5).sum(); // gradient = w
-/// let mut grads = loss.backward();
-/// assert_eq!(clip_grad_norm(&params, &mut grads, 1.0), 5.0);
-/// let g = params.grad(&grads, w).unwrap();
-/// assert!((g.data()[0] - 0.6).abs() < 1e-6 && (g.data()[1] - 0.8).abs() < 1e-6);
-/// ```
-pub fn clip_grad_norm<T: Element>(
-    params: &ParamStore<T>,
-    grads: &mut Gradients<'_, T>,
-    max_norm: f64,
-) -> f64 {
-    let ids: Vec<ParamId> = params.iter().map(|(id, _, _)| id).collect();
-    let total: f64 = ids
-        .iter()
-        .filter_map(|&id| params.grad(grads, id))
-        .flat_map(|g| g.data().iter())
-        .map(|v| {
-            let v = v.to_f64().unwrap();
-            v * v
-        })
-        .sum::<f64>()
-        .sqrt();
-    if total > max_norm {
-        let scale = T::lit(max_norm / (total + 1e-6));
-        for &id in &ids {
-            if let Some(g) = params.grad_mut(grads, id) {
-                g.data_mut().iter_mut().for_each(|v| *v = *v * scale);
-            }
-        }
-    }
-    total
 }

@@ -1,8 +1,7 @@
 //! RMSProp (Hinton), as `torch.optim.RMSprop` defines it.
 
-use super::{entry, Optimizer, Slot};
+use super::{entry, GradSource, Optimizer, Settings, Slot, StepError};
 use crate::nn::ParamStore;
-use crate::tape::Gradients;
 use crate::tensor::Element;
 
 /// `s ← α·s + (1-α)·g²`, `w ← w - lr·g / (√s + eps)`; with momentum `μ`,
@@ -10,12 +9,10 @@ use crate::tensor::Element;
 /// eps 1e-8.
 #[derive(Clone)]
 pub struct RmsProp<T: Element> {
-    lr: f64,
+    settings: Settings,
     alpha: f64,
     eps: f64,
     momentum: f64,
-    weight_decay: f64,
-    steps: u64,
     square_avg: Slot<T>,
     buffers: Slot<T>,
 }
@@ -24,12 +21,10 @@ impl<T: Element> RmsProp<T> {
     /// RMSProp with learning rate `lr`.
     pub fn new(lr: f64) -> Self {
         RmsProp {
-            lr,
+            settings: Settings::new(lr, 0.0),
             alpha: 0.99,
             eps: 1e-8,
             momentum: 0.0,
-            weight_decay: 0.0,
-            steps: 0,
             square_avg: Slot::new(),
             buffers: Slot::new(),
         }
@@ -55,21 +50,22 @@ impl<T: Element> RmsProp<T> {
 
     /// L2 weight decay.
     pub fn weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = wd;
+        self.settings.set_weight_decay(wd);
         self
     }
 }
 
 impl<T: Element> Optimizer<T> for RmsProp<T> {
-    fn step(&mut self, params: &mut ParamStore<T>, grads: &Gradients<'_, T>) {
-        let (lr, alpha, eps) = (T::lit(self.lr), T::lit(self.alpha), T::lit(self.eps));
-        let (mu, wd, use_momentum) = (
-            T::lit(self.momentum),
-            T::lit(self.weight_decay),
-            self.momentum != 0.0,
-        );
+    fn try_step(
+        &mut self,
+        params: &mut ParamStore<T>,
+        grads: &dyn GradSource<T>,
+    ) -> Result<(), StepError> {
+        let (alpha, eps) = (T::lit(self.alpha), T::lit(self.eps));
+        let (mu, use_momentum) = (T::lit(self.momentum), self.momentum != 0.0);
         let (square_avg, buffers) = (&mut self.square_avg, &mut self.buffers);
-        params.update(grads, |id, w, g| {
+        self.settings.update("RmsProp::step", params, grads, |id, w, g, h| {
+            let (lr, wd) = (T::lit(h.lr), T::lit(h.weight_decay));
             let s = entry(square_avg, id, w);
             if use_momentum {
                 let b = entry(buffers, id, w);
@@ -92,11 +88,10 @@ impl<T: Element> Optimizer<T> for RmsProp<T> {
                     *w = *w - lr * g / (s.sqrt() + eps);
                 }
             }
-        });
-        self.steps += 1;
+        })
     }
 
-    super::lr_and_steps!();
+    super::settings_access!();
     fn slots(&self) -> Vec<(&'static str, &Slot<T>)> {
         vec![
             ("square_avg", &self.square_avg),

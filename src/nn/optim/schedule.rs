@@ -1,5 +1,6 @@
 //! Learning-rate schedules: the learning rate as a function of the step
-//! (or epoch) count.
+//! count. Attach one to an optimizer ([`super::Optimizer::with_schedule`])
+//! and every step advances it; [`Schedule::lr`] evaluates it anywhere.
 
 /// A learning-rate schedule; [`Schedule::lr`] gives the rate at a step.
 ///
@@ -17,7 +18,7 @@ pub enum Schedule {
     /// Multiplied by `gamma` every `every` steps.
     Step {
         /// Steps between drops.
-        every: usize,
+        every: u64,
         /// Factor per drop.
         gamma: f64,
     },
@@ -30,7 +31,7 @@ pub enum Schedule {
     /// then `min_lr`.
     Cosine {
         /// Length of the decay.
-        total: usize,
+        total: u64,
         /// Final rate.
         min_lr: f64,
     },
@@ -38,7 +39,7 @@ pub enum Schedule {
     /// steps, then follows `then` (counting from the end of the warm-up).
     Warmup {
         /// Length of the warm-up.
-        steps: usize,
+        steps: u64,
         /// The schedule after it.
         then: Box<Schedule>,
     },
@@ -46,11 +47,11 @@ pub enum Schedule {
 
 impl Schedule {
     /// The learning rate at `step` (counted from 0) for base rate `base`.
-    pub fn lr(&self, base: f64, step: usize) -> f64 {
+    pub fn lr(&self, base: f64, step: u64) -> f64 {
         match self {
             Schedule::Constant => base,
-            Schedule::Step { every, gamma } => base * gamma.powi((step / (*every).max(1)) as i32),
-            Schedule::Exponential { gamma } => base * gamma.powi(step as i32),
+            Schedule::Step { every, gamma } => base * gamma.powi((step / (*every).max(1)).min(i32::MAX as u64) as i32),
+            Schedule::Exponential { gamma } => base * gamma.powi(step.min(i32::MAX as u64) as i32),
             Schedule::Cosine { total, min_lr } => {
                 if step >= *total {
                     *min_lr

@@ -1,10 +1,9 @@
 //! Stochastic gradient descent, with optional momentum (classical or
 //! Nesterov) and L2 weight decay, as `torch.optim.SGD` defines them.
 
-use super::{entry, Optimizer, Slot};
+use super::{GradSource, Optimizer, Settings, Slot, StepError};
 use crate::nn::ParamStore;
-use crate::tape::Gradients;
-use crate::tensor::Element;
+use crate::tensor::{Element, Tensor};
 
 /// `w ← w - lr·g`; with momentum `b ← μ·b + g` (b = g on the first step)
 /// and `w ← w - lr·b`, or with Nesterov `w ← w - lr·(g + μ·b)`. Weight
@@ -23,11 +22,9 @@ use crate::tensor::Element;
 /// ```
 #[derive(Clone)]
 pub struct Sgd<T: Element> {
-    lr: f64,
+    settings: Settings,
     momentum: f64,
     nesterov: bool,
-    weight_decay: f64,
-    steps: u64,
     buffers: Slot<T>,
 }
 
@@ -35,11 +32,9 @@ impl<T: Element> Sgd<T> {
     /// Plain gradient descent with learning rate `lr`.
     pub fn new(lr: f64) -> Self {
         Sgd {
-            lr,
+            settings: Settings::new(lr, 0.0),
             momentum: 0.0,
             nesterov: false,
-            weight_decay: 0.0,
-            steps: 0,
             buffers: Slot::new(),
         }
     }
@@ -59,40 +54,44 @@ impl<T: Element> Sgd<T> {
 
     /// L2 weight decay.
     pub fn weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = wd;
+        self.settings.set_weight_decay(wd);
         self
     }
 }
 
 impl<T: Element> Optimizer<T> for Sgd<T> {
-    fn step(&mut self, params: &mut ParamStore<T>, grads: &Gradients<'_, T>) {
-        let (lr, mu, wd) = (
-            T::lit(self.lr),
-            T::lit(self.momentum),
-            T::lit(self.weight_decay),
-        );
-        let (first, nesterov, use_momentum) =
-            (self.steps == 0, self.nesterov, self.momentum != 0.0);
+    fn try_step(
+        &mut self,
+        params: &mut ParamStore<T>,
+        grads: &dyn GradSource<T>,
+    ) -> Result<(), StepError> {
+        let (mu, nesterov) = (T::lit(self.momentum), self.nesterov);
+        let use_momentum = self.momentum != 0.0;
         let buffers = &mut self.buffers;
-        params.update(grads, |id, w, g| {
+        self.settings.update("Sgd::step", params, grads, |id, w, g, h| {
+            let (lr, wd) = (T::lit(h.lr), T::lit(h.weight_decay));
             if !use_momentum {
                 for (w, &g) in w.data_mut().iter_mut().zip(g.data()) {
                     *w = *w - lr * (g + wd * *w);
                 }
                 return;
             }
-            let b = entry(buffers, id, w);
+            // PyTorch starts a buffer at the first gradient it sees.
+            let first = !buffers.contains_key(id);
+            let b = buffers
+                .entry(id)
+                .expect("parameter ids are never removed")
+                .or_insert_with(|| Tensor::zeros(w.shape()));
             for ((w, b), &g) in w.data_mut().iter_mut().zip(b.data_mut()).zip(g.data()) {
                 let g = g + wd * *w;
                 *b = if first { g } else { mu * *b + g };
                 let d = if nesterov { g + mu * *b } else { *b };
                 *w = *w - lr * d;
             }
-        });
-        self.steps += 1;
+        })
     }
 
-    super::lr_and_steps!();
+    super::settings_access!();
     fn slots(&self) -> Vec<(&'static str, &Slot<T>)> {
         vec![("momentum_buffer", &self.buffers)]
     }

@@ -1,0 +1,315 @@
+//! What every optimizer shares: learning rate and weight decay per
+//! parameter group, the schedule, the step count, and the checks that
+//! stop a step from silently doing nothing or spreading NaN.
+
+use super::Schedule;
+use crate::nn::{ParamId, ParamKey, ParamStore};
+use crate::tape::Gradients;
+use crate::tensor::{Element, Tensor};
+use slotmap::SecondaryMap;
+
+/// Where an optimizer finds each parameter's gradient: the
+/// [`Gradients`] of a backward pass (through the tape they come from), or
+/// a [`super::GradAccumulator`] that summed several.
+pub trait GradSource<T: Element> {
+    /// The gradient of the parameter `key` names, if there is one.
+    fn grad_of(&self, key: ParamKey) -> Option<&Tensor<T>>;
+
+    /// Why no trainable parameter of `params` has a gradient here.
+    fn why_none(&self, params: &ParamStore<T>) -> String;
+
+    /// Called once a step has applied these gradients.
+    fn spend(&self) {}
+}
+
+impl<T: Element> GradSource<T> for Gradients<'_, T> {
+    #[track_caller]
+    fn grad_of(&self, key: ParamKey) -> Option<&Tensor<T>> {
+        self.bound(key.tape_key())
+    }
+
+    fn why_none(&self, params: &ParamStore<T>) -> String {
+        params.why_no_gradient(self)
+    }
+}
+
+/// Why a step (or a clip) changed nothing.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum StepError {
+    /// A gradient holds NaN or an infinity; every parameter was left as it
+    /// was.
+    #[error(
+        "{op}: the gradient of `{param}` is {value} at element {index}: nothing was updated. \
+         Find where it came from with Tape::detect_anomaly, or look for NaN/inf in the \
+         batch; Settings::allow_non_finite applies such steps as PyTorch does"
+    )]
+    NonFinite {
+        /// The optimizer or function that refused.
+        op: &'static str,
+        /// The parameter's name.
+        param: String,
+        /// The flat index of the first non-finite element.
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// No trainable parameter has a gradient, so the step would do nothing.
+    #[error("{op}: no trainable parameter has a gradient, so nothing was updated: {why}")]
+    NoGradients {
+        /// The optimizer or function that refused.
+        op: &'static str,
+        /// What the gradients and the store say about why.
+        why: String,
+    },
+}
+
+/// A set of parameters with their own learning rate and weight decay
+/// (PyTorch's `param_groups`). What it does not set, it takes from the
+/// optimizer's defaults.
+///
+/// ```
+/// use tapegrad::nn::{Adam, Linear, Module, Optimizer, ParamGroup, ParamStore};
+/// let mut params = ParamStore::<f32>::new();
+/// let body = Linear::new(&mut params, "body", 4, 4, 1);
+/// let head = Linear::new(&mut params, "head", 4, 2, 2);
+/// let opt = Adam::<f32>::new(1e-3)
+///     .with_group(ParamGroup::new(body.parameters()).lr(1e-4))
+///     .with_group(ParamGroup::new(head.bias).weight_decay(0.0));
+/// assert_eq!(opt.settings().groups().len(), 2);
+/// # let _ = head.weight;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ParamGroup {
+    params: Vec<ParamId>,
+    lr: Option<f64>,
+    weight_decay: Option<f64>,
+}
+
+impl ParamGroup {
+    /// A group of these parameters, with the optimizer's defaults.
+    pub fn new(params: impl IntoIterator<Item = ParamId>) -> Self {
+        ParamGroup {
+            params: params.into_iter().collect(),
+            lr: None,
+            weight_decay: None,
+        }
+    }
+
+    /// Its base learning rate (the schedule scales it like the default's).
+    pub fn lr(mut self, lr: f64) -> Self {
+        self.lr = Some(lr);
+        self
+    }
+
+    /// Its weight decay.
+    pub fn weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = Some(wd);
+        self
+    }
+
+    /// The parameters in it.
+    pub fn params(&self) -> &[ParamId] {
+        &self.params
+    }
+
+    /// Changes its base learning rate.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = Some(lr);
+    }
+}
+
+/// The hyperparameters of one parameter in one step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hyper {
+    /// Learning rate, schedule applied.
+    pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// This step's number, from 1 (Adam's bias correction).
+    pub step: u64,
+}
+
+/// The settings every optimizer shares.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    lr: f64,
+    weight_decay: f64,
+    steps: u64,
+    groups: Vec<ParamGroup>,
+    group_of: SecondaryMap<ParamId, usize>,
+    /// The learning-rate schedule, advanced by every step (constant by
+    /// default).
+    pub schedule: Schedule,
+    non_finite: bool,
+}
+
+impl Settings {
+    /// Base learning rate `lr` and weight decay `weight_decay` for every
+    /// parameter not in a group; no schedule, no steps yet.
+    pub fn new(lr: f64, weight_decay: f64) -> Self {
+        Settings {
+            lr,
+            weight_decay,
+            steps: 0,
+            groups: Vec::new(),
+            group_of: SecondaryMap::new(),
+            schedule: Schedule::Constant,
+            non_finite: false,
+        }
+    }
+
+    /// The default group's learning rate at the current step.
+    pub fn lr(&self) -> f64 {
+        self.schedule.lr(self.lr, self.steps)
+    }
+
+    /// Sets the default group's base learning rate.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    /// The default weight decay.
+    pub fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+
+    /// Sets the default weight decay.
+    pub fn set_weight_decay(&mut self, wd: f64) {
+        self.weight_decay = wd;
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Sets the step count (a restored checkpoint).
+    pub fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
+    /// The parameter groups, in the order they were added.
+    pub fn groups(&self) -> &[ParamGroup] {
+        &self.groups
+    }
+
+    /// Mutable access to the groups (to change a group's learning rate).
+    pub fn groups_mut(&mut self) -> &mut [ParamGroup] {
+        &mut self.groups
+    }
+
+    /// Adds a group.
+    ///
+    /// # Panics
+    /// If one of its parameters is in a group already.
+    #[track_caller]
+    pub fn add_group(&mut self, group: ParamGroup) {
+        let at = self.groups.len();
+        for &id in &group.params {
+            if let Some(&other) = self.group_of.get(id) {
+                panic!("add_group: parameter {id:?} is in group {other} already; a parameter belongs to one group");
+            }
+            self.group_of.insert(id, at);
+        }
+        self.groups.push(group);
+    }
+
+    /// Applies steps whose gradients hold NaN or infinities, as PyTorch
+    /// does, instead of refusing them (the default refuses: every
+    /// parameter is left as it was and the step reports an error).
+    pub fn allow_non_finite(&mut self, allow: bool) {
+        self.non_finite = allow;
+    }
+
+    /// The hyperparameters of `id` at the current step.
+    pub fn hyper(&self, id: ParamId) -> Hyper {
+        let group = self.group_of.get(id).map(|&g| &self.groups[g]);
+        let base = group.and_then(|g| g.lr).unwrap_or(self.lr);
+        Hyper {
+            lr: self.schedule.lr(base, self.steps),
+            weight_decay: group
+                .and_then(|g| g.weight_decay)
+                .unwrap_or(self.weight_decay),
+            step: self.steps + 1,
+        }
+    }
+
+    /// The loop every optimizer's step runs: checks every trainable
+    /// parameter's gradient first (all finite, at least one present),
+    /// then calls `f(id, value, gradient, hyper)` for each that has one,
+    /// and counts the step. On error nothing is changed.
+    #[track_caller]
+    pub fn update<T: Element>(
+        &mut self,
+        op: &'static str,
+        params: &mut ParamStore<T>,
+        grads: &dyn GradSource<T>,
+        mut f: impl FnMut(ParamId, &mut Tensor<T>, &Tensor<T>, Hyper),
+    ) -> Result<(), StepError> {
+        check_gradients(op, params, grads, !self.non_finite)?;
+        for (id, key, value) in params.trainable_mut() {
+            if let Some(g) = grads.grad_of(key) {
+                f(id, value, g, self.hyper(id));
+            }
+        }
+        self.steps += 1;
+        grads.spend();
+        Ok(())
+    }
+}
+
+/// Checks that some trainable parameter has a gradient in `grads` and, if
+/// `finite`, that every gradient is finite; returns how many have one.
+pub(crate) fn check_gradients<T: Element>(
+    op: &'static str,
+    params: &ParamStore<T>,
+    grads: &dyn GradSource<T>,
+    finite: bool,
+) -> Result<usize, StepError> {
+    let mut found = 0;
+    for id in params.trainable() {
+        let Some(g) = grads.grad_of(params.key(id)) else {
+            continue;
+        };
+        found += 1;
+        if finite && !all_finite(g.data()) {
+            let (index, value) = g
+                .data()
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_finite())
+                .expect("a non-finite element");
+            return Err(StepError::NonFinite {
+                op,
+                param: params.name(id).to_string(),
+                index,
+                value: value.to_f64().unwrap_or(f64::NAN),
+            });
+        }
+    }
+    if found == 0 {
+        return Err(StepError::NoGradients {
+            op,
+            why: grads.why_none(params),
+        });
+    }
+    Ok(found)
+}
+
+/// Whether every element is finite: `0·x` is 0 for finite `x` and NaN for
+/// NaN and ±inf. Summed in 16 independent lanes, which vectorise (one pass
+/// over the gradient, a small fraction of the optimizer's own).
+pub(crate) fn all_finite<T: Element>(xs: &[T]) -> bool {
+    let mut lanes = [T::zero(); 16];
+    let chunks = xs.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = *l + x * T::zero();
+        }
+    }
+    for (l, &x) in lanes.iter_mut().zip(rest) {
+        *l = *l + x * T::zero();
+    }
+    lanes.iter().all(|&l| l == T::zero())
+}
