@@ -124,7 +124,10 @@ where
 {
     record(f, x, |_, v, y| {
         expect_scalar("value_and_grad", y);
-        (y.item(), y.backward_unchecked(Tensor::scalar(T::one()))[v].clone())
+        (
+            y.item(),
+            y.backward_unchecked(Tensor::scalar(T::one()))[v].clone(),
+        )
     })
 }
 

@@ -69,7 +69,8 @@ impl<T: Element> GradAccumulator<T> {
             self.store.is_none_or(|s| s == store),
             "GradAccumulator::add: it holds gradients of another ParamStore; use one accumulator per store"
         );
-        if let Err(e) = super::settings::check_gradients("GradAccumulator::add", params, grads, false)
+        if let Err(e) =
+            super::settings::check_gradients("GradAccumulator::add", params, grads, false)
         {
             panic!("{e}");
         }

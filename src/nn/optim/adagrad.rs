@@ -44,15 +44,16 @@ impl<T: Element> Optimizer<T> for AdaGrad<T> {
     ) -> Result<(), StepError> {
         let eps = T::lit(self.eps);
         let sums = &mut self.sums;
-        self.settings.update("AdaGrad::step", params, grads, |id, w, g, h| {
-            let (lr, wd) = (T::lit(h.lr), T::lit(h.weight_decay));
-            let s = entry(sums, id, w);
-            for ((w, s), &g) in w.data_mut().iter_mut().zip(s.data_mut()).zip(g.data()) {
-                let g = g + wd * *w;
-                *s = *s + g * g;
-                *w = *w - lr * g / (s.sqrt() + eps);
-            }
-        })
+        self.settings
+            .update("AdaGrad::step", params, grads, |id, w, g, h| {
+                let (lr, wd) = (T::lit(h.lr), T::lit(h.weight_decay));
+                let s = entry(sums, id, w);
+                for ((w, s), &g) in w.data_mut().iter_mut().zip(s.data_mut()).zip(g.data()) {
+                    let g = g + wd * *w;
+                    *s = *s + g * g;
+                    *w = *w - lr * g / (s.sqrt() + eps);
+                }
+            })
     }
 
     super::settings_access!();

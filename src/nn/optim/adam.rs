@@ -36,7 +36,11 @@ impl<T: Element> AdamCore<T> {
     ) -> Result<(), StepError> {
         let (betas, eps, decoupled) = (self.betas, self.eps, self.decoupled);
         let (ms, vs) = (&mut self.m, &mut self.v);
-        let op = if decoupled { "AdamW::step" } else { "Adam::step" };
+        let op = if decoupled {
+            "AdamW::step"
+        } else {
+            "Adam::step"
+        };
         self.settings.update(op, params, grads, |id, w, g, h| {
             let k = Step::new(betas, eps, decoupled, h);
             let m = entry(ms, id, w);
@@ -70,7 +74,11 @@ impl<T: Element> Step<T> {
             b1: T::lit(b1),
             b2: T::lit(b2),
             l2: if decoupled { T::zero() } else { wd },
-            decay: if decoupled { T::one() - lr * wd } else { T::one() },
+            decay: if decoupled {
+                T::one() - lr * wd
+            } else {
+                T::one()
+            },
             step_size: lr / c1,
             inv_c2_sqrt,
             eps: T::lit(eps),

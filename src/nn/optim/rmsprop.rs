@@ -64,31 +64,32 @@ impl<T: Element> Optimizer<T> for RmsProp<T> {
         let (alpha, eps) = (T::lit(self.alpha), T::lit(self.eps));
         let (mu, use_momentum) = (T::lit(self.momentum), self.momentum != 0.0);
         let (square_avg, buffers) = (&mut self.square_avg, &mut self.buffers);
-        self.settings.update("RmsProp::step", params, grads, |id, w, g, h| {
-            let (lr, wd) = (T::lit(h.lr), T::lit(h.weight_decay));
-            let s = entry(square_avg, id, w);
-            if use_momentum {
-                let b = entry(buffers, id, w);
-                for (((w, s), b), &g) in w
-                    .data_mut()
-                    .iter_mut()
-                    .zip(s.data_mut())
-                    .zip(b.data_mut())
-                    .zip(g.data())
-                {
-                    let g = g + wd * *w;
-                    *s = alpha * *s + (T::one() - alpha) * g * g;
-                    *b = mu * *b + g / (s.sqrt() + eps);
-                    *w = *w - lr * *b;
+        self.settings
+            .update("RmsProp::step", params, grads, |id, w, g, h| {
+                let (lr, wd) = (T::lit(h.lr), T::lit(h.weight_decay));
+                let s = entry(square_avg, id, w);
+                if use_momentum {
+                    let b = entry(buffers, id, w);
+                    for (((w, s), b), &g) in w
+                        .data_mut()
+                        .iter_mut()
+                        .zip(s.data_mut())
+                        .zip(b.data_mut())
+                        .zip(g.data())
+                    {
+                        let g = g + wd * *w;
+                        *s = alpha * *s + (T::one() - alpha) * g * g;
+                        *b = mu * *b + g / (s.sqrt() + eps);
+                        *w = *w - lr * *b;
+                    }
+                } else {
+                    for ((w, s), &g) in w.data_mut().iter_mut().zip(s.data_mut()).zip(g.data()) {
+                        let g = g + wd * *w;
+                        *s = alpha * *s + (T::one() - alpha) * g * g;
+                        *w = *w - lr * g / (s.sqrt() + eps);
+                    }
                 }
-            } else {
-                for ((w, s), &g) in w.data_mut().iter_mut().zip(s.data_mut()).zip(g.data()) {
-                    let g = g + wd * *w;
-                    *s = alpha * *s + (T::one() - alpha) * g * g;
-                    *w = *w - lr * g / (s.sqrt() + eps);
-                }
-            }
-        })
+            })
     }
 
     super::settings_access!();

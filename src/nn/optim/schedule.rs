@@ -50,7 +50,9 @@ impl Schedule {
     pub fn lr(&self, base: f64, step: u64) -> f64 {
         match self {
             Schedule::Constant => base,
-            Schedule::Step { every, gamma } => base * gamma.powi((step / (*every).max(1)).min(i32::MAX as u64) as i32),
+            Schedule::Step { every, gamma } => {
+                base * gamma.powi((step / (*every).max(1)).min(i32::MAX as u64) as i32)
+            }
             Schedule::Exponential { gamma } => base * gamma.powi(step.min(i32::MAX as u64) as i32),
             Schedule::Cosine { total, min_lr } => {
                 if step >= *total {

@@ -68,12 +68,12 @@ pub enum StepError {
 /// optimizer's defaults.
 ///
 /// ```
-/// use tapegrad::nn::{Adam, Linear, Module, Optimizer, ParamGroup, ParamStore};
+/// use tapegrad::nn::{Adam, Linear, Optimizer, ParamGroup, ParamStore};
 /// let mut params = ParamStore::<f32>::new();
 /// let body = Linear::new(&mut params, "body", 4, 4, 1);
 /// let head = Linear::new(&mut params, "head", 4, 2, 2);
 /// let opt = Adam::<f32>::new(1e-3)
-///     .with_group(ParamGroup::new(body.parameters()).lr(1e-4))
+///     .with_group(ParamGroup::new([body.weight]).lr(1e-4))
 ///     .with_group(ParamGroup::new(head.bias).weight_decay(0.0));
 /// assert_eq!(opt.settings().groups().len(), 2);
 /// # let _ = head.weight;

@@ -68,27 +68,28 @@ impl<T: Element> Optimizer<T> for Sgd<T> {
         let (mu, nesterov) = (T::lit(self.momentum), self.nesterov);
         let use_momentum = self.momentum != 0.0;
         let buffers = &mut self.buffers;
-        self.settings.update("Sgd::step", params, grads, |id, w, g, h| {
-            let (lr, wd) = (T::lit(h.lr), T::lit(h.weight_decay));
-            if !use_momentum {
-                for (w, &g) in w.data_mut().iter_mut().zip(g.data()) {
-                    *w = *w - lr * (g + wd * *w);
+        self.settings
+            .update("Sgd::step", params, grads, |id, w, g, h| {
+                let (lr, wd) = (T::lit(h.lr), T::lit(h.weight_decay));
+                if !use_momentum {
+                    for (w, &g) in w.data_mut().iter_mut().zip(g.data()) {
+                        *w = *w - lr * (g + wd * *w);
+                    }
+                    return;
                 }
-                return;
-            }
-            // PyTorch starts a buffer at the first gradient it sees.
-            let first = !buffers.contains_key(id);
-            let b = buffers
-                .entry(id)
-                .expect("parameter ids are never removed")
-                .or_insert_with(|| Tensor::zeros(w.shape()));
-            for ((w, b), &g) in w.data_mut().iter_mut().zip(b.data_mut()).zip(g.data()) {
-                let g = g + wd * *w;
-                *b = if first { g } else { mu * *b + g };
-                let d = if nesterov { g + mu * *b } else { *b };
-                *w = *w - lr * d;
-            }
-        })
+                // PyTorch starts a buffer at the first gradient it sees.
+                let first = !buffers.contains_key(id);
+                let b = buffers
+                    .entry(id)
+                    .expect("parameter ids are never removed")
+                    .or_insert_with(|| Tensor::zeros(w.shape()));
+                for ((w, b), &g) in w.data_mut().iter_mut().zip(b.data_mut()).zip(g.data()) {
+                    let g = g + wd * *w;
+                    *b = if first { g } else { mu * *b + g };
+                    let d = if nesterov { g + mu * *b } else { *b };
+                    *w = *w - lr * d;
+                }
+            })
     }
 
     super::settings_access!();
