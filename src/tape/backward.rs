@@ -97,7 +97,12 @@ impl<'t, T: Element> Var<'t, T> {
             shape.as_slice()
         );
         let mut grads = tape.take_spare();
-        walk_eager::<T, false>(tape, root, seed, &mut grads, |_, _, _, _| {});
+        if tape.is_detecting_anomaly() {
+            let check = |i, k, j, c: &Tensor<T>| tape.anomaly_backward(i, k, j, c);
+            walk_eager::<T, true>(tape, root, seed, &mut grads, check);
+        } else {
+            walk_eager::<T, false>(tape, root, seed, &mut grads, |_, _, _, _| {});
+        }
         Gradients::new(tape, grads)
     }
 

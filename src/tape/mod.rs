@@ -1,6 +1,7 @@
 //! The tape: an arena of nodes in record order, the [`Var`] handles that
 //! point into it, and the backward walk.
 
+mod anomaly;
 pub(crate) mod arena;
 pub(crate) mod backward;
 mod gradients;
@@ -56,6 +57,10 @@ pub struct Tape<T: Element = f32> {
     /// this tape and epoch, so gradients always find their parameters
     /// whatever other tapes or `no_grad` forwards ran in between.
     bound: RefCell<HashMap<BindKey, Bound>>,
+    /// Anomaly mode (see `anomaly.rs`), and where each node was recorded
+    /// while it was on, by node index.
+    anomaly: Cell<bool>,
+    sites: RefCell<Vec<(u32, &'static std::panic::Location<'static>)>>,
 }
 
 /// An outside leaf's key on a tape: `(owner id, item id)`.
@@ -91,6 +96,8 @@ impl<T: Element> Tape<T> {
             customs: RefCell::new(Vec::new()),
             names: RefCell::new(Vec::new()),
             bound: RefCell::new(HashMap::new()),
+            anomaly: Cell::new(false),
+            sites: RefCell::new(Vec::new()),
         }
     }
 
@@ -106,6 +113,7 @@ impl<T: Element> Tape<T> {
     /// # let _ = s;
     /// ```
     #[inline]
+    #[track_caller]
     pub fn var(&self, value: impl Into<NodeValue<T>>) -> Var<'_, T> {
         let requires = self.grad_enabled.get();
         self.push_node(Op::Leaf, &[], value.into(), Some(requires))
@@ -123,6 +131,7 @@ impl<T: Element> Tape<T> {
     /// assert_eq!(p.len(), 4);
     /// assert_eq!(p.get(3).item(), 0.30000000000000004);
     /// ```
+    #[track_caller]
     pub fn vars(&self, values: impl IntoIterator<Item = T>) -> VarRange<'_, T> {
         let requires = self.grad_enabled.get();
         let mut arena = self.arena.borrow_mut();
@@ -132,11 +141,15 @@ impl<T: Element> Tape<T> {
         }
         let len = arena.nodes.len() - start;
         drop(arena);
+        if self.anomaly.get() {
+            (start..start + len).for_each(|i| self.anomaly_forward(i));
+        }
         let first = Var::from_parts(self, start as u32, self.epoch.get());
         VarRange::new(first, len)
     }
 
     /// A leaf that never gets a gradient (data, targets, fixed numbers).
+    #[track_caller]
     pub fn constant(&self, value: impl Into<NodeValue<T>>) -> Var<'_, T> {
         self.push_node(Op::Constant, &[], value.into(), Some(false))
     }
@@ -176,6 +189,7 @@ impl<T: Element> Tape<T> {
         self.customs.borrow_mut().clear();
         self.names.borrow_mut().clear();
         self.bound.borrow_mut().clear();
+        self.sites.borrow_mut().clear();
         self.epoch.set(self.epoch.get().wrapping_add(1));
     }
 
@@ -201,6 +215,7 @@ impl<T: Element> Tape<T> {
     /// `no_grad`, or when no input needs a gradient and the op is not a
     /// leaf, the node still keeps its inputs (for pictures and traces)
     /// unless recording is off.
+    #[track_caller]
     pub(crate) fn record<'t>(
         &'t self,
         op: Op,
@@ -217,6 +232,7 @@ impl<T: Element> Tape<T> {
     /// the cheap path for scalar ops. `None` from `forward` (inputs that do
     /// not fit) records nothing and is returned for the caller to report.
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn record_with<'t>(
         &'t self,
         op: Op,
@@ -233,6 +249,9 @@ impl<T: Element> Tape<T> {
                 arena.push(Op::Constant, [].into_iter(), value, None)
             }
         };
+        if self.anomaly.get() {
+            self.anomaly_forward(index as usize);
+        }
         Some(Var::from_parts(self, index, self.epoch.get()))
     }
 
@@ -243,6 +262,7 @@ impl<T: Element> Tape<T> {
     /// needs a gradient). `inputs` are node indices the caller has already
     /// checked (`Var::index`).
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn record_scalar<const N: usize>(
         &self,
         op: Op,
@@ -265,12 +285,16 @@ impl<T: Element> Tape<T> {
                 arena.push_scalar(Op::Constant, [], value, false)
             }
         };
+        if self.anomaly.get() {
+            self.anomaly_forward(index as usize);
+        }
         Some(Var::from_parts(self, index, self.epoch.get()))
     }
 
     /// Appends a node. `requires_grad` is given for leaves; for ops it is
     /// derived from the inputs under the same borrow as the push.
     #[inline(always)]
+    #[track_caller]
     fn push_node(
         &self,
         op: Op,
@@ -283,6 +307,9 @@ impl<T: Element> Tape<T> {
             .arena
             .borrow_mut()
             .push(op, inputs, value, requires_grad);
+        if self.anomaly.get() {
+            self.anomaly_forward(index as usize);
+        }
         Var::from_parts(self, index, self.epoch.get())
     }
 
