@@ -4,7 +4,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 use tapegrad::data::{
-    read_csv, read_idx, read_mnist, train_test_split, DataError, MiniBatches, Standardizer,
+    read_csv, read_csv_with, read_idx, read_mnist, train_test_split, CsvOptions, DataError,
+    MiniBatches, Standardizer,
 };
 use tapegrad::Tensor;
 
@@ -86,6 +87,25 @@ fn malformed_idx_files_are_typed_errors_naming_the_file() {
         read_idx(bundled("absent.idx")),
         Err(DataError::Io { .. })
     ));
+}
+
+#[test]
+fn csv_rejects_nan_and_inf_cells_unless_asked_with_row_and_column() {
+    for cell in ["NaN", "nan", "inf", "-inf", "Infinity"] {
+        let text = format!("a,b\n1,2\n3,{cell}\n");
+        let e = read_csv(scratch("nan.csv", text.as_bytes())).unwrap_err();
+        assert!(
+            matches!(&e, DataError::NonFinite { row: 3, column, value, .. } if column == "b" && value == cell),
+            "{e}"
+        );
+        assert!(e.to_string().contains("allow_non_finite"), "{e}");
+        let t = read_csv_with(
+            scratch("nan.csv", text.as_bytes()),
+            CsvOptions::default().allow_non_finite(true),
+        )
+        .unwrap();
+        assert!(!t.data[3].is_finite());
+    }
 }
 
 #[test]

@@ -15,9 +15,44 @@ pub struct Table {
     pub data: Vec<f64>,
 }
 
+/// How [`read_csv_with`] reads a table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CsvOptions {
+    allow_non_finite: bool,
+}
+
+impl CsvOptions {
+    /// Accepts cells such as `NaN`, `inf` and `-inf` (refused by default:
+    /// one of them in a batch makes every weight NaN after a step).
+    pub fn allow_non_finite(mut self, allow: bool) -> Self {
+        self.allow_non_finite = allow;
+        self
+    }
+}
+
 /// Reads a CSV file whose first row names the columns and whose other
-/// cells are all numbers.
+/// cells are all finite numbers.
+///
+/// # Errors
+/// [`DataError::NotNumeric`] or [`DataError::NonFinite`] naming the file,
+/// row and column of a bad cell; [`DataError::Malformed`] for a broken
+/// file (rows of different lengths).
 pub fn read_csv(path: impl AsRef<Path>) -> Result<Table, DataError> {
+    read_csv_with(path, CsvOptions::default())
+}
+
+/// [`read_csv`] with options.
+///
+/// ```
+/// use tapegrad::data::{read_csv, read_csv_with, CsvOptions, DataError};
+/// let path = std::env::temp_dir().join(format!("tapegrad-doc-{}.csv", std::process::id()));
+/// std::fs::write(&path, "a,b\n1,NaN\n").unwrap();
+/// assert!(matches!(read_csv(&path), Err(DataError::NonFinite { row: 2, .. })));
+/// let t = read_csv_with(&path, CsvOptions::default().allow_non_finite(true)).unwrap();
+/// assert!(t.data[1].is_nan());
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn read_csv_with(path: impl AsRef<Path>, options: CsvOptions) -> Result<Table, DataError> {
     let path = path.as_ref();
     let p = || path.to_path_buf();
     let file = std::fs::File::open(path).map_err(|source| DataError::Io { path: p(), source })?;
@@ -45,6 +80,14 @@ pub fn read_csv(path: impl AsRef<Path>) -> Result<Table, DataError> {
                 column: column.clone(),
                 value: cell.to_string(),
             })?;
+            if !v.is_finite() && !options.allow_non_finite {
+                return Err(DataError::NonFinite {
+                    path: p(),
+                    row: line,
+                    column: column.clone(),
+                    value: cell.to_string(),
+                });
+            }
             data.push(v);
         }
     }

@@ -24,7 +24,7 @@ mod idx;
 mod prep;
 
 pub use batches::{MiniBatches, Rows};
-pub use csv_table::{read_csv, Table};
+pub use csv_table::{read_csv, read_csv_with, CsvOptions, Table};
 pub use idx::{read_idx, read_mnist, IdxArray};
 pub use prep::{train_test_split, Standardizer};
 
@@ -60,6 +60,19 @@ pub enum DataError {
         expected: usize,
         /// Bytes present.
         found: usize,
+    },
+    /// A CSV cell that reads as NaN or an infinity (refused unless
+    /// [`CsvOptions::allow_non_finite`] is set).
+    #[error("{path}: row {row}, column `{column}`: `{value}` is not finite; clean the data, or read it with CsvOptions::allow_non_finite")]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line number in the file.
+        row: usize,
+        /// The column's header.
+        column: String,
+        /// The cell's text.
+        value: String,
     },
     /// A CSV cell that is not a number.
     #[error("{path}: row {row}, column `{column}`: `{value}` is not a number")]
