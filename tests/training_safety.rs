@@ -402,3 +402,112 @@ fn eval_mode_reaches_dropout_inside_a_custom_container() {
     params.train();
     assert!(c.forward(&params, x).value().data().contains(&0.0));
 }
+
+#[test]
+fn a_layer_fed_the_wrong_shape_names_itself_the_sizes_and_the_callers_line() {
+    let mut params = ParamStore::<f64>::new();
+    let l = Linear::new(&mut params, "enc", 4, 8, 1);
+    let tape = Tape::new();
+    let x = tape.constant(Tensor::ones([5, 7]));
+    let line = line!() + 1;
+    let msg = panic_message(|| {
+        let _ = l.forward(&params, x);
+    });
+    assert!(
+        msg.contains("Linear `enc` (4 → 8 features)")
+            && msg.contains("[..., 4]")
+            && msg.contains("[5, 7]"),
+        "{msg}"
+    );
+    let m = Mlp::new(&mut params, "mlp", &[3, 2], Activation::Relu, 1);
+    let msg = panic_message(|| {
+        let _ = m.forward(&params, x);
+    });
+    assert!(msg.contains("Linear `mlp.0`"), "{msg}");
+    // The panic is reported at this file's line, not inside the library.
+    let location = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = location.clone();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        *seen.lock().unwrap() = info.location().map(|l| l.to_string()).unwrap_or_default();
+    }));
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let _ = l.forward(&params, x);
+    }));
+    std::panic::set_hook(hook);
+    let at = location.lock().unwrap().clone();
+    assert!(
+        at.starts_with("tests/training_safety.rs:"),
+        "{at} (line {line})"
+    );
+}
+
+#[test]
+fn cross_entropy_on_an_empty_batch_says_so() {
+    let tape = Tape::<f64>::new();
+    let logits = tape.var(Tensor::zeros([0, 3]));
+    let msg = panic_message(|| {
+        let _ = cross_entropy(logits, &[]);
+    });
+    assert!(msg.contains("cross_entropy: empty batch"), "{msg}");
+}
+
+#[test]
+fn accuracy_and_argmax_read_logits() {
+    let logits = Tensor::from_vec(vec![0.1, 0.9, 0.0, 0.3, 0.2, 0.5, 2.0, -1.0, 0.0], [3, 3]);
+    assert_eq!(logits.argmax(1), vec![1, 2, 0]);
+    assert_eq!(tapegrad::nn::accuracy(&logits, &[1, 2, 1]), 2.0 / 3.0);
+}
+
+#[test]
+fn an_mlp_with_dropout_is_named_like_pytorch_and_drops_only_in_training() {
+    let mut params = ParamStore::<f64>::new();
+    let m = Mlp::with_dropout(&mut params, "mlp", &[4, 64, 3], Activation::Relu, 0.5, 3);
+    assert!(params.id("mlp.0.weight").is_some() && params.id("mlp.3.weight").is_some());
+    let tape = Tape::new();
+    let x = tape.constant(Tensor::ones([2, 4]));
+    let (a, b) = (m.forward(&params, x).value(), m.forward(&params, x).value());
+    assert_ne!(a, b, "two training forwards draw different masks");
+    params.eval();
+    let (a, b) = (m.forward(&params, x).value(), m.forward(&params, x).value());
+    assert_eq!(a, b);
+}
+
+/// A module of two inputs: a plain struct with its own forward, and
+/// `Module` for its parameters.
+struct Bilinear {
+    w: ParamId,
+}
+impl Bilinear {
+    fn forward<'t>(
+        &self,
+        params: &ParamStore<f64>,
+        a: Var<'t, f64>,
+        b: Var<'t, f64>,
+    ) -> Var<'t, f64> {
+        (a.matmul(params.var(a.tape(), self.w)) * b).sum_axis(1, false)
+    }
+}
+
+#[test]
+fn a_module_with_two_inputs_trains() {
+    let mut params = ParamStore::<f64>::new();
+    let m = Bilinear {
+        w: params.add("w", Tensor::rand_uniform([3, 2], -1.0, 1.0, 1)),
+    };
+    let tape = Tape::new();
+    let mut opt = Sgd::new(0.1);
+    let (a, b) = (
+        Tensor::rand_uniform([4, 3], -1.0, 1.0, 2),
+        Tensor::rand_uniform([4, 2], -1.0, 1.0, 3),
+    );
+    let mut losses = vec![];
+    for _ in 0..20 {
+        tape.reset();
+        let y = m.forward(&params, tape.constant(a.clone()), tape.constant(b.clone()));
+        let loss = (y - 1.0).square().mean();
+        losses.push(loss.item());
+        opt.step(&mut params, &loss.backward());
+    }
+    assert!(losses[19] < 0.5 * losses[0], "{losses:?}");
+}

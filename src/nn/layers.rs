@@ -16,6 +16,24 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// Panics for a layer fed an input of the wrong shape: the layer's kind
+/// and name, what it expects, what it got.
+#[cold]
+#[track_caller]
+pub(crate) fn layer_shape_error<T: Element>(
+    kind: &str,
+    name: &str,
+    what: &str,
+    expected: &str,
+    x: Var<'_, T>,
+) -> ! {
+    panic!(
+        "{kind} `{name}` ({what}) expects input of shape {expected}, but {} has shape {:?}",
+        x.label(),
+        x.shape().as_slice()
+    )
+}
+
 /// `y = x·Wᵀ + b`, with the weight stored as `(out, in)` like PyTorch's
 /// `nn.Linear` (so checkpoints map one to one).
 #[derive(Clone, Debug)]
@@ -92,6 +110,16 @@ impl Linear {
 impl<T: Element> Module<T> for Linear {
     #[track_caller]
     fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
+        let shape = x.shape();
+        if shape.is_empty() || shape[shape.len() - 1] != self.in_features {
+            layer_shape_error(
+                "Linear",
+                params.name(self.weight).trim_end_matches(".weight"),
+                &format!("{} → {} features", self.in_features, self.out_features),
+                &format!("[..., {}]", self.in_features),
+                x,
+            );
+        }
         let y = x.matmul_t(params.var(x.tape(), self.weight), false, true);
         match self.bias {
             Some(b) => y + params.var(x.tape(), b),
@@ -176,24 +204,58 @@ impl<T: Element> Mlp<T> {
         activation: Activation,
         seed: u64,
     ) -> Self {
+        Self::with_dropout(params, name, sizes, activation, 0.0, seed)
+    }
+
+    /// Like [`Mlp::new`], with [`Dropout`] of probability `p` after each
+    /// hidden activation (none if `p` is 0). Layers are then named as in
+    /// the PyTorch `nn.Sequential(Linear, act, Dropout, Linear, …)`:
+    /// `name.0`, `name.3`, `name.6`, ….
+    ///
+    /// ```
+    /// use tapegrad::nn::{Activation, Mlp, ParamStore};
+    /// let mut params = ParamStore::<f32>::new();
+    /// Mlp::with_dropout(&mut params, "mlp", &[784, 512, 10], Activation::Relu, 0.2, 1);
+    /// assert!(params.id("mlp.3.weight").is_some());
+    /// ```
+    ///
+    /// # Panics
+    /// If fewer than two sizes are given, or `p` is outside `[0, 1)`.
+    #[track_caller]
+    pub fn with_dropout(
+        params: &mut ParamStore<T>,
+        name: &str,
+        sizes: &[usize],
+        activation: Activation,
+        p: f64,
+        seed: u64,
+    ) -> Self {
         assert!(
             sizes.len() >= 2,
             "Mlp::new: needs at least an input and an output size, got {sizes:?}"
         );
+        assert!(
+            (0.0..1.0).contains(&p),
+            "Mlp::with_dropout: p = {p} is not in [0, 1)"
+        );
         let mut layers = Sequential::new();
+        let stride = if p > 0.0 { 3 } else { 2 };
         for (i, w) in sizes.windows(2).enumerate() {
             let layer_seed = seed
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15)
                 .wrapping_add(i as u64);
             layers = layers.add(Linear::new(
                 params,
-                &join(name, &(2 * i).to_string()),
+                &join(name, &(stride * i).to_string()),
                 w[0],
                 w[1],
                 layer_seed,
             ));
             if i + 2 < sizes.len() {
                 layers = layers.add(activation);
+                if p > 0.0 {
+                    layers = layers.add(Dropout::new(p, layer_seed ^ 0xd0));
+                }
             }
         }
         Mlp { layers }
@@ -201,6 +263,7 @@ impl<T: Element> Mlp<T> {
 }
 
 impl<T: Element> Module<T> for Mlp<T> {
+    #[track_caller]
     fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
         self.layers.forward(params, x)
     }
@@ -280,7 +343,18 @@ impl LayerNorm {
 impl<T: Element> Module<T> for LayerNorm {
     #[track_caller]
     fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
-        let last = x.shape().len() - 1;
+        let features = params.value(self.weight).numel();
+        let shape = x.shape();
+        if shape.is_empty() || shape[shape.len() - 1] != features {
+            layer_shape_error(
+                "LayerNorm",
+                params.name(self.weight).trim_end_matches(".weight"),
+                &format!("over {features} features"),
+                &format!("[..., {features}]"),
+                x,
+            );
+        }
+        let last = shape.len() - 1;
         let centred = x - x.mean_axis(last, true);
         let var = centred.square().mean_axis(last, true);
         let normed = centred / (var + T::lit(self.eps)).sqrt();

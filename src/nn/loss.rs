@@ -2,7 +2,7 @@
 
 use crate::ops::shape_error;
 use crate::tape::Var;
-use crate::tensor::Element;
+use crate::tensor::{Element, Tensor};
 
 /// How a per-sample loss is combined over the batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,6 +70,12 @@ fn check_labels<T: Element>(op: &str, scores: Var<'_, T>, labels: &[usize]) {
         shape_error(op, &[scores], "expects (batch, classes) scores");
     }
     let (batch, classes) = (shape[0], shape[1]);
+    assert!(
+        batch > 0,
+        "{op}: empty batch ({} has shape {:?}): a mean over no samples is undefined; skip empty batches",
+        scores.label(),
+        shape.as_slice()
+    );
     assert!(
         labels.len() == batch,
         "{op}: {} labels for a batch of {batch} ({} with shape {:?})",
@@ -142,4 +148,35 @@ pub fn cross_entropy_with<'t, T: Element>(
 pub fn bce_with_logits<'t, T: Element>(logits: Var<'t, T>, targets: Var<'t, T>) -> Var<'t, T> {
     same_shape("bce_with_logits", logits, targets);
     (logits.softplus() - logits * targets).mean()
+}
+
+/// The fraction of rows of `(batch, classes)` scores whose largest entry
+/// is at the label.
+///
+/// ```
+/// use tapegrad::{nn::accuracy, Tensor};
+/// let logits = Tensor::from_vec(vec![2.0f32, 1.0, 0.0, 3.0], [2, 2]);
+/// assert_eq!(accuracy(&logits, &[0, 0]), 0.5);
+/// ```
+///
+/// # Panics
+/// If the scores are not 2-d, or there are not as many labels as rows.
+#[track_caller]
+pub fn accuracy<T: Element>(scores: &Tensor<T>, labels: &[usize]) -> f64 {
+    assert!(
+        scores.ndim() == 2 && scores.shape()[0] == labels.len(),
+        "accuracy: {} labels for scores of shape {:?} (expects (batch, classes) scores, one label per row)",
+        labels.len(),
+        scores.shape()
+    );
+    if labels.is_empty() {
+        return 0.0;
+    }
+    let hits = scores
+        .argmax(1)
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    hits as f64 / labels.len() as f64
 }

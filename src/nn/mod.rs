@@ -37,7 +37,8 @@ pub use checkpoint::CheckpointError;
 pub use init::Init;
 pub use layers::{Activation, Dropout, LayerNorm, Linear, Mlp};
 pub use loss::{
-    bce_with_logits, cross_entropy, cross_entropy_with, huber, l1, mse, nll_loss, Reduction,
+    accuracy, bce_with_logits, cross_entropy, cross_entropy_with, huber, l1, mse, nll_loss,
+    Reduction,
 };
 pub use module::{Module, Sequential};
 pub use optim::{

@@ -32,7 +32,10 @@ use crate::tensor::Element;
 /// assert_eq!(m.forward(&params, tape.constant(2.0)).item(), 6.0);
 /// ```
 pub trait Module<T: Element> {
-    /// Records the forward computation on `x`'s tape.
+    /// Records the forward computation on `x`'s tape. Shape errors are
+    /// reported at the caller's line (implementations should be
+    /// `#[track_caller]` too).
+    #[track_caller]
     fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T>;
 
     /// The parameters this module owns (directly or through its children).
@@ -92,6 +95,7 @@ impl<T: Element> Sequential<T> {
 }
 
 impl<T: Element> Module<T> for Sequential<T> {
+    #[track_caller]
     fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
         self.layers
             .iter()

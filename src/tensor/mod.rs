@@ -314,6 +314,48 @@ impl<T: Element> Tensor<T> {
         }
     }
 
+    /// The index of the largest element along `axis` for every position of
+    /// the other axes, in row-major order of those (the first of tied
+    /// maxima; NaN counts as largest, as in NumPy).
+    ///
+    /// ```
+    /// use tapegrad::Tensor;
+    /// let t = Tensor::from_vec(vec![1.0f32, 5.0, 2.0, 7.0, 0.0, 7.0], [2, 3]);
+    /// assert_eq!(t.argmax(1), vec![1, 0]);
+    /// assert_eq!(t.argmax(0), vec![1, 0, 1]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `axis` is not an axis of the tensor or has length 0.
+    #[track_caller]
+    pub fn argmax(&self, axis: usize) -> Vec<usize> {
+        let shape = self.shape();
+        assert!(
+            axis < shape.len() && shape[axis] > 0,
+            "argmax: axis {axis} of a tensor of shape {shape:?} (it needs a non-empty axis)"
+        );
+        let n = shape[axis];
+        let inner: usize = shape[axis + 1..].iter().product();
+        let outer: usize = shape[..axis].iter().product();
+        let data = self.data();
+        let mut out = Vec::with_capacity(outer * inner);
+        for o in 0..outer {
+            for i in 0..inner {
+                let at = |k: usize| data[(o * n + k) * inner + i];
+                let best = (1..n).fold(0, |best, k| {
+                    let (v, b) = (at(k), at(best));
+                    if !b.is_nan() && (v > b || v.is_nan()) {
+                        k
+                    } else {
+                        best
+                    }
+                });
+                out.push(best);
+            }
+        }
+        out
+    }
+
     /// Largest absolute difference to another tensor of the same shape.
     #[track_caller]
     pub fn max_abs_diff(&self, other: &Tensor<T>) -> T {
