@@ -98,10 +98,10 @@ fn build_model(params: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
     Sequential::new()
         .add(Linear::new(params, "mlp.0", 784, 512, seed))
         .add(Activation::Relu)
-        .add(Dropout::new(0.2, seed + 1))
+        .add(Dropout::new(params, "mlp.2", 0.2, seed + 1))
         .add(Linear::new(params, "mlp.3", 512, 256, seed + 2))
         .add(Activation::Relu)
-        .add(Dropout::new(0.2, seed + 3))
+        .add(Dropout::new(params, "mlp.5", 0.2, seed + 3))
         .add(Linear::new(params, "mlp.6", 256, 10, seed + 4))
 }
 

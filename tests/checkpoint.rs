@@ -2,8 +2,10 @@
 //! a file written by Python's `safetensors` package.
 
 use std::path::PathBuf;
+use tapegrad::data::MiniBatches;
 use tapegrad::nn::{
-    cross_entropy, Activation, Adam, CheckpointError, Mlp, Module, Optimizer, ParamStore,
+    cross_entropy, Activation, Adam, CheckpointError, LoadOptions, Mismatch, Mlp, Module,
+    Optimizer, ParamStore, Precision,
 };
 use tapegrad::{Tape, Tensor};
 
@@ -84,16 +86,12 @@ fn mismatches_are_typed_errors_and_change_nothing() {
     Mlp::new(&mut wide, "mlp", &[3, 6, 2], Activation::Tanh, 1);
     let before = bits(&wide);
     match wide.load(&path) {
-        Err(CheckpointError::Shape {
-            name,
-            expected,
-            found,
-            ..
-        }) => {
-            assert_eq!(
-                (name.as_str(), expected, found),
-                ("mlp.0.weight", vec![6, 3], vec![5, 3])
-            );
+        Err(CheckpointError::Mismatch { problems, .. }) => {
+            assert!(problems.contains(&Mismatch::Shape {
+                name: "mlp.0.weight".into(),
+                expected: vec![6, 3],
+                found: vec![5, 3],
+            }));
         }
         other => panic!("expected a shape error, got {other:?}"),
     }
@@ -107,24 +105,234 @@ fn mismatches_are_typed_errors_and_change_nothing() {
     Mlp::new(&mut renamed, "net", &[3, 5, 2], Activation::Tanh, 1);
     let e = renamed.load(&path).unwrap_err();
     assert!(
-        matches!(&e, CheckpointError::Missing { name, .. } if name == "net.0.weight"),
+        matches!(&e, CheckpointError::Mismatch { problems, .. } if problems.contains(&Mismatch::Missing("net.0.weight".into()))),
         "{e}"
     );
-    assert!(e
-        .to_string()
-        .ends_with("parameter `net.0.weight` is missing from the file"));
+    assert!(
+        e.to_string()
+            .contains("`net.0.weight` is missing from the file"),
+        "{e}"
+    );
 
     let mut fewer = ParamStore::<f32>::new();
     fewer.add("mlp.0.weight", Tensor::zeros([5, 3]));
     let e = fewer.load(&path).unwrap_err();
-    assert!(matches!(e, CheckpointError::Unexpected { .. }), "{e}");
+    assert!(
+        matches!(&e, CheckpointError::Mismatch { problems, .. } if problems.contains(&Mismatch::Unexpected("mlp.2.bias".into()))),
+        "{e}"
+    );
 
     let (mut as_f64, _) = model::<f64>(1);
     let e = as_f64.load(&path).unwrap_err();
     assert!(
-        matches!(&e, CheckpointError::Dtype { expected, found, .. } if expected == "F64" && found == "F32"),
+        matches!(&e, CheckpointError::Mismatch { problems, .. } if matches!(&problems[0], Mismatch::Dtype { expected, found, .. } if expected == "F64" && found == "F32")),
         "{e}"
     );
+}
+
+#[test]
+fn a_strict_load_reports_every_mismatch_at_once() {
+    let path = temp("every");
+    let (small, _) = model::<f32>(1);
+    small.save(&path).unwrap();
+    let mut other = ParamStore::<f32>::new();
+    Mlp::new(&mut other, "mlp", &[3, 6, 2], Activation::Tanh, 1); // two shapes differ
+    other.add("extra", Tensor::zeros([1])); // missing from the file
+    other.add_buffer("bn.running_mean", Tensor::zeros([2])); // missing too
+    let e = other.load(&path).unwrap_err();
+    let CheckpointError::Mismatch { problems, .. } = &e else {
+        panic!("{e}")
+    };
+    let shapes = problems
+        .iter()
+        .filter(|p| matches!(p, Mismatch::Shape { .. }))
+        .count();
+    let missing: Vec<_> = problems
+        .iter()
+        .filter_map(|p| match p {
+            Mismatch::Missing(n) => Some(n.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shapes, 3, "{e}"); // mlp.0.weight, mlp.0.bias, mlp.2.weight
+    assert_eq!(missing, ["bn.running_mean", "extra"], "{e}");
+    assert!(e.to_string().contains("5 problems"), "{e}");
+}
+
+#[test]
+fn a_non_strict_load_returns_the_missing_and_unexpected_names() {
+    let path = temp("nonstrict");
+    let mut saved = ParamStore::<f32>::new();
+    Mlp::new(&mut saved, "mlp", &[3, 5, 2], Activation::Tanh, 1);
+    saved.add("head.weight", Tensor::ones([2]));
+    saved.save(&path).unwrap();
+    let (mut p, _) = model::<f32>(2);
+    p.add("other", Tensor::zeros([3]));
+    let report = p
+        .load_with(&path, &LoadOptions::new().strict(false))
+        .unwrap();
+    assert_eq!(report.missing, ["other"]);
+    assert_eq!(report.unexpected, ["head.weight"]);
+    assert_eq!(
+        p.value(p.id("mlp.0.weight").unwrap()),
+        saved.value(saved.id("mlp.0.weight").unwrap())
+    );
+}
+
+#[test]
+fn names_are_remapped_on_load() {
+    let path = temp("remap");
+    let mut wrapped = ParamStore::<f32>::new();
+    Mlp::new(&mut wrapped, "module.mlp", &[3, 5, 2], Activation::Tanh, 1);
+    wrapped.save(&path).unwrap();
+    let (mut p, _) = model::<f32>(2);
+    assert!(p.load(&path).is_err());
+    p.load_with(&path, &LoadOptions::new().strip_prefix("module."))
+        .unwrap();
+    let w = |s: &ParamStore<f32>, n: &str| s.value(s.id(n).unwrap()).clone();
+    assert_eq!(w(&p, "mlp.0.weight"), w(&wrapped, "module.mlp.0.weight"));
+    let mut bare = ParamStore::<f32>::new();
+    Mlp::new(&mut bare, "", &[3, 5, 2], Activation::Tanh, 3);
+    bare.save(&path).unwrap();
+    p.load_with(&path, &LoadOptions::new().add_prefix("mlp."))
+        .unwrap();
+    assert_eq!(w(&p, "mlp.2.bias"), w(&bare, "2.bias"));
+}
+
+#[test]
+fn other_precisions_convert_on_load_when_asked_and_back() {
+    let path = temp("dtype");
+    let (a, _) = model::<f32>(1);
+    let convert = LoadOptions::new().convert_dtype(true);
+    for (precision, tolerance) in [
+        (Precision::F16, 1e-3),
+        (Precision::BF16, 1e-2),
+        (Precision::F64, 0.0),
+    ] {
+        a.save_as(&path, precision).unwrap();
+        let (mut b, _) = model::<f32>(2);
+        let e = b.load(&path).unwrap_err();
+        assert!(e.to_string().contains("convert_dtype"), "{e}");
+        b.load_with(&path, &convert).unwrap();
+        for ((_, name, x), (_, _, y)) in a.iter().zip(b.iter()) {
+            let d = x.max_abs_diff(y);
+            assert!(d <= tolerance, "{precision:?} {name}: {d}");
+        }
+    }
+    // f32 into an f64 model and back, exactly.
+    a.save(&path).unwrap();
+    let (mut wide, _) = model::<f64>(3);
+    wide.load_with(&path, &convert).unwrap();
+    wide.save(&path).unwrap();
+    let (mut back, _) = model::<f32>(4);
+    back.load_with(&path, &convert).unwrap();
+    assert_eq!(bits(&a), bits(&back));
+}
+
+#[test]
+fn buffers_are_saved_and_loaded_by_name_and_integer_counters_read() {
+    let path = temp("buffers");
+    let mut a = ParamStore::<f32>::new();
+    a.add("bn.weight", Tensor::ones([2]));
+    let mean = a.add_buffer("bn.running_mean", Tensor::from_vec(vec![0.5, -0.5], [2]));
+    a.add_buffer("bn.num_batches_tracked", Tensor::scalar(0.0));
+    assert_eq!(a.num_elements(), 2, "buffers are not weights");
+    assert_eq!(a.trainable().count(), 1);
+    // A counter stored as int64, as PyTorch stores num_batches_tracked.
+    let weight = Tensor::<f32>::ones([2]);
+    let wb: Vec<u8> = weight.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mb: Vec<u8> = [0.5f32, -0.5]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let nb = 7i64.to_le_bytes().to_vec();
+    let views = vec![
+        (
+            "bn.weight",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &wb).unwrap(),
+        ),
+        (
+            "bn.running_mean",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &mb).unwrap(),
+        ),
+        (
+            "bn.num_batches_tracked",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![], &nb).unwrap(),
+        ),
+    ];
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    *a.value_mut(mean) = Tensor::zeros([2]);
+    a.load(&path).unwrap();
+    assert_eq!(a.value(mean).data(), &[0.5, -0.5]);
+    assert_eq!(a.value(a.id("bn.num_batches_tracked").unwrap()).item(), 7.0);
+    a.save(&path).unwrap();
+    let state = a.state_dict();
+    assert_eq!(state.len(), 3);
+}
+
+#[test]
+fn load_with_optimizer_on_a_file_without_optimizer_state_is_an_error_unless_asked() {
+    let path = temp("noopt");
+    let (p1, _) = model::<f32>(1);
+    p1.save(&path).unwrap();
+    let (mut p2, m2) = model::<f32>(2);
+    let mut opt = Adam::new(0.01);
+    train(&mut p2, &m2, &mut opt, 2);
+    let before = bits(&p2);
+    let e = p2.load_with_optimizer(&path, &mut opt).unwrap_err();
+    assert!(matches!(e, CheckpointError::NoOptimizerState { .. }), "{e}");
+    assert_eq!(bits(&p2), before, "nothing changes");
+    assert_eq!(opt.steps(), 2);
+    p2.load_with_optimizer_and(&path, &mut opt, &LoadOptions::new().fresh_optimizer(true))
+        .unwrap();
+    assert_eq!((opt.steps(), bits(&p2)), (0, bits(&p1)));
+    assert!(opt.slots().iter().all(|(_, s)| s.is_empty()));
+}
+
+/// A model with dropout trained on shuffled mini-batches for steps
+/// `from..to` of the run (one batch per step).
+fn train_dropout(params: &mut ParamStore<f32>, mlp: &Mlp<f32>, opt: &mut Adam<f32>, to: u64) {
+    let x = Tensor::<f32>::rand_uniform([30, 3], -1.0, 1.0, 9);
+    let y: Vec<usize> = (0..30).map(|i| i % 2).collect();
+    let batches = MiniBatches::new(&x, &y, 8, 5);
+    let tape = Tape::new();
+    while opt.steps() < to {
+        let (epoch, first) = batches.position(opt.steps());
+        for (xb, yb) in batches.epoch_from(epoch, first) {
+            if opt.steps() == to {
+                break;
+            }
+            tape.reset();
+            let loss = cross_entropy(mlp.forward(params, tape.constant(xb)), &yb);
+            opt.step(params, &loss.backward());
+        }
+    }
+}
+
+#[test]
+fn twenty_steps_save_load_twenty_more_equal_forty_with_dropout_on() {
+    let path = temp("resume");
+    let build = |seed| {
+        let mut params = ParamStore::<f32>::new();
+        let mlp = Mlp::with_dropout(&mut params, "mlp", &[3, 16, 2], Activation::Relu, 0.3, seed);
+        (params, mlp)
+    };
+    let (mut straight, m1) = build(1);
+    let mut o1 = Adam::new(0.01);
+    train_dropout(&mut straight, &m1, &mut o1, 40);
+
+    let (mut first, m2) = build(1);
+    let mut o2 = Adam::new(0.01);
+    train_dropout(&mut first, &m2, &mut o2, 20);
+    first.save_with_optimizer(&path, &o2).unwrap();
+    drop(first);
+
+    let (mut resumed, m3) = build(77); // other weights, other dropout seeds
+    let mut o3 = Adam::new(0.01);
+    resumed.load_with_optimizer(&path, &mut o3).unwrap();
+    assert_eq!(o3.steps(), 20);
+    train_dropout(&mut resumed, &m3, &mut o3, 40);
+    assert_eq!(bits(&straight), bits(&resumed));
 }
 
 #[test]

@@ -171,7 +171,7 @@ fn train_twenty_steps(seed: u64) -> Vec<f32> {
     let model = Sequential::new()
         .add(Linear::new(&mut params, "0", 5, 16, seed))
         .add(Activation::Gelu)
-        .add(Dropout::new(0.2, seed))
+        .add(Dropout::new(&mut params, "drop", 0.2, seed))
         .add(LayerNorm::new(&mut params, "3", 16))
         .add(Linear::new(&mut params, "4", 16, 3, seed + 1));
     let x = Tensor::rand_uniform([12, 5], -1.0, 1.0, seed + 2);
@@ -199,8 +199,8 @@ fn same_seed_same_parameters_bit_for_bit() {
 
 #[test]
 fn dropout_trains_and_evaluates_differently() {
-    let d = Dropout::new(0.5, 3);
     let mut params = ParamStore::<f64>::new();
+    let d = Dropout::new(&mut params, "drop", 0.5, 3);
     let tape = Tape::new();
     let x = tape.constant(Tensor::ones([1000]));
     let y = Module::<f64>::forward(&d, &params, x).value();

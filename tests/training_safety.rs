@@ -392,7 +392,10 @@ impl Module<f64> for Careless {
 fn eval_mode_reaches_dropout_inside_a_custom_container() {
     let mut params = ParamStore::<f64>::new();
     let c = Careless {
-        inner: vec![Box::new(Dropout::new(0.5, 1)), Box::new(Activation::Relu)],
+        inner: vec![
+            Box::new(Dropout::new(&mut params, "drop", 0.5, 1)),
+            Box::new(Activation::Relu),
+        ],
     };
     let tape = Tape::new();
     let x = tape.constant(Tensor::ones([200]));

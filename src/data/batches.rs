@@ -95,6 +95,32 @@ impl<'a, X: Rows + ?Sized, Y: Rows + ?Sized> MiniBatches<'a, X, Y> {
 
     /// The batches of epoch `epoch`, shuffled with the seed and the epoch.
     pub fn epoch(&self, epoch: usize) -> impl Iterator<Item = (X::Out, Y::Out)> + '_ {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// Where step `step` (counted from 0, one batch per step) falls:
+    /// `(epoch, batch within it)`. With [`MiniBatches::epoch_from`], how a
+    /// resumed run picks up the data where it stopped (the shuffle is a
+    /// function of the seed and the epoch, so nothing else needs saving).
+    ///
+    /// ```
+    /// use tapegrad::data::MiniBatches;
+    /// let (x, y) = (vec![0.0f32; 10], vec![0usize; 10]);
+    /// let b = MiniBatches::new(&x, &y, 4, 1); // 3 batches per epoch
+    /// assert_eq!(b.position(7), (2, 1));
+    /// ```
+    pub fn position(&self, step: u64) -> (usize, usize) {
+        let per_epoch = self.len().max(1) as u64;
+        ((step / per_epoch) as usize, (step % per_epoch) as usize)
+    }
+
+    /// The batches of epoch `epoch` from batch `first` on (the rest of an
+    /// interrupted epoch).
+    pub fn epoch_from(
+        &self,
+        epoch: usize,
+        first: usize,
+    ) -> impl Iterator<Item = (X::Out, Y::Out)> + '_ {
         let mut order: Vec<usize> = (0..self.x.len()).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(
             self.seed
@@ -103,7 +129,7 @@ impl<'a, X: Rows + ?Sized, Y: Rows + ?Sized> MiniBatches<'a, X, Y> {
         );
         order.shuffle(&mut rng);
         let bs = self.batch_size;
-        (0..self.len()).map(move |b| {
+        (first.min(self.len())..self.len()).map(move |b| {
             let idx = &order[b * bs..((b + 1) * bs).min(order.len())];
             (self.x.rows(idx), self.y.rows(idx))
         })

@@ -1,15 +1,25 @@
-//! Checkpoints in the safetensors format: parameters by name, optionally
-//! with the optimizer state. Loading checks every name, shape and dtype
-//! before changing anything; saving writes a temporary file and renames it
-//! over the target, so a failed save never destroys the previous checkpoint.
+//! Checkpoints in the safetensors format, and in-memory state dicts:
+//! parameters and buffers by name, optionally the optimizer's state, and
+//! the model's random streams (so a resumed run draws the same dropout
+//! masks). Loading checks every name, shape and dtype before changing
+//! anything and reports every mismatch at once; saving writes a temporary
+//! file and renames it over the target, so a failed save never destroys
+//! the previous checkpoint.
 
 use super::optim::Optimizer;
 use super::ParamStore;
 use crate::tensor::{Element, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// Tensors by name: a model's parameters and buffers, as PyTorch's
+/// `state_dict()`.
+pub type StateDict<T> = BTreeMap<String, Tensor<T>>;
 
 /// What went wrong reading or writing a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -30,82 +40,251 @@ pub enum CheckpointError {
         /// What the parser reported.
         message: String,
     },
-    /// A parameter of the model is not in the file.
-    #[error("{path}: parameter `{name}` is missing from the file")]
-    Missing {
+    /// The checkpoint does not fit the model: every problem found, not only
+    /// the first.
+    #[error("{path}: does not fit this model ({} problem{}): {}", .problems.len(), if .problems.len() == 1 { "" } else { "s" }, list(.problems))]
+    Mismatch {
+        /// The file (or `<state dict>`).
+        path: PathBuf,
+        /// Each missing, unexpected, misshapen or mistyped tensor.
+        problems: Vec<Mismatch>,
+    },
+    /// `load_with_optimizer` on a file saved without optimizer state.
+    #[error(
+        "{path}: the file holds no optimizer state (it was saved with `save`, or by another \
+         tool); load it with `load`, or pass LoadOptions::fresh_optimizer to start the \
+         optimizer afresh"
+    )]
+    NoOptimizerState {
         /// The file.
         path: PathBuf,
-        /// The parameter's name.
-        name: String,
     },
-    /// The file holds a tensor that the model has no parameter for.
-    #[error("{path}: the file has `{name}`, which is not a parameter of this model")]
-    Unexpected {
-        /// The file.
-        path: PathBuf,
-        /// The tensor's name.
-        name: String,
-    },
-    /// A tensor's shape differs from the parameter's.
-    #[error("{path}: `{name}` has shape {found:?} in the file but {expected:?} in the model")]
+}
+
+/// One way a checkpoint does not fit a model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mismatch {
+    /// A tensor of the model is not in the checkpoint.
+    Missing(String),
+    /// The checkpoint holds a tensor the model has none of.
+    Unexpected(String),
+    /// A tensor's shape differs.
     Shape {
-        /// The file.
-        path: PathBuf,
-        /// The parameter's name.
+        /// The model's name for it.
         name: String,
         /// The model's shape.
         expected: Vec<usize>,
-        /// The file's shape.
+        /// The checkpoint's shape.
         found: Vec<usize>,
     },
-    /// A tensor's element type differs from the model's.
-    #[error("{path}: `{name}` is stored as {found} but the model uses {expected}")]
+    /// A tensor's element type differs (and conversion was not asked for).
     Dtype {
-        /// The file.
-        path: PathBuf,
-        /// The parameter's name.
+        /// The model's name for it.
         name: String,
         /// The model's dtype.
         expected: String,
-        /// The file's dtype.
+        /// The checkpoint's dtype.
         found: String,
     },
 }
 
-const OPTIMIZER_PREFIX: &str = "optimizer.";
-const STEPS_KEY: &str = "optimizer_steps";
-
-fn dtype_of<T: Element>() -> Dtype {
-    if std::mem::size_of::<T>() == 4 {
-        Dtype::F32
-    } else {
-        Dtype::F64
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::Missing(n) => write!(f, "`{n}` is missing from the file"),
+            Mismatch::Unexpected(n) => write!(f, "the file has `{n}`, which the model has not"),
+            Mismatch::Shape {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "`{name}` has shape {found:?} in the file but {expected:?} in the model"
+            ),
+            Mismatch::Dtype {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "`{name}` is stored as {found} but the model uses {expected} \
+                 (LoadOptions::convert_dtype converts)"
+            ),
+        }
     }
 }
 
-fn to_bytes<T: Element>(t: &Tensor<T>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(t.numel() * std::mem::size_of::<T>());
+fn list(problems: &[Mismatch]) -> String {
+    let all: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    all.join("; ")
+}
+
+/// How to load a checkpoint. The default is strict: every tensor of the
+/// model must be in the file with its shape and dtype, and the file may
+/// hold nothing else.
+///
+/// ```
+/// use tapegrad::nn::LoadOptions;
+/// // A PyTorch DataParallel file, in f16, into part of a model:
+/// let opts = LoadOptions::new().strip_prefix("module.").convert_dtype(true).strict(false);
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    strict: bool,
+    strip_prefix: Option<String>,
+    add_prefix: Option<String>,
+    convert_dtype: bool,
+    fresh_optimizer: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LoadOptions {
+    /// Strict, names as they are, no conversion.
+    pub fn new() -> Self {
+        LoadOptions {
+            strict: true,
+            strip_prefix: None,
+            add_prefix: None,
+            convert_dtype: false,
+            fresh_optimizer: false,
+        }
+    }
+
+    /// With `false`, missing and unexpected names are returned in the
+    /// [`LoadReport`] instead of failing (PyTorch's `strict=False`);
+    /// shapes and dtypes of the names that match must still fit.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Removes `prefix` from every name in the file that starts with it
+    /// (`module.` of DataParallel, `model.` of Lightning).
+    pub fn strip_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.strip_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Puts `prefix` before every name in the file (after stripping).
+    pub fn add_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.add_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Converts f16, bf16, f32 and f64 tensors to the model's type.
+    pub fn convert_dtype(mut self, convert: bool) -> Self {
+        self.convert_dtype = convert;
+        self
+    }
+
+    /// Lets `load_with_optimizer` read a file without optimizer state:
+    /// the optimizer then starts afresh (no state, step 0).
+    pub fn fresh_optimizer(mut self, fresh: bool) -> Self {
+        self.fresh_optimizer = fresh;
+        self
+    }
+
+    /// The model's name for a name in the file.
+    fn map(&self, name: &str) -> String {
+        let name = match &self.strip_prefix {
+            Some(p) => name.strip_prefix(p.as_str()).unwrap_or(name),
+            None => name,
+        };
+        match &self.add_prefix {
+            Some(p) => format!("{p}{name}"),
+            None => name.to_string(),
+        }
+    }
+}
+
+/// What a non-strict load did not match (PyTorch's `load_state_dict`
+/// result).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Tensors of the model the checkpoint does not have (left as they
+    /// were).
+    pub missing: Vec<String>,
+    /// Names in the checkpoint the model has no tensor for (ignored).
+    pub unexpected: Vec<String>,
+}
+
+/// The precision a checkpoint is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// IEEE half.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// IEEE single.
+    F32,
+    /// IEEE double.
+    F64,
+}
+
+impl Precision {
+    fn dtype(self) -> Dtype {
+        match self {
+            Precision::F16 => Dtype::F16,
+            Precision::BF16 => Dtype::BF16,
+            Precision::F32 => Dtype::F32,
+            Precision::F64 => Dtype::F64,
+        }
+    }
+
+    fn of<T: Element>() -> Self {
+        if std::mem::size_of::<T>() == 4 {
+            Precision::F32
+        } else {
+            Precision::F64
+        }
+    }
+}
+
+const OPTIMIZER_PREFIX: &str = "optimizer.";
+const STEPS_KEY: &str = "optimizer_steps";
+const RNG_PREFIX: &str = "rng.";
+
+fn to_bytes<T: Element>(t: &Tensor<T>, p: Precision) -> Vec<u8> {
+    let mut out = Vec::with_capacity(t.numel() * 8);
     for v in t.data() {
-        match dtype_of::<T>() {
-            Dtype::F32 => out.extend_from_slice(&v.to_f32().unwrap().to_le_bytes()),
-            _ => out.extend_from_slice(&v.to_f64().unwrap().to_le_bytes()),
+        let v = v.to_f64().unwrap_or(f64::NAN);
+        match p {
+            Precision::F16 => out.extend_from_slice(&half::f16::from_f64(v).to_le_bytes()),
+            Precision::BF16 => out.extend_from_slice(&half::bf16::from_f64(v).to_le_bytes()),
+            Precision::F32 => out.extend_from_slice(&(v as f32).to_le_bytes()),
+            Precision::F64 => out.extend_from_slice(&v.to_le_bytes()),
         }
     }
     out
 }
 
-fn from_bytes<T: Element>(bytes: &[u8], shape: &[usize]) -> Tensor<T> {
-    let data: Vec<T> = match dtype_of::<T>() {
-        Dtype::F32 => bytes
+/// Decodes a tensor stored as `dtype`; `None` for a dtype it cannot read.
+fn decode<T: Element>(dtype: Dtype, bytes: &[u8], shape: &[usize]) -> Option<Tensor<T>> {
+    fn read<T: Element, const N: usize>(b: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<T> {
+        b.chunks_exact(N)
+            .map(|c| T::lit(f(c.try_into().expect("chunks of N bytes"))))
+            .collect()
+    }
+    let data: Vec<T> = match dtype {
+        Dtype::F64 => read(bytes, f64::from_le_bytes),
+        Dtype::F32 if Precision::of::<T>() == Precision::F32 => bytes
             .chunks_exact(4)
             .map(|c| T::from(f32::from_le_bytes(c.try_into().unwrap())).unwrap())
             .collect(),
-        _ => bytes
-            .chunks_exact(8)
-            .map(|c| T::from(f64::from_le_bytes(c.try_into().unwrap())).unwrap())
-            .collect(),
+        Dtype::F32 => read(bytes, |c| f32::from_le_bytes(c) as f64),
+        Dtype::F16 => read(bytes, |c| half::f16::from_le_bytes(c).to_f64()),
+        Dtype::BF16 => read(bytes, |c| half::bf16::from_le_bytes(c).to_f64()),
+        Dtype::I64 => read(bytes, |c| i64::from_le_bytes(c) as f64),
+        Dtype::I32 => read(bytes, |c| i32::from_le_bytes(c) as f64),
+        _ => return None,
     };
-    Tensor::from_vec(data, shape)
+    Some(Tensor::from_vec(data, shape))
 }
 
 /// Writes `bytes` next to `path` and renames it into place.
@@ -131,8 +310,87 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     }
 }
 
+/// A random stream's position as text: seed, stream and word position.
+fn rng_to_text(rng: &ChaCha8Rng) -> String {
+    let seed: String = rng.get_seed().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{seed}:{}:{}", rng.get_stream(), rng.get_word_pos())
+}
+
+fn rng_from_text(text: &str) -> Option<ChaCha8Rng> {
+    let mut parts = text.split(':');
+    let hex = parts.next()?;
+    let stream: u64 = parts.next()?.parse().ok()?;
+    let pos: u128 = parts.next()?.parse().ok()?;
+    if hex.len() != 64 || parts.next().is_some() {
+        return None;
+    }
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    let mut rng = ChaCha8Rng::from_seed(seed);
+    rng.set_stream(stream);
+    rng.set_word_pos(pos);
+    Some(rng)
+}
+
+/// One tensor of a checkpoint, before decoding.
+struct Source<'a> {
+    name: &'a str,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: &'a [u8],
+}
+
+/// What a load will do: the tensors to assign, or every problem.
+struct Plan<T: Element> {
+    values: Vec<(super::ParamId, Tensor<T>)>,
+    report: LoadReport,
+}
+
 impl<T: Element> ParamStore<T> {
-    /// Saves every parameter under its name.
+    /// Every parameter and buffer by name, as PyTorch's `state_dict()`.
+    ///
+    /// ```
+    /// use tapegrad::nn::{Activation, LoadOptions, Mlp, ParamStore};
+    /// let mut a = ParamStore::<f64>::new();
+    /// Mlp::new(&mut a, "mlp", &[2, 3, 1], Activation::Tanh, 1);
+    /// let state = a.state_dict();
+    /// assert_eq!(state.len(), 4);
+    /// let mut b = ParamStore::<f64>::new();
+    /// Mlp::new(&mut b, "mlp", &[2, 3, 1], Activation::Tanh, 2);
+    /// b.load_state_dict(&state, &LoadOptions::new())?;
+    /// assert_eq!(b.state_dict(), state);
+    /// # Ok::<(), tapegrad::nn::CheckpointError>(())
+    /// ```
+    pub fn state_dict(&self) -> StateDict<T> {
+        self.iter()
+            .map(|(_, name, value)| (name.to_string(), value.clone()))
+            .collect()
+    }
+
+    /// Loads tensors by name from a state dict. Nothing changes on error.
+    pub fn load_state_dict(
+        &mut self,
+        state: &StateDict<T>,
+        options: &LoadOptions,
+    ) -> Result<LoadReport, CheckpointError> {
+        let sources: Vec<Source<'_>> = state
+            .iter()
+            .map(|(name, t)| Source {
+                name,
+                dtype: Precision::of::<T>().dtype(),
+                shape: t.shape().to_vec(),
+                bytes: &[],
+            })
+            .collect();
+        let path = PathBuf::from("<state dict>");
+        let plan = self.plan(&path, &sources, options, |s| Some(state[s.name].clone()))?;
+        Ok(self.apply(plan))
+    }
+
+    /// Saves every parameter and buffer under its name, and the positions
+    /// of the random streams.
     ///
     /// ```
     /// use tapegrad::nn::{Activation, Mlp, ParamStore};
@@ -148,7 +406,16 @@ impl<T: Element> ParamStore<T> {
     /// # Ok::<(), tapegrad::nn::CheckpointError>(())
     /// ```
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), CheckpointError> {
-        self.save_impl(path.as_ref(), None)
+        self.save_impl(path.as_ref(), None, Precision::of::<T>())
+    }
+
+    /// Saves in another precision (f16 or bf16 to halve a file; f64).
+    pub fn save_as(
+        &self,
+        path: impl AsRef<Path>,
+        precision: Precision,
+    ) -> Result<(), CheckpointError> {
+        self.save_impl(path.as_ref(), None, precision)
     }
 
     /// Saves the parameters and the optimizer's state (its per-parameter
@@ -158,24 +425,34 @@ impl<T: Element> ParamStore<T> {
         path: impl AsRef<Path>,
         opt: &dyn Optimizer<T>,
     ) -> Result<(), CheckpointError> {
-        self.save_impl(path.as_ref(), Some(opt))
+        self.save_impl(path.as_ref(), Some(opt), Precision::of::<T>())
     }
 
     fn save_impl(
         &self,
         path: &Path,
         opt: Option<&dyn Optimizer<T>>,
+        precision: Precision,
     ) -> Result<(), CheckpointError> {
         let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = self
             .iter()
-            .map(|(_, name, value)| (name.to_string(), value.shape().to_vec(), to_bytes(value)))
+            .map(|(_, name, value)| {
+                let bytes = to_bytes(value, precision);
+                (name.to_string(), value.shape().to_vec(), bytes)
+            })
             .collect();
         let mut metadata = HashMap::from([("format".to_string(), "tapegrad".to_string())]);
+        for s in self.streams.values() {
+            metadata.insert(
+                format!("{RNG_PREFIX}{}", s.name),
+                rng_to_text(&s.rng.borrow()),
+            );
+        }
         if let Some(opt) = opt {
             for (slot_name, slot) in opt.slots() {
                 for (id, t) in slot.iter() {
                     let name = format!("{OPTIMIZER_PREFIX}{slot_name}.{}", self.name(id));
-                    entries.push((name, t.shape().to_vec(), to_bytes(t)));
+                    entries.push((name, t.shape().to_vec(), to_bytes(t, precision)));
                 }
             }
             metadata.insert(STEPS_KEY.to_string(), opt.steps().to_string());
@@ -183,10 +460,8 @@ impl<T: Element> ParamStore<T> {
         let views: Vec<(String, TensorView<'_>)> = entries
             .iter()
             .map(|(n, shape, bytes)| {
-                (
-                    n.clone(),
-                    TensorView::new(dtype_of::<T>(), shape.clone(), bytes).expect("sizes match"),
-                )
+                let view = TensorView::new(precision.dtype(), shape.clone(), bytes);
+                (n.clone(), view.expect("sizes match"))
             })
             .collect();
         let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| {
@@ -198,28 +473,70 @@ impl<T: Element> ParamStore<T> {
         write_atomically(path, &bytes)
     }
 
-    /// Loads every parameter by name. Strict: every parameter must be in
-    /// the file with the same shape and dtype, and the file may hold
-    /// nothing else but optimizer state. Nothing changes on error.
+    /// Loads every parameter and buffer by name, strictly: every tensor of
+    /// the model must be in the file with the same shape and dtype, and the
+    /// file may hold nothing else but optimizer state. Nothing changes on
+    /// error, and the error lists every mismatch.
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<(), CheckpointError> {
-        self.load_impl(path.as_ref(), None)
+        self.load_impl(path.as_ref(), None, &LoadOptions::new())
+            .map(|_| ())
+    }
+
+    /// Loads with options: non-strict, renamed, converted.
+    ///
+    /// ```
+    /// use tapegrad::nn::{Activation, LoadOptions, Mlp, ParamStore, Precision};
+    /// let mut small = ParamStore::<f32>::new();
+    /// Mlp::new(&mut small, "net", &[3, 4], Activation::Tanh, 1);
+    /// let path = std::env::temp_dir().join(format!("tapegrad-doc-opts-{}.safetensors", std::process::id()));
+    /// small.save_as(&path, Precision::F16)?;
+    /// let mut big = ParamStore::<f32>::new();
+    /// Mlp::new(&mut big, "mlp", &[3, 4, 2], Activation::Tanh, 2);
+    /// let opts = LoadOptions::new().strip_prefix("net.").add_prefix("mlp.").convert_dtype(true).strict(false);
+    /// let report = big.load_with(&path, &opts)?;
+    /// assert_eq!(report.missing, ["mlp.2.bias", "mlp.2.weight"]);
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # Ok::<(), tapegrad::nn::CheckpointError>(())
+    /// ```
+    pub fn load_with(
+        &mut self,
+        path: impl AsRef<Path>,
+        options: &LoadOptions,
+    ) -> Result<LoadReport, CheckpointError> {
+        self.load_impl(path.as_ref(), None, options)
     }
 
     /// Loads the parameters and restores the optimizer's state from a file
     /// written by [`ParamStore::save_with_optimizer`].
+    ///
+    /// # Errors
+    /// As [`ParamStore::load`], and [`CheckpointError::NoOptimizerState`]
+    /// for a file without optimizer state.
     pub fn load_with_optimizer(
         &mut self,
         path: impl AsRef<Path>,
         opt: &mut dyn Optimizer<T>,
     ) -> Result<(), CheckpointError> {
-        self.load_impl(path.as_ref(), Some(opt))
+        self.load_impl(path.as_ref(), Some(opt), &LoadOptions::new())
+            .map(|_| ())
+    }
+
+    /// [`ParamStore::load_with_optimizer`] with options.
+    pub fn load_with_optimizer_and(
+        &mut self,
+        path: impl AsRef<Path>,
+        opt: &mut dyn Optimizer<T>,
+        options: &LoadOptions,
+    ) -> Result<LoadReport, CheckpointError> {
+        self.load_impl(path.as_ref(), Some(opt), options)
     }
 
     fn load_impl(
         &mut self,
         path: &Path,
         opt: Option<&mut dyn Optimizer<T>>,
-    ) -> Result<(), CheckpointError> {
+        options: &LoadOptions,
+    ) -> Result<LoadReport, CheckpointError> {
         let p = || path.to_path_buf();
         let bytes =
             std::fs::read(path).map_err(|source| CheckpointError::Io { path: p(), source })?;
@@ -228,64 +545,63 @@ impl<T: Element> ParamStore<T> {
             message: e.to_string(),
         };
         let file = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
-        let read = |name: &str, expected: &[usize]| -> Result<Tensor<T>, CheckpointError> {
-            let view = file.tensor(name).map_err(|_| CheckpointError::Missing {
-                path: p(),
-                name: name.to_string(),
-            })?;
-            if view.dtype() != dtype_of::<T>() {
-                return Err(CheckpointError::Dtype {
-                    path: p(),
-                    name: name.to_string(),
-                    expected: format!("{:?}", dtype_of::<T>()),
-                    found: format!("{:?}", view.dtype()),
-                });
-            }
-            if view.shape() != expected {
-                return Err(CheckpointError::Shape {
-                    path: p(),
-                    name: name.to_string(),
-                    expected: expected.to_vec(),
-                    found: view.shape().to_vec(),
-                });
-            }
-            Ok(from_bytes(view.data(), expected))
-        };
-        // Read and check everything first; assign only when all is well.
-        let mut values = Vec::with_capacity(self.len());
-        for (id, name, value) in self.iter() {
-            values.push((id, read(name, value.shape())?));
-        }
-        for name in file.names() {
-            if self.id(name).is_none() && !name.starts_with(OPTIMIZER_PREFIX) {
-                return Err(CheckpointError::Unexpected {
-                    path: p(),
-                    name: name.to_string(),
-                });
-            }
-        }
+        let metadata = SafeTensors::read_metadata(&bytes)
+            .map_err(corrupt)?
+            .1
+            .metadata()
+            .clone()
+            .unwrap_or_default();
+        let sources: Vec<Source<'_>> = file
+            .iter()
+            .filter(|(name, _)| !name.starts_with(OPTIMIZER_PREFIX))
+            .map(|(name, view)| Source {
+                name,
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+                bytes: view.data(),
+            })
+            .collect();
+        let plan = self.plan(path, &sources, options, |s| {
+            decode(s.dtype, s.bytes, &s.shape)
+        })?;
+        // The optimizer's state, checked before anything changes.
         let mut state = Vec::new();
+        let steps = metadata.get(STEPS_KEY).and_then(|s| s.parse::<u64>().ok());
         if let Some(opt) = &opt {
+            if steps.is_none() && !options.fresh_optimizer {
+                return Err(CheckpointError::NoOptimizerState { path: p() });
+            }
+            let mut problems = Vec::new();
             for (slot_name, _) in opt.slots() {
                 for (id, name, value) in self.iter() {
                     let key = format!("{OPTIMIZER_PREFIX}{slot_name}.{name}");
-                    if file.names().contains(&key.as_str()) {
-                        state.push((slot_name, id, read(&key, value.shape())?));
+                    let Ok(view) = file.tensor(&key) else {
+                        continue;
+                    };
+                    if view.shape() != value.shape() {
+                        problems.push(Mismatch::Shape {
+                            name: key,
+                            expected: value.shape().to_vec(),
+                            found: view.shape().to_vec(),
+                        });
+                    } else if let Some(t) = decode::<T>(view.dtype(), view.data(), value.shape()) {
+                        state.push((slot_name, id, t));
                     }
                 }
             }
+            if !problems.is_empty() {
+                return Err(CheckpointError::Mismatch {
+                    path: p(),
+                    problems,
+                });
+            }
         }
-        let steps = SafeTensors::read_metadata(&bytes)
-            .ok()
-            .and_then(|(_, m)| {
-                m.metadata()
-                    .as_ref()
-                    .and_then(|m| m.get(STEPS_KEY))
-                    .cloned()
-            })
-            .and_then(|s| s.parse::<u64>().ok());
-        for (id, v) in values {
-            *self.value_mut(id) = v;
+        let report = self.apply(plan);
+        for s in self.streams.values() {
+            let saved = metadata.get(&format!("{RNG_PREFIX}{}", s.name));
+            if let Some(rng) = saved.and_then(|t| rng_from_text(t)) {
+                *s.rng.borrow_mut() = rng;
+            }
         }
         if let Some(opt) = opt {
             for (slot_name, slot) in opt.slots_mut() {
@@ -298,6 +614,79 @@ impl<T: Element> ParamStore<T> {
             }
             opt.set_steps(steps.unwrap_or(0));
         }
-        Ok(())
+        Ok(report)
+    }
+
+    /// Matches `sources` to the model's tensors and decodes them, or lists
+    /// every problem.
+    fn plan<'a>(
+        &self,
+        path: &Path,
+        sources: &'a [Source<'a>],
+        options: &LoadOptions,
+        decode: impl Fn(&Source<'a>) -> Option<Tensor<T>>,
+    ) -> Result<Plan<T>, CheckpointError> {
+        let mut problems = Vec::new();
+        let mut report = LoadReport::default();
+        let mut values = Vec::new();
+        let by_name: HashMap<String, &Source<'_>> =
+            sources.iter().map(|s| (options.map(s.name), s)).collect();
+        let ours = Precision::of::<T>().dtype();
+        for (id, name, value) in self.iter() {
+            let Some(s) = by_name.get(name) else {
+                report.missing.push(name.to_string());
+                continue;
+            };
+            let integer_buffer = self.is_buffer(id) && matches!(s.dtype, Dtype::I64 | Dtype::I32);
+            if s.dtype != ours && !options.convert_dtype && !integer_buffer {
+                problems.push(Mismatch::Dtype {
+                    name: name.to_string(),
+                    expected: format!("{ours:?}"),
+                    found: format!("{:?}", s.dtype),
+                });
+            } else if s.shape != value.shape() {
+                problems.push(Mismatch::Shape {
+                    name: name.to_string(),
+                    expected: value.shape().to_vec(),
+                    found: s.shape.clone(),
+                });
+            } else {
+                match decode(s) {
+                    Some(t) => values.push((id, t)),
+                    None => problems.push(Mismatch::Dtype {
+                        name: name.to_string(),
+                        expected: format!("{ours:?}"),
+                        found: format!("{:?} (not a number type tapegrad reads)", s.dtype),
+                    }),
+                }
+            }
+        }
+        let mut unexpected: Vec<String> = by_name
+            .keys()
+            .filter(|n| self.id(n).is_none())
+            .cloned()
+            .collect();
+        unexpected.sort();
+        report.unexpected = unexpected;
+        report.missing.sort();
+        if options.strict {
+            problems.extend(report.missing.iter().cloned().map(Mismatch::Missing));
+            problems.extend(report.unexpected.iter().cloned().map(Mismatch::Unexpected));
+        }
+        if problems.is_empty() {
+            Ok(Plan { values, report })
+        } else {
+            Err(CheckpointError::Mismatch {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    fn apply(&mut self, plan: Plan<T>) -> LoadReport {
+        for (id, v) in plan.values {
+            *self.value_mut(id) = v;
+        }
+        plan.report
     }
 }

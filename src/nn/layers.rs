@@ -1,11 +1,9 @@
 //! Layers: Linear, activations, an MLP builder, Dropout and LayerNorm.
 
-use super::{Init, Module, ParamId, ParamStore, Sequential};
+use super::{Init, Module, ParamId, ParamStore, RngId, Sequential};
 use crate::tape::Var;
 use crate::tensor::{Element, Tensor};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use std::cell::RefCell;
+use rand::Rng;
 
 /// Joins a prefix and a name with a dot (no dot after an empty prefix).
 fn join(prefix: &str, name: &str) -> String {
@@ -254,7 +252,8 @@ impl<T: Element> Mlp<T> {
             if i + 2 < sizes.len() {
                 layers = layers.add(activation);
                 if p > 0.0 {
-                    layers = layers.add(Dropout::new(p, layer_seed ^ 0xd0));
+                    let at = join(name, &(stride * i + 2).to_string());
+                    layers = layers.add(Dropout::new(params, &at, p, layer_seed ^ 0xd0));
                 }
             }
         }
@@ -276,25 +275,38 @@ impl<T: Element> Module<T> for Mlp<T> {
 /// the rest by `1/(1-p)`; the identity in evaluation mode (the store's
 /// mode: [`ParamStore::eval`]). Its random stream comes from a seed, so
 /// runs repeat exactly.
+///
+/// ```
+/// use tapegrad::nn::{Dropout, Module, ParamStore};
+/// use tapegrad::{Tape, Tensor};
+/// let mut params = ParamStore::<f32>::new();
+/// let drop = Dropout::new(&mut params, "drop", 0.5, 7);
+/// let tape = Tape::new();
+/// let y = drop.forward(&params, tape.constant(Tensor::ones([1000]))).value();
+/// assert!(y.data().iter().all(|&v| v == 0.0 || v == 2.0));
+/// ```
+#[derive(Clone, Debug)]
 pub struct Dropout {
     p: f64,
-    rng: RefCell<ChaCha8Rng>,
+    rng: RngId,
 }
 
 impl Dropout {
-    /// Dropout with probability `p` in `[0, 1)`, starting in training mode.
+    /// Dropout with probability `p` in `[0, 1)`, drawing its masks from a
+    /// random stream `name` of `params` seeded with `seed` (so that
+    /// checkpoints save where it is).
     ///
     /// # Panics
-    /// If `p` is outside `[0, 1)`.
+    /// If `p` is outside `[0, 1)`, or the store has a stream called `name`.
     #[track_caller]
-    pub fn new(p: f64, seed: u64) -> Self {
+    pub fn new<T: Element>(params: &mut ParamStore<T>, name: &str, p: f64, seed: u64) -> Self {
         assert!(
             (0.0..1.0).contains(&p),
             "Dropout::new: p = {p} is not in [0, 1)"
         );
         Dropout {
             p,
-            rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
+            rng: params.add_rng(name, seed),
         }
     }
 }
@@ -305,7 +317,7 @@ impl<T: Element> Module<T> for Dropout {
             return x;
         }
         let keep = T::lit(1.0 / (1.0 - self.p));
-        let mut rng = self.rng.borrow_mut();
+        let mut rng = params.rng(self.rng);
         let mask = Tensor::from_fn(x.shape(), |_| {
             if rng.random::<f64>() < self.p {
                 T::zero()

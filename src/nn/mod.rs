@@ -33,7 +33,7 @@ mod module;
 pub mod optim;
 mod params;
 
-pub use checkpoint::CheckpointError;
+pub use checkpoint::{CheckpointError, LoadOptions, LoadReport, Mismatch, Precision, StateDict};
 pub use init::Init;
 pub use layers::{Activation, Dropout, LayerNorm, Linear, Mlp};
 pub use loss::{
@@ -45,4 +45,4 @@ pub use optim::{
     clip_grad_norm, try_clip_grad_norm, AdaGrad, Adam, AdamW, GradAccumulator, GradSource, Hyper,
     Optimizer, ParamGroup, RmsProp, Schedule, Settings, Sgd, StepError,
 };
-pub use params::{ParamId, ParamKey, ParamStore};
+pub use params::{ParamId, ParamKey, ParamStore, RngId};

@@ -4,13 +4,27 @@
 
 use crate::tape::{Bound, Gradients, Tape, Var};
 use crate::tensor::{Element, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use slotmap::{Key, SlotMap};
+use std::cell::{RefCell, RefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 slotmap::new_key_type! {
     /// A handle to one parameter (or buffer) in a [`ParamStore`]. Modules
     /// hold these, not tensors.
     pub struct ParamId;
+
+    /// A handle to one named random stream in a [`ParamStore`] (dropout's
+    /// masks), saved in checkpoints so that a resumed run draws what the
+    /// uninterrupted one would have.
+    pub struct RngId;
+}
+
+/// A named random stream.
+pub(crate) struct Stream {
+    pub(crate) name: String,
+    pub(crate) rng: RefCell<ChaCha8Rng>,
 }
 
 /// What a stored tensor is for.
@@ -79,6 +93,7 @@ static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
 pub struct ParamStore<T: Element> {
     id: u64,
     params: SlotMap<ParamId, Param<T>>,
+    pub(crate) streams: SlotMap<RngId, Stream>,
     training: bool,
 }
 
@@ -94,6 +109,7 @@ impl<T: Element> ParamStore<T> {
         ParamStore {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             params: SlotMap::with_key(),
+            streams: SlotMap::with_key(),
             training: true,
         }
     }
@@ -138,6 +154,41 @@ impl<T: Element> ParamStore<T> {
             kind,
             frozen: false,
         })
+    }
+
+    /// Adds a random stream called `name`, seeded with `seed` (for layers
+    /// that draw random numbers, like [`crate::nn::Dropout`]). Checkpoints
+    /// save its position.
+    ///
+    /// # Panics
+    /// If a stream of that name exists already.
+    #[track_caller]
+    pub fn add_rng(&mut self, name: impl Into<String>, seed: u64) -> RngId {
+        let name = name.into();
+        assert!(
+            self.streams.values().all(|s| s.name != name),
+            "ParamStore::add_rng: a random stream named `{name}` exists already"
+        );
+        self.streams.insert(Stream {
+            name,
+            rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
+        })
+    }
+
+    /// The random stream `id`, to draw from.
+    ///
+    /// # Panics
+    /// If `id` is not a stream of this store, or it is being drawn from
+    /// already.
+    #[track_caller]
+    pub fn rng(&self, id: RngId) -> RefMut<'_, ChaCha8Rng> {
+        match self.streams.get(id) {
+            Some(s) => s.rng.borrow_mut(),
+            None => panic!(
+                "ParamStore::rng: {id:?} is not a random stream of this store: \
+                 build the model with the store you run it with"
+            ),
+        }
     }
 
     /// The parameter (or buffer) called `name`.
@@ -266,7 +317,7 @@ impl<T: Element> ParamStore<T> {
     /// use tapegrad::nn::{Dropout, Module, ParamStore};
     /// use tapegrad::{Tape, Tensor};
     /// let mut params = ParamStore::<f32>::new();
-    /// let drop = Dropout::new(0.5, 1);
+    /// let drop = Dropout::new(&mut params, "drop", 0.5, 1);
     /// let tape = Tape::new();
     /// params.eval();
     /// let y = drop.forward(&params, tape.constant(Tensor::ones([4])));
