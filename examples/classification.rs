@@ -77,7 +77,7 @@ fn run(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse(USAGE);
-    let epochs: usize = args.value("epochs", if args.flag("quick") { 5 } else { 60 });
+    let epochs = args.count("epochs", if args.flag("quick") { 5 } else { 60 });
     let seed: u64 = args.value("seed", 42);
     run("iris.csv", "species", &[16], epochs, seed)?;
     run("digits.csv", "digit", &[64], epochs, seed)?;

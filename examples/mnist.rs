@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{accuracy, argmax_rows, save_panels, Args, Panel, Series};
+use common::{save_panels, Args, Panel, Series};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tapegrad::data::{read_mnist, train_test_split, MiniBatches, Rows};
 use tapegrad::nn::{
-    cross_entropy, Activation, Adam, Dropout, Linear, Module, Optimizer, ParamStore, Schedule,
-    Sequential,
+    accuracy, cross_entropy, Activation, Adam, Dropout, Linear, Module, Optimizer, ParamStore,
+    Schedule, Sequential,
 };
 use tapegrad::{Tape, Tensor};
 
@@ -128,11 +128,24 @@ fn jitter(x: &Tensor<f32>, seed: u64) -> Tensor<f32> {
     out
 }
 
-/// Predicted classes, without recording gradients.
-fn predict(model: &Sequential<f32>, params: &ParamStore<f32>, x: &Tensor<f32>) -> Vec<usize> {
+/// The model's logits for `x`, without recording gradients (evaluation
+/// mode must be set by the caller: `params.eval()`).
+fn logits(model: &Sequential<f32>, params: &ParamStore<f32>, x: &Tensor<f32>) -> Tensor<f32> {
     let tape = Tape::new();
-    let logits = tape.no_grad(|| model.forward(params, tape.constant(x.clone())));
-    argmax_rows(&logits.value())
+    tape.no_grad(|| model.forward(params, tape.constant(x.clone())).value())
+}
+
+/// Held-out loss and accuracy.
+fn evaluate(
+    model: &Sequential<f32>,
+    params: &ParamStore<f32>,
+    x: &Tensor<f32>,
+    y: &[usize],
+) -> (f64, f64) {
+    let scores = logits(model, params, x);
+    let tape = Tape::new();
+    let loss = tape.no_grad(|| cross_entropy(tape.constant(scores.clone()), y).item());
+    (loss as f64, accuracy(&scores, y))
 }
 
 /// A digit as text, two characters per pixel.
@@ -167,8 +180,8 @@ fn main() {
 fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse(USAGE);
     let quick = args.flag("quick");
-    let epochs: usize = args.value("epochs", if quick { 1 } else { 20 });
-    let batch: usize = args.value("batch", 64);
+    let epochs = args.count("epochs", if quick { 1 } else { 20 });
+    let batch = args.count("batch", 64);
     let lr: f64 = args.value("lr", 1e-3);
     let seed: u64 = args.value("seed", 42);
     let data_dir: String = args.value("data", String::new());
@@ -204,7 +217,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let style =
         ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos:>3}/{len} {elapsed:>3} {msg}")?
             .progress_chars("=> ");
-    let (mut loss_curve, mut acc_curve) = (vec![], vec![]);
+    let (mut loss_curve, mut test_loss_curve, mut acc_curve) = (vec![], vec![], vec![]);
     let start = Instant::now();
     let mut step = 0;
     for epoch in 0..epochs {
@@ -226,11 +239,11 @@ fn run() -> Result<(), Box<dyn Error>> {
             }
         }
         params.eval();
-        let test_acc = accuracy(&predict(&model, &params, &data.x_test), &data.y_test);
+        let (test_loss, test_acc) = evaluate(&model, &params, &data.x_test, &data.y_test);
         params.train();
         let mean_loss = sum / count as f64;
         let summary = format!(
-            "loss {mean_loss:.4}  test accuracy {:.2}%",
+            "loss {mean_loss:.4}  held-out loss {test_loss:.4}  accuracy {:.2}%",
             100.0 * test_acc
         );
         if bar.is_hidden() {
@@ -243,6 +256,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         }
         bar.finish_with_message(summary);
         loss_curve.push(((epoch + 1) as f64, mean_loss));
+        test_loss_curve.push(((epoch + 1) as f64, test_loss));
         acc_curve.push(((epoch + 1) as f64, 100.0 * test_acc));
     }
     let test_acc = acc_curve.last().map_or(0.0, |p| p.1);
@@ -257,13 +271,19 @@ fn run() -> Result<(), Box<dyn Error>> {
         &svg,
         &[
             Panel {
-                title: "training loss",
+                title: "loss (log scale)",
                 x_label: "epoch",
                 y_label: "cross-entropy",
-                series: vec![Series {
-                    name: "train loss",
-                    points: loss_curve,
-                }],
+                series: vec![
+                    Series {
+                        name: "training (mean over the epoch)",
+                        points: loss_curve,
+                    },
+                    Series {
+                        name: "held-out (end of epoch)",
+                        points: test_loss_curve,
+                    },
+                ],
                 log_y: true,
             },
             Panel {
@@ -287,12 +307,13 @@ fn run() -> Result<(), Box<dyn Error>> {
     let model2 = build_model(&mut restored, 0);
     restored.eval();
     restored.load(&ckpt)?;
-    let pred = predict(&model2, &restored, &data.x_test);
+    let scores = logits(&model2, &restored, &data.x_test);
+    let pred = scores.argmax(1);
     println!(
         "checkpoint: {} ({} weights); reloaded model's test accuracy {:.2}%",
         ckpt.display(),
         restored.num_elements(),
-        100.0 * accuracy(&pred, &data.y_test)
+        100.0 * accuracy(&scores, &data.y_test)
     );
     println!(
         "the first held-out digit, read as {} (label {}):",

@@ -24,7 +24,7 @@ usage: cargo run --release --example optimizers -- [--epochs N] [--seed N] [--ou
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse(USAGE);
-    let epochs: usize = args.value("epochs", if args.flag("quick") { 3 } else { 30 });
+    let epochs = args.count("epochs", if args.flag("quick") { 3 } else { 30 });
     let seed: u64 = args.value("seed", 42);
     let out = args.out_dir();
 

@@ -77,7 +77,7 @@ struct Data {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse(USAGE);
-    let epochs: usize = args.value("epochs", if args.flag("quick") { 50 } else { 150 });
+    let epochs = args.count("epochs", if args.flag("quick") { 50 } else { 150 });
     let seed: u64 = args.value("seed", 42);
 
     let table = read_csv(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/diabetes.csv"))?;

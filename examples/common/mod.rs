@@ -2,47 +2,133 @@
 #![allow(dead_code)]
 
 use plotters::prelude::*;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use tapegrad::{Element, Tensor};
 
-/// Command-line flags: `--name value` pairs and bare `--switches`.
+/// Command-line options, parsed by `lexopt`: `--name value`,
+/// `--name=value` and bare `--switches`. The options an example accepts are
+/// the ones its usage text lists (`--epochs N` takes a value, `--quick`
+/// does not), so the help and the parser cannot disagree; anything else is
+/// an error that prints the usage.
 pub struct Args {
-    args: Vec<String>,
+    values: HashMap<String, String>,
+    switches: Vec<String>,
     usage: &'static str,
 }
 
-impl Args {
-    /// Reads the process arguments; `--help` prints `usage` and exits.
-    pub fn parse(usage: &'static str) -> Self {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        if args.iter().any(|a| a == "--help" || a == "-h") {
-            println!("{usage}");
-            std::process::exit(0);
+/// The options `usage` lists: name, and whether it takes a value (an
+/// upper-case placeholder after it).
+fn options(usage: &str) -> Vec<(String, bool)> {
+    let words: Vec<&str> = usage
+        .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for (k, w) in words.iter().enumerate() {
+        let Some(name) = w.strip_prefix("--") else {
+            continue;
+        };
+        // `cargo run --release --example NAME --` in the usage line is
+        // cargo's, not the example's.
+        let cargo = ["release", "example"].contains(&name);
+        if name.is_empty() || cargo || out.iter().any(|(n, _)| n == name) {
+            continue;
         }
-        Args { args, usage }
+        let takes = words.get(k + 1).is_some_and(|next| {
+            next.chars().all(|c| c.is_ascii_uppercase() || c == '_') && next.len() <= 8
+        });
+        out.push((name.to_string(), takes));
+    }
+    out
+}
+
+impl Args {
+    /// Reads the process arguments; `--help` prints `usage` and exits, an
+    /// unknown option or a missing value prints what is wrong and the
+    /// usage, and exits with status 2.
+    pub fn parse(usage: &'static str) -> Self {
+        match Self::try_parse(usage, std::env::args_os().skip(1)) {
+            Ok(args) => args,
+            Err(e) if e == "help" => {
+                println!("{usage}");
+                std::process::exit(0);
+            }
+            Err(e) => {
+                eprintln!("error: {e}\n\n{usage}");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    fn try_parse(
+        usage: &'static str,
+        argv: impl IntoIterator<Item = std::ffi::OsString>,
+    ) -> Result<Self, String> {
+        use lexopt::Arg;
+        let known = options(usage);
+        let mut parser = lexopt::Parser::from_args(argv);
+        let mut args = Args {
+            values: HashMap::new(),
+            switches: Vec::new(),
+            usage,
+        };
+        while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+            match arg {
+                Arg::Long("help") | Arg::Short('h') => return Err("help".into()),
+                Arg::Long(name) => {
+                    let name = name.to_string();
+                    match known.iter().find(|(n, _)| *n == name) {
+                        Some((_, true)) => {
+                            let v = parser
+                                .value()
+                                .map_err(|_| format!("--{name} needs a value"))?;
+                            let v = v
+                                .into_string()
+                                .map_err(|_| format!("--{name}: not UTF-8"))?;
+                            args.values.insert(name, v);
+                        }
+                        Some((_, false)) => args.switches.push(name),
+                        None => return Err(format!("unknown option --{name}")),
+                    }
+                }
+                other => return Err(other.unexpected().to_string()),
+            }
+        }
+        Ok(args)
     }
 
     /// Whether `--name` was given, or the environment asks for quick runs
     /// (`TAPEGRAD_QUICK=1`, what CI sets) when `name` is `quick`.
     pub fn flag(&self, name: &str) -> bool {
-        self.args.iter().any(|a| a == &format!("--{name}"))
+        self.switches.iter().any(|a| a == name)
             || (name == "quick" && std::env::var("TAPEGRAD_QUICK").is_ok_and(|v| v == "1"))
     }
 
-    /// The value after `--name`, parsed, or `default`.
+    /// The value of `--name`, parsed, or `default`.
     pub fn value<V: FromStr>(&self, name: &str, default: V) -> V {
-        let key = format!("--{name}");
-        match self.args.iter().position(|a| *a == key) {
+        match self.values.get(name) {
             None => default,
-            Some(i) => match self.args.get(i + 1).map(|v| v.parse()) {
-                Some(Ok(v)) => v,
-                _ => {
-                    eprintln!("{key} needs a value\n\n{}", self.usage);
-                    std::process::exit(2);
-                }
-            },
+            Some(v) => v.parse().unwrap_or_else(|_| {
+                eprintln!("error: --{name} {v}: not a valid value\n\n{}", self.usage);
+                std::process::exit(2);
+            }),
         }
+    }
+
+    /// A count that must be at least 1 (`--epochs 0` would train nothing:
+    /// it ends at once with a message instead).
+    pub fn count(&self, name: &str, default: usize) -> usize {
+        let n: usize = self.value(name, default);
+        if n == 0 {
+            eprintln!(
+                "error: --{name} 0: nothing to do; give at least 1\n\n{}",
+                self.usage
+            );
+            std::process::exit(2);
+        }
+        n
     }
 
     /// The directory for output files (`--out DIR`, default `out/`),
@@ -121,6 +207,11 @@ where
     let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
         (a.min(y), b.max(y))
     });
+    let integer_x = p
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .all(|q| q.0.fract() == 0.0);
     let pad = if p.log_y {
         0.0
     } else {
@@ -145,12 +236,26 @@ where
     macro_rules! finish {
         ($chart:expr) => {{
             let mut chart = $chart;
-            chart
-                .configure_mesh()
-                .x_desc(p.x_label)
+            let mut mesh = chart.configure_mesh();
+            mesh.x_desc(p.x_label)
                 .y_desc(p.y_label)
-                .y_label_formatter(&tick)
-                .draw()?;
+                .y_label_formatter(&tick);
+            if integer_x {
+                // Whole-number x (epochs): a tick per step, no fractions.
+                let n = ((x1 - x0) as usize + 1).min(12);
+                mesh.x_labels(n).x_label_formatter(&|v: &f64| {
+                    if v.fract().abs() < 1e-9 {
+                        format!("{v:.0}")
+                    } else {
+                        String::new()
+                    }
+                });
+            }
+            if p.log_y {
+                // A log axis's minor lines crowd the picture: major only.
+                mesh.light_line_style(TRANSPARENT);
+            }
+            mesh.draw()?;
             for (i, s) in p.series.iter().enumerate() {
                 let color = colors[i % colors.len()];
                 chart
