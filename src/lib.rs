@@ -77,6 +77,11 @@ pub mod prelude {
 #[cfg(doctest)]
 pub struct TutorialDoctests;
 
+/// The training guide's code blocks, compiled and run as doctests.
+#[doc = include_str!("../docs/training.md")]
+#[cfg(doctest)]
+pub struct TrainingDoctests;
+
 /// The solver guide's code blocks, compiled and run as doctests.
 #[doc = include_str!("../docs/solvers.md")]
 #[cfg(doctest)]
