@@ -418,7 +418,7 @@ fn a_layer_fed_the_wrong_shape_names_itself_the_sizes_and_the_callers_line() {
     });
     assert!(
         msg.contains("Linear `enc` (4 → 8 features)")
-            && msg.contains("[..., 4]")
+            && msg.contains("[batch, 4]")
             && msg.contains("[5, 7]"),
         "{msg}"
     );
@@ -513,4 +513,100 @@ fn a_module_with_two_inputs_trains() {
         opt.step(&mut params, &loss.backward());
     }
     assert!(losses[19] < 0.5 * losses[0], "{losses:?}");
+}
+
+/// Adam steps on the data; `reset` says whether the loop resets its tape.
+fn train_steps(reset: bool, steps: usize) -> Vec<u64> {
+    let mut params = ParamStore::new();
+    let m = model(&mut params);
+    let (x, y) = data();
+    let mut opt = Adam::new(1e-2);
+    let tape = Tape::new();
+    for _ in 0..steps {
+        if reset {
+            tape.reset();
+        }
+        let loss = cross_entropy(m.forward(&params, tape.constant(x.clone())), &y);
+        opt.step(&mut params, &loss.backward());
+    }
+    bits(&params)
+}
+
+#[test]
+fn a_loop_that_forgets_to_reset_its_tape_still_uses_the_current_weights() {
+    assert_eq!(train_steps(true, 4), train_steps(false, 4));
+}
+
+#[test]
+fn a_validation_tape_reused_across_epochs_without_reset_sees_the_new_weights() {
+    let mut params = ParamStore::<f64>::new();
+    let m = model(&mut params);
+    let (x, y) = data();
+    let (train, eval) = (Tape::new(), Tape::new());
+    let mut opt = Sgd::new(0.5);
+    for _ in 0..3 {
+        train.reset();
+        let loss = cross_entropy(m.forward(&params, train.constant(x.clone())), &y);
+        let before = loss.item();
+        opt.step(&mut params, &loss.backward());
+        let after =
+            eval.no_grad(|| cross_entropy(m.forward(&params, eval.constant(x.clone())), &y).item());
+        let fresh = Tape::new();
+        let want = fresh
+            .no_grad(|| cross_entropy(m.forward(&params, fresh.constant(x.clone())), &y).item());
+        assert_eq!(after, want);
+        assert!(after < before);
+    }
+}
+
+#[test]
+fn two_optimizers_over_one_store_each_train_their_own_parameters() {
+    let mut params = ParamStore::<f64>::new();
+    let g = params.add("gen", Tensor::scalar(1.0));
+    let d = params.add("disc", Tensor::scalar(1.0));
+    let mut opt_g = Sgd::new(0.1).with_params([g]);
+    let mut opt_d = Sgd::new(0.01).with_params([d]);
+    let tape = Tape::new();
+    let loss = params.var(&tape, g) * params.var(&tape, d); // both gradients 1
+    let grads = loss.backward();
+    opt_g.step(&mut params, &grads);
+    assert_eq!((params.value(g).item(), params.value(d).item()), (0.9, 1.0));
+    opt_d.step(&mut params, &grads);
+    assert_eq!(
+        (params.value(g).item(), params.value(d).item()),
+        (0.9, 0.99)
+    );
+    // An optimizer whose parameters got no gradient says so.
+    let tape = Tape::new();
+    let only_g = (params.var(&tape, g) * 2.0).backward();
+    let err = opt_d.try_step(&mut params, &only_g).unwrap_err();
+    assert!(matches!(err, StepError::NoGradients { .. }), "{err}");
+}
+
+#[test]
+fn bad_hyperparameters_are_refused_where_they_are_written() {
+    let msg = panic_message(|| drop(Adam::<f32>::new(f64::NAN)));
+    assert!(msg.contains("learning rate NaN"), "{msg}");
+    let msg = panic_message(|| drop(Sgd::<f32>::new(-0.1)));
+    assert!(msg.contains("learning rate -0.1"), "{msg}");
+    let mut params = ParamStore::<f64>::new();
+    let w = params.add("w", Tensor::scalar(1.0));
+    let tape = Tape::new();
+    let mut g = (params.var(&tape, w) * 3.0).backward();
+    let msg = panic_message(|| {
+        clip_grad_norm(&params, &mut g, 0.0);
+    });
+    assert!(msg.contains("max_norm 0"), "{msg}");
+}
+
+#[test]
+fn a_linear_layer_fed_one_sample_without_a_batch_axis_says_how_to_fix_it() {
+    let mut params = ParamStore::<f64>::new();
+    let l = Linear::new(&mut params, "fc", 4, 2, 1);
+    let tape = Tape::new();
+    let x = tape.constant(Tensor::ones([4]));
+    let msg = panic_message(|| {
+        let _ = l.forward(&params, x);
+    });
+    assert!(msg.contains("reshape to [1, 4]"), "{msg}");
 }

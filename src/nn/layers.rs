@@ -109,12 +109,15 @@ impl<T: Element> Module<T> for Linear {
     #[track_caller]
     fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
         let shape = x.shape();
-        if shape.is_empty() || shape[shape.len() - 1] != self.in_features {
+        if !(2..=3).contains(&shape.len()) || shape[shape.len() - 1] != self.in_features {
             layer_shape_error(
                 "Linear",
                 params.name(self.weight).trim_end_matches(".weight"),
                 &format!("{} → {} features", self.in_features, self.out_features),
-                &format!("[..., {}]", self.in_features),
+                &format!(
+                    "[batch, {0}] or [batch, rows, {0}] (one sample: reshape to [1, {0}])",
+                    self.in_features
+                ),
                 x,
             );
         }

@@ -41,6 +41,9 @@ struct Param<T: Element> {
     value: Tensor<T>,
     kind: Kind,
     frozen: bool,
+    /// Bumped by every change of `value`, so that a tape holding an older
+    /// copy (one not reset since the last step) is given the new one.
+    version: u64,
 }
 
 /// A parameter's identity across stores and tapes: its store and its id
@@ -153,6 +156,7 @@ impl<T: Element> ParamStore<T> {
             value,
             kind,
             frozen: false,
+            version: 0,
         })
     }
 
@@ -228,7 +232,9 @@ impl<T: Element> ParamStore<T> {
     #[track_caller]
     pub fn value_mut(&mut self, id: ParamId) -> &mut Tensor<T> {
         self.param(id);
-        &mut self.params[id].value
+        let p = &mut self.params[id];
+        p.version += 1;
+        &mut p.value
     }
 
     /// Its name.
@@ -363,21 +369,27 @@ impl<T: Element> ParamStore<T> {
         self.params
             .iter_mut()
             .filter(|(_, p)| p.kind == Kind::Trainable && !p.frozen)
-            .map(move |(id, p)| (id, ParamKey { store, id }, &mut p.value))
+            .map(move |(id, p)| {
+                p.version += 1;
+                (id, ParamKey { store, id }, &mut p.value)
+            })
     }
 
     /// The parameter as a [`Var`] on `tape`: put there on first use after
     /// each reset, and the same node on every later use in that recording.
-    /// A parameter first put on inside [`Tape::no_grad`] is put on again
-    /// (as a node that needs a gradient) when it is next used with
-    /// recording on.
+    /// It is put on again (a new node) when the node would be wrong for
+    /// this use: first put on inside [`Tape::no_grad`] and now used with
+    /// recording on, or changed since (an optimizer step or a load on a
+    /// tape that was not reset: the new value is used, never the stale
+    /// copy; reset the tape each step to keep its memory flat).
     #[track_caller]
     pub fn var<'t>(&self, tape: &'t Tape<T>, id: ParamId) -> Var<'t, T> {
         let p = self.param(id);
         let key = self.key(id).tape_key();
         let trainable = p.kind == Kind::Trainable && !p.frozen;
         if let Some(b) = tape.bound(key) {
-            if b.requires_grad || !(trainable && tape.is_grad_enabled()) {
+            let fits = b.requires_grad || !(trainable && tape.is_grad_enabled());
+            if fits && b.version == p.version {
                 return Var::from_parts(tape, b.index, tape.epoch());
             }
         }
@@ -389,6 +401,7 @@ impl<T: Element> ParamStore<T> {
         let at = Bound {
             index: v.index() as u32,
             requires_grad: trainable && tape.is_grad_enabled(),
+            version: p.version,
         };
         tape.bind(key, at);
         v

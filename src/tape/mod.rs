@@ -73,6 +73,8 @@ pub(crate) type BindKey = (u64, u64);
 pub(crate) struct Bound {
     pub(crate) index: u32,
     pub(crate) requires_grad: bool,
+    /// The owner's version of the leaf's value when it was put on.
+    pub(crate) version: u64,
 }
 
 static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);

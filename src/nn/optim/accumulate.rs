@@ -70,7 +70,7 @@ impl<T: Element> GradAccumulator<T> {
             "GradAccumulator::add: it holds gradients of another ParamStore; use one accumulator per store"
         );
         if let Err(e) =
-            super::settings::check_gradients("GradAccumulator::add", params, grads, false)
+            super::settings::check_gradients("GradAccumulator::add", params, grads, false, |_| true)
         {
             panic!("{e}");
         }
@@ -141,8 +141,13 @@ impl<T: Element> GradAccumulator<T> {
     ///
     /// # Errors
     /// If the norm is not finite (nothing is changed) or the sum is empty.
+    ///
+    /// # Panics
+    /// If `max_norm` is not a positive finite number.
+    #[track_caller]
     pub fn clip_norm(&mut self, max_norm: f64) -> Result<f64, StepError> {
         let op = "GradAccumulator::clip_norm";
+        super::clip::check_max_norm(op, max_norm);
         if self.is_empty() {
             return Err(StepError::NoGradients {
                 op,

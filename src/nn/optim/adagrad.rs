@@ -15,6 +15,7 @@ pub struct AdaGrad<T: Element> {
 
 impl<T: Element> AdaGrad<T> {
     /// AdaGrad with learning rate `lr`.
+    #[track_caller]
     pub fn new(lr: f64) -> Self {
         AdaGrad {
             settings: Settings::new(lr, 0.0),
@@ -30,6 +31,7 @@ impl<T: Element> AdaGrad<T> {
     }
 
     /// L2 weight decay.
+    #[track_caller]
     pub fn weight_decay(mut self, wd: f64) -> Self {
         self.settings.set_weight_decay(wd);
         self

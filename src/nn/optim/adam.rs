@@ -18,6 +18,7 @@ struct AdamCore<T: Element> {
 }
 
 impl<T: Element> AdamCore<T> {
+    #[track_caller]
     fn new(lr: f64, weight_decay: f64, decoupled: bool) -> Self {
         AdamCore {
             settings: Settings::new(lr, weight_decay),
@@ -137,6 +138,7 @@ macro_rules! adam_like {
         impl<T: Element> $name<T> {
             /// With learning rate `lr` and the defaults betas (0.9, 0.999),
             /// eps 1e-8.
+            #[track_caller]
             pub fn new(lr: f64) -> Self {
                 $name(AdamCore::new(lr, $default_wd, $decoupled))
             }
@@ -154,6 +156,7 @@ macro_rules! adam_like {
             }
 
             /// Weight decay.
+            #[track_caller]
             pub fn weight_decay(mut self, wd: f64) -> Self {
                 self.0.settings.set_weight_decay(wd);
                 self

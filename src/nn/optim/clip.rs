@@ -46,13 +46,18 @@ pub fn clip_grad_norm<T: Element>(
 /// let mut grads = params.var(&tape, w).square().sum().backward();
 /// assert!(matches!(try_clip_grad_norm(&params, &mut grads, 1.0), Err(StepError::NonFinite { .. })));
 /// ```
+///
+/// # Panics
+/// If `max_norm` is not a positive finite number.
+#[track_caller]
 pub fn try_clip_grad_norm<T: Element>(
     params: &ParamStore<T>,
     grads: &mut Gradients<'_, T>,
     max_norm: f64,
 ) -> Result<f64, StepError> {
     let op = "clip_grad_norm";
-    super::settings::check_gradients(op, params, grads, true)?;
+    check_max_norm(op, max_norm);
+    super::settings::check_gradients(op, params, grads, true, |_| true)?;
     let norm = global_norm(params.trainable().filter_map(|id| params.grad(grads, id)));
     if let Some(scale) = clip_scale(op, norm, max_norm)? {
         for id in params.trainable() {
@@ -91,4 +96,13 @@ pub(crate) fn clip_scale<T: Element>(
         });
     }
     Ok((norm > max_norm).then(|| T::lit(max_norm / (norm + 1e-6))))
+}
+
+/// Panics unless `max_norm` is a positive finite number.
+#[track_caller]
+pub(crate) fn check_max_norm(op: &str, max_norm: f64) {
+    assert!(
+        max_norm.is_finite() && max_norm > 0.0,
+        "{op}: max_norm {max_norm} must be a positive finite number"
+    );
 }

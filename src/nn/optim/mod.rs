@@ -137,6 +137,16 @@ pub trait Optimizer<T: Element> {
         self
     }
 
+    /// Builder form of [`Settings::restrict_to`]: this optimizer trains
+    /// only `params`.
+    fn with_params(mut self, params: impl IntoIterator<Item = ParamId>) -> Self
+    where
+        Self: Sized,
+    {
+        self.settings_mut().restrict_to(params);
+        self
+    }
+
     /// Builder form of [`Optimizer::add_group`].
     #[track_caller]
     fn with_group(mut self, group: ParamGroup) -> Self

@@ -19,6 +19,7 @@ pub struct RmsProp<T: Element> {
 
 impl<T: Element> RmsProp<T> {
     /// RMSProp with learning rate `lr`.
+    #[track_caller]
     pub fn new(lr: f64) -> Self {
         RmsProp {
             settings: Settings::new(lr, 0.0),
@@ -49,6 +50,7 @@ impl<T: Element> RmsProp<T> {
     }
 
     /// L2 weight decay.
+    #[track_caller]
     pub fn weight_decay(mut self, wd: f64) -> Self {
         self.settings.set_weight_decay(wd);
         self

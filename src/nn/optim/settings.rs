@@ -96,13 +96,17 @@ impl ParamGroup {
     }
 
     /// Its base learning rate (the schedule scales it like the default's).
+    #[track_caller]
     pub fn lr(mut self, lr: f64) -> Self {
+        check_rate("learning rate", lr);
         self.lr = Some(lr);
         self
     }
 
     /// Its weight decay.
+    #[track_caller]
     pub fn weight_decay(mut self, wd: f64) -> Self {
+        check_rate("weight decay", wd);
         self.weight_decay = Some(wd);
         self
     }
@@ -113,7 +117,9 @@ impl ParamGroup {
     }
 
     /// Changes its base learning rate.
+    #[track_caller]
     pub fn set_lr(&mut self, lr: f64) {
+        check_rate("learning rate", lr);
         self.lr = Some(lr);
     }
 }
@@ -141,12 +147,20 @@ pub struct Settings {
     /// default).
     pub schedule: Schedule,
     non_finite: bool,
+    /// The parameters this optimizer trains, if not every trainable one.
+    scope: Option<SecondaryMap<ParamId, ()>>,
 }
 
 impl Settings {
     /// Base learning rate `lr` and weight decay `weight_decay` for every
     /// parameter not in a group; no schedule, no steps yet.
+    ///
+    /// # Panics
+    /// If `lr` or `weight_decay` is negative or not finite.
+    #[track_caller]
     pub fn new(lr: f64, weight_decay: f64) -> Self {
+        check_rate("learning rate", lr);
+        check_rate("weight decay", weight_decay);
         Settings {
             lr,
             weight_decay,
@@ -155,7 +169,21 @@ impl Settings {
             group_of: SecondaryMap::new(),
             schedule: Schedule::Constant,
             non_finite: false,
+            scope: None,
         }
+    }
+
+    /// Restricts the optimizer to these parameters (PyTorch's
+    /// `Adam(model.parameters())`), for two optimizers over one store (a
+    /// generator and a discriminator). By default it trains every
+    /// trainable parameter that has a gradient.
+    pub fn restrict_to(&mut self, params: impl IntoIterator<Item = ParamId>) {
+        self.scope = Some(params.into_iter().map(|id| (id, ())).collect());
+    }
+
+    /// Whether this optimizer trains `id`.
+    pub fn trains(&self, id: ParamId) -> bool {
+        self.scope.as_ref().is_none_or(|s| s.contains_key(id))
     }
 
     /// The default group's learning rate at the current step.
@@ -164,7 +192,12 @@ impl Settings {
     }
 
     /// Sets the default group's base learning rate.
+    ///
+    /// # Panics
+    /// If `lr` is negative or not finite.
+    #[track_caller]
     pub fn set_lr(&mut self, lr: f64) {
+        check_rate("learning rate", lr);
         self.lr = lr;
     }
 
@@ -174,7 +207,12 @@ impl Settings {
     }
 
     /// Sets the default weight decay.
+    ///
+    /// # Panics
+    /// If `wd` is negative or not finite.
+    #[track_caller]
     pub fn set_weight_decay(&mut self, wd: f64) {
+        check_rate("weight decay", wd);
         self.weight_decay = wd;
     }
 
@@ -246,8 +284,12 @@ impl Settings {
         grads: &dyn GradSource<T>,
         mut f: impl FnMut(ParamId, &mut Tensor<T>, &Tensor<T>, Hyper),
     ) -> Result<(), StepError> {
-        check_gradients(op, params, grads, !self.non_finite)?;
+        let scope = |id| self.trains(id);
+        check_gradients(op, params, grads, !self.non_finite, scope)?;
         for (id, key, value) in params.trainable_mut() {
+            if !self.trains(id) {
+                continue;
+            }
             if let Some(g) = grads.grad_of(key) {
                 f(id, value, g, self.hyper(id));
             }
@@ -258,16 +300,18 @@ impl Settings {
     }
 }
 
-/// Checks that some trainable parameter has a gradient in `grads` and, if
-/// `finite`, that every gradient is finite; returns how many have one.
+/// Checks that some trainable parameter in `scope` has a gradient in
+/// `grads` and, if `finite`, that every such gradient is finite; returns
+/// how many have one.
 pub(crate) fn check_gradients<T: Element>(
     op: &'static str,
     params: &ParamStore<T>,
     grads: &dyn GradSource<T>,
     finite: bool,
+    scope: impl Fn(ParamId) -> bool,
 ) -> Result<usize, StepError> {
     let mut found = 0;
-    for id in params.trainable() {
+    for id in params.trainable().filter(|&id| scope(id)) {
         let Some(g) = grads.grad_of(params.key(id)) else {
             continue;
         };
@@ -312,4 +356,14 @@ pub(crate) fn all_finite<T: Element>(xs: &[T]) -> bool {
         *l = *l + x * T::zero();
     }
     lanes.iter().all(|&l| l == T::zero())
+}
+
+/// Panics unless `v` is a finite number of at least 0 (a NaN learning rate
+/// would make every weight NaN at the first step).
+#[track_caller]
+fn check_rate(what: &str, v: f64) {
+    assert!(
+        v.is_finite() && v >= 0.0,
+        "optimizer: {what} {v} must be a finite number of at least 0"
+    );
 }

@@ -30,6 +30,7 @@ pub struct Sgd<T: Element> {
 
 impl<T: Element> Sgd<T> {
     /// Plain gradient descent with learning rate `lr`.
+    #[track_caller]
     pub fn new(lr: f64) -> Self {
         Sgd {
             settings: Settings::new(lr, 0.0),
@@ -53,6 +54,7 @@ impl<T: Element> Sgd<T> {
     }
 
     /// L2 weight decay.
+    #[track_caller]
     pub fn weight_decay(mut self, wd: f64) -> Self {
         self.settings.set_weight_decay(wd);
         self
