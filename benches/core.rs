@@ -1,8 +1,11 @@
-//! Core engine benches: a scalar chain (record + backward per op node) and
-//! one tensor training step of a small MLP. Run: `cargo bench --bench core`.
+//! Core engine benches: a scalar chain (record + backward per op node),
+//! one tensor training step of a small MLP, and the same step through `nn`
+//! (ParamStore bindings, Adam's checks); each with anomaly mode off and on
+//! (off must cost nothing). Run: `cargo bench --bench core`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
+use tapegrad::nn::{cross_entropy, Activation, Adam, Mlp, Module, Optimizer, ParamStore};
 use tapegrad::{Tape, Tensor, Var};
 
 /// The W1 chain of the performance issue: y ← tanh(y·w_i + b_i).
@@ -39,14 +42,35 @@ fn mlp_step(
     loss.item()
 }
 
+/// One `nn` training step: forward through the store, backward, Adam.
+fn nn_step(
+    tape: &Tape<f32>,
+    params: &mut ParamStore<f32>,
+    model: &Mlp<f32>,
+    opt: &mut Adam<f32>,
+    x: &Tensor<f32>,
+    labels: &[usize],
+) -> f32 {
+    tape.reset();
+    let loss = cross_entropy(model.forward(params, tape.constant(x.clone())), labels);
+    opt.step(params, &loss.backward());
+    loss.item()
+}
+
 fn bench(c: &mut Criterion) {
     let n = 10_000;
-    let tape = Tape::<f64>::new();
-    c.bench_with_input(
-        BenchmarkId::new("scalar_chain_3n_op_nodes", n),
-        &n,
-        |b, &n| b.iter(|| black_box(scalar_chain(&tape, n))),
-    );
+    for anomaly in [false, true] {
+        let tape = Tape::<f64>::new();
+        tape.set_detect_anomaly(anomaly);
+        let name = if anomaly {
+            "scalar_chain_3n_op_nodes_anomaly_on"
+        } else {
+            "scalar_chain_3n_op_nodes"
+        };
+        c.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+            b.iter(|| black_box(scalar_chain(&tape, n)))
+        });
+    }
 
     let tape = Tape::<f32>::new();
     let (batch, hidden) = (32, 64);
@@ -61,6 +85,22 @@ fn bench(c: &mut Criterion) {
     c.bench_function("mlp_784_64_10_batch32_sgd_step", |b| {
         b.iter(|| black_box(mlp_step(&tape, &mut params, &x, &labels)))
     });
+
+    for anomaly in [false, true] {
+        let mut store = ParamStore::<f32>::new();
+        let model = Mlp::new(&mut store, "mlp", &[784, hidden, 10], Activation::Relu, 1);
+        let mut opt = Adam::new(1e-3);
+        tape.set_detect_anomaly(anomaly);
+        let name = if anomaly {
+            "nn_mlp_784_64_10_batch32_adam_step_anomaly_on"
+        } else {
+            "nn_mlp_784_64_10_batch32_adam_step"
+        };
+        c.bench_function(name, |b| {
+            b.iter(|| black_box(nn_step(&tape, &mut store, &model, &mut opt, &x, &labels)))
+        });
+    }
+    tape.set_detect_anomaly(false);
 }
 
 criterion_group!(benches, bench);

@@ -135,17 +135,25 @@ fn training_steps_allocate_nothing_after_warm_up() {
     assert_eq!(stop_counting(), 0, "scalar graph allocated");
     assert!(dw.is_finite());
 
-    // The nn stack: an MLP from a ParamStore, cross-entropy, Adam updating
-    // in place from its per-parameter state.
-    use tapegrad::nn::{cross_entropy, Activation, Adam, Mlp, Module, Optimizer, ParamStore};
+    // The nn stack: an MLP with dropout from a ParamStore, cross-entropy,
+    // a validation forward on a second tape between backward and step,
+    // clipping, and Adam (its checks, then the update in place from its
+    // per-parameter state).
+    use tapegrad::nn::{
+        clip_grad_norm, cross_entropy, Activation, Adam, Mlp, Module, Optimizer, ParamStore,
+    };
     let mut store = ParamStore::<f32>::new();
-    let mlp = Mlp::new(&mut store, "mlp", &[8, 32, 32, 4], Activation::Relu, 5);
+    let mlp = Mlp::with_dropout(&mut store, "mlp", &[8, 32, 32, 4], Activation::Relu, 0.1, 5);
     let mut adam = Adam::new(1e-3);
-    let nn_tape = Tape::<f32>::new();
+    let (nn_tape, eval_tape) = (Tape::<f32>::new(), Tape::<f32>::new());
     let mut nn_step = |store: &mut ParamStore<f32>| {
         nn_tape.reset();
         let loss = cross_entropy(mlp.forward(store, nn_tape.constant(x.clone())), &labels);
-        adam.step(store, &loss.backward());
+        let mut grads = loss.backward();
+        eval_tape.reset();
+        let _ = eval_tape.no_grad(|| mlp.forward(store, eval_tape.constant(x.clone())));
+        clip_grad_norm(store, &mut grads, 10.0);
+        adam.step(store, &grads);
     };
     for _ in 0..3 {
         nn_step(&mut store);

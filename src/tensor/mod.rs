@@ -14,7 +14,7 @@ pub(crate) mod parallel;
 mod pool;
 mod random;
 mod shape;
-mod simd;
+pub(crate) mod simd;
 
 pub use element::{gemm_calls, inside_gemm, Element};
 pub use pool::{trim_pool, Pool, Pooled};

@@ -148,3 +148,21 @@ mod tests {
         written(3, |o| map_write(&mut o[..2], &[1.0, 2.0, 3.0], &|p| p));
     }
 }
+
+/// The elements summed in 16 interleaved lanes (element `i` into lane
+/// `i % 16`): independent adds, so the loop runs as wide as the vectors.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
+pub(crate) fn lane_sums<T: Copy + std::ops::Add<Output = T>>(xs: &[T], zero: T) -> [T; 16] {
+    let mut lanes = [zero; 16];
+    let mut chunks = xs.chunks_exact(16);
+    for c in &mut chunks {
+        let c: &[T; 16] = c.try_into().expect("chunks of 16");
+        for k in 0..16 {
+            lanes[k] = lanes[k] + c[k];
+        }
+    }
+    for (l, &x) in lanes.iter_mut().zip(chunks.remainder()) {
+        *l = *l + x;
+    }
+    lanes
+}
