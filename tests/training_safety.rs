@@ -610,3 +610,29 @@ fn a_linear_layer_fed_one_sample_without_a_batch_axis_says_how_to_fix_it() {
     });
     assert!(msg.contains("reshape to [1, 4]"), "{msg}");
 }
+
+#[test]
+fn a_step_after_a_forgotten_train_call_is_refused_when_the_mode_matters() {
+    let mut params = ParamStore::<f64>::new();
+    let m = Mlp::with_dropout(&mut params, "mlp", &[4, 8, 3], Activation::Relu, 0.5, 1);
+    let (x, y) = data();
+    let tape = Tape::new();
+    params.eval(); // validation ...
+    let _ = tape.no_grad(|| m.forward(&params, tape.constant(x.clone())).item_count());
+    // ... and params.train() forgotten.
+    tape.reset();
+    let loss = cross_entropy(m.forward(&params, tape.constant(x.clone())), &y);
+    let g = loss.backward();
+    let mut opt = Adam::new(1e-2);
+    let err = opt.try_step(&mut params, &g).unwrap_err();
+    assert!(matches!(err, StepError::EvalMode { .. }), "{err}");
+    assert!(err.to_string().contains("params.train()"), "{err}");
+    opt.settings_mut().allow_eval_mode(true);
+    opt.step(&mut params, &g);
+    // A model with nothing mode-dependent trains in either mode.
+    let mut plain = ParamStore::<f64>::new();
+    let m = model(&mut plain);
+    plain.eval();
+    let loss = cross_entropy(m.forward(&plain, tape.constant(x.clone())), &y);
+    Adam::new(1e-2).step(&mut plain, &loss.backward());
+}

@@ -351,6 +351,13 @@ impl<T: Element> ParamStore<T> {
         self.training
     }
 
+    /// Whether anything here behaves differently in training and
+    /// evaluation: random streams (dropout) or buffers (running
+    /// statistics).
+    pub fn has_mode_dependent_state(&self) -> bool {
+        !self.streams.is_empty() || self.params.values().any(|p| p.kind == Kind::Buffer)
+    }
+
     /// This store's identity (in [`ParamKey`]s).
     pub(crate) fn key_store(&self) -> u64 {
         self.id

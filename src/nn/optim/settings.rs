@@ -53,6 +53,19 @@ pub enum StepError {
         /// Its value.
         value: f64,
     },
+    /// A step while the store is in evaluation mode and holds state whose
+    /// behaviour depends on the mode (dropout's random streams, buffers):
+    /// `params.train()` was forgotten after a validation pass.
+    #[error(
+        "{op}: the ParamStore is in evaluation mode (params.eval() was called and \
+         params.train() was not), so dropout and other mode-dependent layers are off \
+         while training; nothing was updated. Call params.train() before the training \
+         forward, or Settings::allow_eval_mode to train in evaluation mode on purpose"
+    )]
+    EvalMode {
+        /// The optimizer that refused.
+        op: &'static str,
+    },
     /// No trainable parameter has a gradient, so the step would do nothing.
     #[error("{op}: no trainable parameter has a gradient, so nothing was updated: {why}")]
     NoGradients {
@@ -147,6 +160,7 @@ pub struct Settings {
     /// default).
     pub schedule: Schedule,
     non_finite: bool,
+    eval_mode: bool,
     /// The parameters this optimizer trains, if not every trainable one.
     scope: Option<SecondaryMap<ParamId, ()>>,
 }
@@ -169,6 +183,7 @@ impl Settings {
             group_of: SecondaryMap::new(),
             schedule: Schedule::Constant,
             non_finite: false,
+            eval_mode: false,
             scope: None,
         }
     }
@@ -259,6 +274,14 @@ impl Settings {
         self.non_finite = allow;
     }
 
+    /// Lets steps run while the store is in evaluation mode (training with
+    /// dropout off, on purpose). Refused by default when the store has
+    /// mode-dependent state, since it usually means a forgotten
+    /// `params.train()` after validation.
+    pub fn allow_eval_mode(&mut self, allow: bool) {
+        self.eval_mode = allow;
+    }
+
     /// The hyperparameters of `id` at the current step.
     pub fn hyper(&self, id: ParamId) -> Hyper {
         let group = self.group_of.get(id).map(|&g| &self.groups[g]);
@@ -284,6 +307,9 @@ impl Settings {
         grads: &dyn GradSource<T>,
         mut f: impl FnMut(ParamId, &mut Tensor<T>, &Tensor<T>, Hyper),
     ) -> Result<(), StepError> {
+        if !params.is_training() && !self.eval_mode && params.has_mode_dependent_state() {
+            return Err(StepError::EvalMode { op });
+        }
         let scope = |id| self.trains(id);
         check_gradients(op, params, grads, !self.non_finite, scope)?;
         for (id, key, value) in params.trainable_mut() {
