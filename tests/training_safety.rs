@@ -636,3 +636,17 @@ fn a_step_after_a_forgotten_train_call_is_refused_when_the_mode_matters() {
     let loss = cross_entropy(m.forward(&plain, tape.constant(x.clone())), &y);
     Adam::new(1e-2).step(&mut plain, &loss.backward());
 }
+
+#[test]
+fn clipping_after_the_step_is_refused() {
+    let mut params = ParamStore::<f64>::new();
+    let w = params.add("w", Tensor::scalar(1.0));
+    let tape = Tape::new();
+    let mut g = (params.var(&tape, w) * 3.0).backward();
+    Sgd::new(0.1).step(&mut params, &g);
+    assert!(g.applied());
+    let msg = panic_message(|| {
+        clip_grad_norm(&params, &mut g, 1.0);
+    });
+    assert!(msg.contains("clip between backward() and step()"), "{msg}");
+}

@@ -113,6 +113,9 @@ pub struct Gradients<'t, T: Element> {
     tape_id: u64,
     epoch: u32,
     slots: GradSlots<T>,
+    /// Set once an optimizer step has applied these gradients (clipping
+    /// them afterwards would change nothing).
+    applied: Cell<bool>,
 }
 
 impl<'t, T: Element> Gradients<'t, T> {
@@ -122,7 +125,30 @@ impl<'t, T: Element> Gradients<'t, T> {
             tape_id: tape.id(),
             epoch: tape.epoch(),
             slots,
+            applied: Cell::new(false),
         }
+    }
+
+    /// Marks these gradients as applied by an optimizer step.
+    pub(crate) fn mark_applied(&self) {
+        self.applied.set(true);
+    }
+
+    /// Whether an optimizer step has applied these gradients.
+    ///
+    /// ```
+    /// use tapegrad::nn::{Optimizer, ParamStore, Sgd};
+    /// use tapegrad::{Tape, Tensor};
+    /// let mut params = ParamStore::<f64>::new();
+    /// let w = params.add("w", Tensor::scalar(1.0));
+    /// let tape = Tape::new();
+    /// let grads = (params.var(&tape, w) * 2.0).backward();
+    /// assert!(!grads.applied());
+    /// Sgd::new(0.1).step(&mut params, &grads);
+    /// assert!(grads.applied());
+    /// ```
+    pub fn applied(&self) -> bool {
+        self.applied.get()
     }
 
     /// The gradient of `v`, or `None` if it has none (a constant, or a node

@@ -24,7 +24,9 @@ use crate::tensor::{Element, Tensor};
 ///
 /// # Panics
 /// As [`try_clip_grad_norm`] fails: when the norm is NaN or infinite
-/// (nothing is scaled), or no trainable parameter has a gradient.
+/// (nothing is scaled), or no trainable parameter has a gradient; and
+/// when an optimizer step has applied `grads` already (clipping after the
+/// step would change nothing: clip between backward and step).
 #[track_caller]
 pub fn clip_grad_norm<T: Element>(
     params: &ParamStore<T>,
@@ -57,6 +59,11 @@ pub fn try_clip_grad_norm<T: Element>(
 ) -> Result<f64, StepError> {
     let op = "clip_grad_norm";
     check_max_norm(op, max_norm);
+    assert!(
+        !grads.applied(),
+        "{op}: these gradients were applied by an optimizer step already, so clipping them \
+         now changes nothing; clip between backward() and step()"
+    );
     super::settings::check_gradients(op, params, grads, true, |_| true)?;
     let norm = global_norm(params.trainable().filter_map(|id| params.grad(grads, id)));
     if let Some(scale) = clip_scale(op, norm, max_norm)? {

@@ -31,6 +31,10 @@ impl<T: Element> GradSource<T> for Gradients<'_, T> {
     fn why_none(&self, params: &ParamStore<T>) -> String {
         params.why_no_gradient(self)
     }
+
+    fn spend(&self) {
+        self.mark_applied();
+    }
 }
 
 /// Why a step (or a clip) changed nothing.
