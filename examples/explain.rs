@@ -10,17 +10,25 @@
 
 use tapegrad::trace::expr::{explain, FUNCTIONS};
 
-fn usage() -> ! {
-    eprintln!(
+fn usage_text() -> String {
+    format!(
         "usage: explain \"EXPRESSION\" name=value ... [--dot FILE] [--paths VARIABLE]\n\n\
          EXPRESSION uses numbers, variables, + - * / ^, parentheses and the functions\n  {}",
         FUNCTIONS.join(" ")
-    );
+    )
+}
+
+fn usage() -> ! {
+    eprintln!("{}", usage_text());
     std::process::exit(2);
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", usage_text());
+        return;
+    }
     let Some(expr) = args.first().filter(|a| !a.starts_with("--")) else {
         usage()
     };
@@ -30,6 +38,10 @@ fn main() {
         match a.as_str() {
             "--dot" => dot = Some(rest.next().unwrap_or_else(|| usage()).clone()),
             "--paths" => paths = Some(rest.next().unwrap_or_else(|| usage()).clone()),
+            flag if flag.starts_with("--") => {
+                eprintln!("unknown option {flag}");
+                usage()
+            }
             _ => match a
                 .split_once('=')
                 .map(|(n, v)| (n.to_string(), v.parse::<f64>()))

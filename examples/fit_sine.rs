@@ -4,9 +4,17 @@
 //!
 //! Run: `cargo run --release --example fit_sine` (add `--quick` for a short run).
 
+mod common;
+
+use common::Args;
 use std::f32::consts::PI;
 use std::time::Instant;
 use tapegrad::prelude::*;
+
+const USAGE: &str = "\
+Fit sin(x) with a small tanh network, written with the tape alone.
+
+usage: cargo run --release --example fit_sine -- [--quick]";
 
 /// The network: two tanh hidden layers and a linear output.
 fn forward<'t>(p: &[Var<'t, f32>], x: Var<'t, f32>) -> Var<'t, f32> {
@@ -16,8 +24,7 @@ fn forward<'t>(p: &[Var<'t, f32>], x: Var<'t, f32>) -> Var<'t, f32> {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick")
-        || std::env::var("TAPEGRAD_QUICK").is_ok_and(|v| v == "1");
+    let quick = Args::parse(USAGE).flag("quick");
     let steps = if quick { 300 } else { 4000 };
     let (lr, momentum) = (0.01, 0.9);
 
