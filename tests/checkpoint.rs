@@ -186,7 +186,12 @@ fn names_are_remapped_on_load() {
     Mlp::new(&mut wrapped, "module.mlp", &[3, 5, 2], Activation::Tanh, 1);
     wrapped.save(&path).unwrap();
     let (mut p, _) = model::<f32>(2);
-    assert!(p.load(&path).is_err());
+    let e = p.load(&path).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("LoadOptions::new().strip_prefix(\"module.\")"),
+        "{e}"
+    );
     p.load_with(&path, &LoadOptions::new().strip_prefix("module."))
         .unwrap();
     let w = |s: &ParamStore<f32>, n: &str| s.value(s.id(n).unwrap()).clone();

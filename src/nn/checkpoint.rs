@@ -42,7 +42,7 @@ pub enum CheckpointError {
     },
     /// The checkpoint does not fit the model: every problem found, not only
     /// the first.
-    #[error("{path}: does not fit this model ({} problem{}): {}", .problems.len(), if .problems.len() == 1 { "" } else { "s" }, list(.problems))]
+    #[error("{path}: does not fit this model ({} problem{}): {}{}", .problems.len(), if .problems.len() == 1 { "" } else { "s" }, list(.problems), hint(.problems))]
     Mismatch {
         /// The file (or `<state dict>`).
         path: PathBuf,
@@ -112,6 +112,32 @@ impl fmt::Display for Mismatch {
             ),
         }
     }
+}
+
+/// A remapping that would fix names that differ by a prefix (a file from
+/// `DataParallel`, `module.…`, or a model nested under another name).
+fn hint(problems: &[Mismatch]) -> String {
+    let names =
+        |f: fn(&Mismatch) -> Option<&String>| problems.iter().filter_map(f).collect::<Vec<_>>();
+    let missing = names(|p| match p {
+        Mismatch::Missing(n) => Some(n),
+        _ => None,
+    });
+    let unexpected = names(|p| match p {
+        Mismatch::Unexpected(n) => Some(n),
+        _ => None,
+    });
+    for m in &missing {
+        for u in &unexpected {
+            if let Some(prefix) = u.strip_suffix(m.as_str()) {
+                return format!(" (the file's names start with `{prefix}`: load with LoadOptions::new().strip_prefix(\"{prefix}\"))");
+            }
+            if let Some(prefix) = m.strip_suffix(u.as_str()) {
+                return format!(" (the model's names start with `{prefix}`: load with LoadOptions::new().add_prefix(\"{prefix}\"))");
+            }
+        }
+    }
+    String::new()
 }
 
 fn list(problems: &[Mismatch]) -> String {
