@@ -427,22 +427,38 @@ fn a_layer_fed_the_wrong_shape_names_itself_the_sizes_and_the_callers_line() {
         let _ = m.forward(&params, x);
     });
     assert!(msg.contains("Linear `mlp.0`"), "{msg}");
-    // The panic is reported at this file's line, not inside the library.
-    let location = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let seen = location.clone();
+    // The panic is reported at this file's line, not inside the library,
+    // for a layer called directly and inside a container. (The hook is the
+    // process's: keep only this test's panics, tests run in parallel.)
+    let locations = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = locations.clone();
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        *seen.lock().unwrap() = info.location().map(|l| l.to_string()).unwrap_or_default();
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        if text.starts_with("Linear `enc`") || text.starts_with("Linear `mlp.0`") {
+            let at = info.location().map(|l| l.to_string()).unwrap_or_default();
+            seen.lock().unwrap().push(at);
+        }
     }));
     let _ = catch_unwind(AssertUnwindSafe(|| {
         let _ = l.forward(&params, x);
     }));
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let _ = m.forward(&params, x);
+    }));
     std::panic::set_hook(hook);
-    let at = location.lock().unwrap().clone();
-    assert!(
-        at.starts_with("tests/training_safety.rs:"),
-        "{at} (line {line})"
-    );
+    let at = locations.lock().unwrap().clone();
+    assert_eq!(at.len(), 2, "{at:?}");
+    for a in &at {
+        assert!(
+            a.starts_with("tests/training_safety.rs:"),
+            "{a} (line {line})"
+        );
+    }
 }
 
 #[test]

@@ -97,9 +97,13 @@ impl<T: Element> Sequential<T> {
 impl<T: Element> Module<T> for Sequential<T> {
     #[track_caller]
     fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
-        self.layers
-            .iter()
-            .fold(x, |h, layer| layer.forward(params, h))
+        // A loop, not a fold: a closure would end the `track_caller`
+        // chain, and shape errors would point here instead of at the caller.
+        let mut h = x;
+        for layer in &self.layers {
+            h = layer.forward(params, h);
+        }
+        h
     }
 
     fn parameters(&self) -> Vec<ParamId> {

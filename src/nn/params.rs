@@ -442,6 +442,11 @@ impl<T: Element> ParamStore<T> {
     /// the message every "nothing to update" error gives.
     pub(crate) fn why_no_gradient(&self, grads: &Gradients<'_, T>) -> String {
         let tape = grads.tape();
+        if self.is_empty() {
+            return "this ParamStore is empty: the model was built with another store; \
+                    pass the store the model was built with"
+                .into();
+        }
         if self.trainable().next().is_none() {
             return format!(
                 "this ParamStore has no trainable parameter ({} tensors, all frozen or buffers); \
