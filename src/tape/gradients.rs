@@ -129,6 +129,11 @@ impl<'t, T: Element> Gradients<'t, T> {
         }
     }
 
+    /// Whether the tape was reset after these gradients were computed.
+    pub(crate) fn reset_since(&self) -> bool {
+        self.epoch != self.tape.epoch()
+    }
+
     /// Marks these gradients as applied by an optimizer step.
     pub(crate) fn mark_applied(&self) {
         self.applied.set(true);

@@ -20,6 +20,12 @@ pub trait GradSource<T: Element> {
 
     /// Called once a step has applied these gradients.
     fn spend(&self) {}
+
+    /// Why these gradients can no longer be read, if so (their tape was
+    /// reset since).
+    fn stale(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<T: Element> GradSource<T> for Gradients<'_, T> {
@@ -34,6 +40,17 @@ impl<T: Element> GradSource<T> for Gradients<'_, T> {
 
     fn spend(&self) {
         self.mark_applied();
+    }
+
+    fn stale(&self) -> Option<String> {
+        self.reset_since().then(|| {
+            format!(
+                "these gradients were computed on tape #{} before it was reset, so their \
+                 parameter bindings are gone; call backward() on this step's loss after its \
+                 forward, and step before the next reset",
+                self.tape().id()
+            )
+        })
     }
 }
 
@@ -69,6 +86,14 @@ pub enum StepError {
     EvalMode {
         /// The optimizer that refused.
         op: &'static str,
+    },
+    /// The gradients' tape was reset since they were computed.
+    #[error("{op}: {why}")]
+    Stale {
+        /// The optimizer or function that refused.
+        op: &'static str,
+        /// What happened and what to do.
+        why: String,
     },
     /// No trainable parameter has a gradient, so the step would do nothing.
     #[error("{op}: no trainable parameter has a gradient, so nothing was updated: {why}")]
@@ -340,6 +365,9 @@ pub(crate) fn check_gradients<T: Element>(
     finite: bool,
     scope: impl Fn(ParamId) -> bool,
 ) -> Result<usize, StepError> {
+    if let Some(why) = grads.stale() {
+        return Err(StepError::Stale { op, why });
+    }
     let mut found = 0;
     for id in params.trainable().filter(|&id| scope(id)) {
         let Some(g) = grads.grad_of(params.key(id)) else {
