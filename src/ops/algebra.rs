@@ -10,7 +10,7 @@
 //! and reduction ops (tensors and vars).
 
 use crate::tape::Var;
-use crate::tensor::{Element, Shape, Tensor};
+use crate::tensor::{Conv2dGeom, Element, Shape, Tensor};
 
 /// Elementwise arithmetic that local derivative rules are written in.
 /// Binary methods broadcast like NumPy.
@@ -87,6 +87,14 @@ pub trait Algebra<T: Element>: Pointwise<T> {
     /// Matrix product (2-d or batched 3-d), each operand optionally
     /// transposed in its last two dimensions.
     fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self;
+    /// 2-d convolution with weight `w` (see [`Var::conv2d`]).
+    fn conv2d(&self, w: &Self, geom: Conv2dGeom) -> Self;
+    /// The adjoint of `conv2d` in its input, onto an input of size `hw`:
+    /// `self` is the output-shaped gradient.
+    fn conv2d_input_grad(&self, w: &Self, geom: Conv2dGeom, hw: [usize; 2]) -> Self;
+    /// The adjoint of `conv2d` in its weight (of kernel size `k`): `self`
+    /// is the input, `gy` the output-shaped gradient.
+    fn conv2d_weight_grad(&self, gy: &Self, geom: Conv2dGeom, k: [usize; 2]) -> Self;
     /// `len` entries along `axis` from `start`.
     fn narrow(&self, axis: usize, start: usize, len: usize) -> Self;
     /// Zero-pads to length `total` along `axis`, placing `self` at `start`.
@@ -278,6 +286,15 @@ impl<T: Element> Algebra<T> for Tensor<T> {
     fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self {
         Tensor::matmul_t(self, o, ta, tb)
     }
+    fn conv2d(&self, w: &Self, geom: Conv2dGeom) -> Self {
+        super::conv::eager_conv2d(self, w, geom)
+    }
+    fn conv2d_input_grad(&self, w: &Self, geom: Conv2dGeom, hw: [usize; 2]) -> Self {
+        super::conv::eager_input_grad(self, w, geom, hw)
+    }
+    fn conv2d_weight_grad(&self, gy: &Self, geom: Conv2dGeom, k: [usize; 2]) -> Self {
+        super::conv::eager_weight_grad(self, gy, geom, k)
+    }
     fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
         Tensor::narrow(self, axis, start, len)
     }
@@ -409,6 +426,15 @@ impl<'t, T: Element> Algebra<T> for Var<'t, T> {
     }
     fn matmul_t(&self, o: &Self, ta: bool, tb: bool) -> Self {
         Var::matmul_t(*self, *o, ta, tb)
+    }
+    fn conv2d(&self, w: &Self, geom: Conv2dGeom) -> Self {
+        Var::conv2d(*self, *w, geom)
+    }
+    fn conv2d_input_grad(&self, w: &Self, geom: Conv2dGeom, hw: [usize; 2]) -> Self {
+        super::conv::record_input_grad(*self, *w, geom, hw)
+    }
+    fn conv2d_weight_grad(&self, gy: &Self, geom: Conv2dGeom, k: [usize; 2]) -> Self {
+        super::conv::record_weight_grad(*self, *gy, geom, k)
     }
     fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
         Var::narrow(*self, axis, start, len)

@@ -144,6 +144,23 @@ impl<'a, T: Element> Batched<'a, T> {
         self.t.narrow(0, b, 1).reshape(self.item_shape())
     }
 
+    /// Example `b` of a batched value, or the value itself if it has no
+    /// batch axis (it is the same for every example).
+    fn example_or_all(&self, b: usize) -> Cow<'_, Tensor<T>> {
+        match self.batch {
+            Some(_) => Cow::Owned(self.example(b)),
+            None => Cow::Borrowed(&*self.t),
+        }
+    }
+
+    /// `f` of two values, example by example when either is batched.
+    fn binary(&self, o: &Self, f: impl Fn(&Tensor<T>, &Tensor<T>) -> Tensor<T>) -> Self {
+        match self.batch.or(o.batch) {
+            None => self.with(f(&self.t, &o.t)),
+            Some(b) => Self::per_example(b, |i| f(&self.example_or_all(i), &o.example_or_all(i))),
+        }
+    }
+
     /// The batch as a stack of the results of `f` on each example.
     fn per_example(batch: usize, f: impl Fn(usize) -> Tensor<T>) -> Self {
         let rows: Vec<Tensor<T>> = (0..batch).map(f).collect();
@@ -300,6 +317,20 @@ impl<T: Element> Algebra<T> for Batched<'_, T> {
                 x.matmul_t(&y, ta, tb)
             }),
         }
+    }
+    fn conv2d(&self, w: &Self, geom: crate::tensor::Conv2dGeom) -> Self {
+        self.binary(w, |x, w| x.conv2d(w, geom))
+    }
+    fn conv2d_input_grad(&self, w: &Self, geom: crate::tensor::Conv2dGeom, hw: [usize; 2]) -> Self {
+        self.binary(w, |u, w| u.conv2d_input_grad(w, geom, hw))
+    }
+    fn conv2d_weight_grad(
+        &self,
+        gy: &Self,
+        geom: crate::tensor::Conv2dGeom,
+        k: [usize; 2],
+    ) -> Self {
+        self.binary(gy, |x, gy| x.conv2d_weight_grad(gy, geom, k))
     }
     fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
         self.with(self.t.narrow(self.axis(axis), start, len))

@@ -9,6 +9,7 @@
 //!   concat, stack
 //! - `index`: index_select, gather and their adjoints
 //! - `linalg`: matmul
+//! - `conv`: conv2d, conv_transpose2d and conv2d's weight adjoint
 //! - `softmax`: softmax and log_softmax along an axis
 //! - `select`: where(mask, a, b) and comparisons
 //!
@@ -22,6 +23,7 @@
 mod algebra;
 pub(crate) mod arith;
 pub(crate) mod batched;
+pub(crate) mod conv;
 mod custom;
 mod index;
 mod linalg;
@@ -186,7 +188,8 @@ pub(crate) fn record_numbered<'t, T: Element, U: TapeNumbers>(
 /// that carries its rule; then the ops whose numbers live on the tape.
 /// Dispatch is generated from it.
 macro_rules! op_table {
-    ($($variant:ident($ty:ty)),* $(,)?; numbered: $($nvariant:ident($nty:ty)),* $(,)?) => {
+    ($($variant:ident($ty:ty)),* $(,)?; numbered: $($nvariant:ident($nty:ty)),* $(,)?;
+     packed: $($pvariant:ident($pty:ident)),* $(,)?) => {
         /// What produced a node, with the op's parameters.
         #[derive(Clone, Copy, Debug, PartialEq)]
         pub(crate) enum Op {
@@ -198,6 +201,7 @@ macro_rules! op_table {
             Custom(custom::Custom),
             $($variant($ty),)*
             $($nvariant(NumSlot),)*
+            $($pvariant(NumSlot),)*
         }
 
         impl Op {
@@ -208,6 +212,7 @@ macro_rules! op_table {
                     Op::Custom(r) => r.name(),
                     $(Op::$variant(r) => r.name(),)*
                     $(Op::$nvariant(_) => <$nty as Unary>::NAME,)*
+                    $(Op::$pvariant(_) => conv::$pty(conv::Packed::from_numbers([0.0; 2])).name(),)*
                 }
             }
 
@@ -220,6 +225,7 @@ macro_rules! op_table {
                     Op::Leaf | Op::Constant | Op::Custom(_) => None,
                     $(Op::$variant(r) => r.scalar_locals(xs, y),)*
                     $(Op::$nvariant(s) => <$nty>::from_numbers(tape.numbers(*s)).scalar_locals(xs, y),)*
+                    $(Op::$pvariant(_) => None,)*
                 }
             }
 
@@ -231,6 +237,7 @@ macro_rules! op_table {
                     Op::Custom(c) => c.vjp(tape, xs, y, g, k),
                     $(Op::$variant(r) => r.vjp(xs, y, g, k),)*
                     $(Op::$nvariant(s) => <$nty>::from_numbers(tape.numbers(*s)).vjp(xs, y, g, k),)*
+                    $(Op::$pvariant(s) => conv::$pty(conv::Packed::from_numbers(tape.numbers(*s))).vjp(xs, y, g, k),)*
                 }
             }
         }
@@ -281,7 +288,11 @@ op_table! {
     numbered:
     Affine(arith::Affine),
     PowConst(arith::PowConst),
-    LeakyRelu(unary::LeakyRelu),
+    LeakyRelu(unary::LeakyRelu);
+    packed:
+    Conv2d(Conv2d),
+    Conv2dInputGrad(Conv2dInputGrad),
+    Conv2dWeightGrad(Conv2dWeightGrad),
 }
 
 // ---- op parameters, packed so that `Op` stays 8 bytes ------------------------

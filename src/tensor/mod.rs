@@ -6,6 +6,7 @@
 
 #[cfg(feature = "blas")]
 mod blas;
+pub(crate) mod conv;
 mod display;
 mod element;
 pub(crate) mod kernels;
@@ -16,6 +17,7 @@ mod random;
 mod shape;
 pub(crate) mod simd;
 
+pub use conv::Conv2dGeom;
 pub use element::{gemm_calls, inside_gemm, Element};
 pub use pool::{trim_pool, Pool, Pooled};
 pub use shape::{broadcast_shapes, broadcasts_to, numel, strides, Shape};

@@ -1,0 +1,165 @@
+//! Convolutions: first and second derivatives against central differences
+//! over random shapes, geometries and values (proptest); the batched
+//! Jacobian; PyTorch's shape rules and errors naming the op and shapes.
+
+mod common;
+
+use common::check;
+use proptest::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use tapegrad::grad::jacobian;
+use tapegrad::tensor::Conv2dGeom;
+use tapegrad::{Tape, Tensor, Var};
+
+/// A geometry and shapes that fit: (x shape, w shape, geometry).
+fn case() -> impl Strategy<Value = ([usize; 4], [usize; 4], Conv2dGeom)> {
+    (
+        (1usize..=2, 1usize..=2, 1usize..=2, 1usize..=2),
+        (3usize..=6, 3usize..=6, 1usize..=3, 1usize..=2),
+        (
+            1usize..=2,
+            1usize..=2,
+            0usize..=1,
+            0usize..=1,
+            1usize..=2,
+            1usize..=2,
+        ),
+    )
+        .prop_filter_map(
+            "the kernel must fit",
+            |((n, g, cg, og), (h, w, kh, kw), (s0, s1, p0, p1, d0, d1))| {
+                let geom = Conv2dGeom {
+                    stride: [s0, s1],
+                    padding: [p0, p1],
+                    dilation: [d0, d1],
+                    groups: g,
+                };
+                geom.out_len(0, h, kh)?;
+                geom.out_len(1, w, kw)?;
+                Some(([n, g * cg, h, w], [g * og, cg, kh, kw], geom))
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn conv2d_first_and_second_derivatives((xs, ws, geom) in case(), seed in 0u64..1000) {
+        let x = Tensor::rand_uniform(xs, -1.0, 1.0, seed);
+        let w = Tensor::rand_uniform(ws, -1.0, 1.0, seed + 1);
+        // Through tanh, so that second derivatives are more than the
+        // bilinear cross terms.
+        check("conv2d", &|v: &[Var<f64>]| v[0].conv2d(v[1], geom).tanh(), &[x, w], seed);
+    }
+
+    #[test]
+    fn conv_transpose2d_first_and_second_derivatives((xs, ws, geom) in case(), seed in 0u64..1000, op in 0usize..=1) {
+        // The transposed convolution of an output-shaped input.
+        let tape = Tape::<f64>::new();
+        let y = tape.constant(Tensor::zeros(xs)).conv2d(tape.constant(Tensor::zeros(ws)), geom);
+        let us = y.shape();
+        let output_padding = [op.min(geom.stride[0].max(geom.dilation[0]) - 1), 0];
+        let u = Tensor::rand_uniform(us.as_slice(), -1.0, 1.0, seed);
+        let w = Tensor::rand_uniform(ws, -1.0, 1.0, seed + 1);
+        check(
+            "conv_transpose2d",
+            &|v: &[Var<f64>]| v[0].conv_transpose2d(v[1], geom, output_padding).sin(),
+            &[u, w],
+            seed,
+        );
+    }
+}
+
+#[test]
+fn the_jacobian_of_a_convolution_in_one_batched_pass_matches_its_rows() {
+    let geom = Conv2dGeom {
+        stride: [2, 1],
+        padding: [1, 0],
+        groups: 2,
+        ..Default::default()
+    };
+    let w = Tensor::<f64>::rand_uniform([4, 1, 2, 2], -1.0, 1.0, 1);
+    let x = Tensor::<f64>::rand_uniform([1, 2, 4, 3], -1.0, 1.0, 2);
+    fn f<'t>(v: Var<'t, f64>, w: &Tensor<f64>, geom: Conv2dGeom) -> Var<'t, f64> {
+        v.conv2d(v.tape().constant(w.clone()), geom).tanh()
+    }
+    let jac = jacobian(|v| f(v, &w, geom), &x);
+    let tape = Tape::new();
+    let xv = tape.var(x.clone());
+    let y = f(xv, &w, geom);
+    let out = y.shape().iter().product::<usize>();
+    assert_eq!(jac.numel(), out * x.numel());
+    for r in 0..out {
+        let row = y.backward_with(Tensor::one_hot(y.shape().as_slice(), r))[xv].clone();
+        let got = &jac.data()[r * x.numel()..(r + 1) * x.numel()];
+        for (a, b) in got.iter().zip(row.data()) {
+            assert!((a - b).abs() < 1e-12, "row {r}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn shapes_follow_pytorch() {
+    let tape = Tape::<f32>::new();
+    let x = tape.constant(Tensor::zeros([2, 3, 28, 28]));
+    let w = tape.constant(Tensor::zeros([8, 3, 5, 5]));
+    let geom = |s, p, d| Conv2dGeom {
+        stride: [s, s],
+        padding: [p, p],
+        dilation: [d, d],
+        groups: 1,
+    };
+    assert_eq!(
+        x.conv2d(w, geom(1, 0, 1)).shape().as_slice(),
+        &[2, 8, 24, 24]
+    );
+    assert_eq!(
+        x.conv2d(w, geom(2, 2, 1)).shape().as_slice(),
+        &[2, 8, 14, 14]
+    );
+    assert_eq!(
+        x.conv2d(w, geom(1, 0, 2)).shape().as_slice(),
+        &[2, 8, 20, 20]
+    );
+    // Depthwise: groups = channels, weight (C, 1, k, k).
+    let dw = tape.constant(Tensor::zeros([3, 1, 3, 3]));
+    let g = Conv2dGeom {
+        groups: 3,
+        padding: [1, 1],
+        ..Default::default()
+    };
+    assert_eq!(x.conv2d(dw, g).shape().as_slice(), &[2, 3, 28, 28]);
+    // Transposed: (h-1)·s - 2p + d(k-1) + output_padding + 1, weight (in, out/g, k, k).
+    let t = tape.constant(Tensor::zeros([2, 8, 7, 7]));
+    let tw = tape.constant(Tensor::zeros([8, 4, 3, 3]));
+    let up = geom(2, 1, 1);
+    assert_eq!(
+        t.conv_transpose2d(tw, up, [1, 1]).shape().as_slice(),
+        &[2, 4, 14, 14]
+    );
+    assert_eq!(
+        t.conv_transpose2d(tw, up, [0, 0]).shape().as_slice(),
+        &[2, 4, 13, 13]
+    );
+}
+
+#[test]
+fn a_mismatched_weight_is_an_error_naming_the_op_and_shapes() {
+    let tape = Tape::<f32>::new();
+    let x = tape.constant(Tensor::zeros([1, 3, 8, 8])).named("image");
+    let w = tape.constant(Tensor::zeros([4, 2, 3, 3])).named("kernel");
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        let _ = x.conv2d(w, Conv2dGeom::default());
+    }))
+    .unwrap_err();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.contains("conv2d") && msg.contains("image") && msg.contains("[4, 2, 3, 3]"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("need a weight of shape (4, 3, kh, kw)"),
+        "{msg}"
+    );
+}
