@@ -163,3 +163,81 @@ fn a_mismatched_weight_is_an_error_naming_the_op_and_shapes() {
         "{msg}"
     );
 }
+
+/// A pooling window that fits (x shape, window).
+fn pool_case() -> impl Strategy<Value = ([usize; 4], tapegrad::ops::Pool2d)> {
+    (
+        1usize..=2,
+        1usize..=3,
+        3usize..=6,
+        3usize..=6,
+        1usize..=3,
+        1usize..=3,
+        1usize..=2,
+        0usize..=1,
+    )
+        .prop_filter_map("the window must fit", |(n, c, h, w, kh, kw, s, p)| {
+            let pool = tapegrad::ops::Pool2d {
+                kernel: [kh, kw],
+                stride: [s, s],
+                padding: [p.min(kh / 2), p.min(kw / 2)],
+            };
+            (kh <= h && kw <= w).then_some(([n, c, h, w], pool))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn pooling_first_and_second_derivatives((xs, pool) in pool_case(), seed in 0u64..1000) {
+        // Distinct values, so that no window has a tie within the
+        // finite-difference step.
+        let n: usize = xs.iter().product();
+        let mut order: Vec<usize> = (0..n).collect();
+        let noise = Tensor::<f64>::rand_uniform([n], 0.0, 1.0, seed);
+        order.sort_by(|&a, &b| noise.data()[a].total_cmp(&noise.data()[b]));
+        let mut v = vec![0.0; n];
+        for (rank, &i) in order.iter().enumerate() {
+            v[i] = -1.0 + 2.0 * rank as f64 / n as f64;
+        }
+        let x = Tensor::from_vec(v, xs);
+        check("max_pool2d", &|v: &[Var<f64>]| v[0].max_pool2d(pool).tanh(), &[x.clone()], seed);
+        check("avg_pool2d", &|v: &[Var<f64>]| v[0].avg_pool2d(pool).tanh(), &[x.clone()], seed);
+        check("adaptive_avg_pool2d", &|v: &[Var<f64>]| v[0].adaptive_avg_pool2d([1, 1]).sin(), &[x], seed);
+    }
+}
+
+#[test]
+fn pooling_matches_pytorch_on_a_worked_example() {
+    use tapegrad::ops::Pool2d;
+    let tape = Tape::<f64>::new();
+    // 1×1×3×3 with a padded 2×2 window moving by 2:
+    // windows (zero-padded) [·,·;·,0], [·,·;1,2], [·,3;·,6], [4,5;7,8].
+    let x = tape.var(Tensor::from_vec(
+        (0..9).map(f64::from).collect(),
+        [1, 1, 3, 3],
+    ));
+    let p = Pool2d {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [1, 1],
+    };
+    assert_eq!(x.max_pool2d(p).value().data(), &[0.0, 2.0, 6.0, 8.0]);
+    // count_include_pad: every window divides by 4.
+    assert_eq!(x.avg_pool2d(p).value().data(), &[0.0, 0.75, 2.25, 6.0]);
+    // Ties: the first maximum in row-major order gets the gradient.
+    let t = tape.var(Tensor::from_vec(vec![1.0, 1.0, 1.0, 1.0], [1, 1, 2, 2]));
+    let g = t.max_pool2d(Pool2d::square(2)).sum().backward();
+    assert_eq!(g[t].data(), &[1.0, 0.0, 0.0, 0.0]);
+    // Adaptive pooling to a size that divides, and flatten.
+    let y = tape.var(Tensor::from_vec(
+        (0..16).map(f64::from).collect(),
+        [1, 1, 4, 4],
+    ));
+    assert_eq!(
+        y.adaptive_avg_pool2d([2, 2]).value().data(),
+        &[2.5, 4.5, 10.5, 12.5]
+    );
+    assert_eq!(y.flatten(1).shape().as_slice(), &[1, 16]);
+}

@@ -108,6 +108,18 @@ fn dims<T: Element, X: Algebra<T>>(x: &X, w: &X, geom: &Conv2dGeom) -> Result<Di
     })
 }
 
+/// `c` cut to the spatial size of `like`: a convolution of the output of a
+/// transposed convolution with `output_padding` has rows that no input
+/// position maps to.
+fn cut_to<T: Element, X: Algebra<T>>(c: X, like: &X) -> X {
+    let (cs, ls) = (c.shape(), like.shape());
+    if cs[2] == ls[2] && cs[3] == ls[3] {
+        c
+    } else {
+        c.narrow(2, 0, ls[2]).narrow(3, 0, ls[3])
+    }
+}
+
 /// `conv(x, w)`: inputs `x`, `w`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Conv2d(pub(crate) Packed);
@@ -141,7 +153,9 @@ impl Rule for Conv2dInputGrad {
         let (u, w) = (xs[0], xs[1]);
         let geom = self.0.geom;
         if k == 0 {
-            g.conv2d(w, geom)
+            // The adjoint of scattering onto the output is reading it back
+            // through the same windows: a convolution, cut to `u`'s size.
+            cut_to(g.conv2d(w, geom), u)
         } else {
             let s = w.shape();
             g.conv2d_weight_grad(u, geom, [s[2], s[3]])
@@ -164,7 +178,7 @@ impl Rule for Conv2dWeightGrad {
             let s = x.shape();
             u.conv2d_input_grad(g, geom, [s[2], s[3]])
         } else {
-            x.conv2d(g, geom)
+            cut_to(x.conv2d(g, geom), u)
         }
     }
 }
@@ -191,8 +205,11 @@ fn transposed_dims<T: Element, X: Algebra<T>>(
         ));
     }
     let k = [ws[2], ws[3]];
-    let out = [geom.out_len(0, hw[0], k[0]), geom.out_len(1, hw[1], k[1])];
-    if out != [Some(us[2]), Some(us[3])] {
+    // Every input position must land in the output: a convolution of the
+    // output has at least the input's size (more when output_padding adds
+    // rows no window reaches back from).
+    let fits = |a: usize| geom.out_len(a, hw[a], k[a]).is_some_and(|n| n >= us[2 + a]);
+    if !(fits(0) && fits(1)) {
         return Err(format!(
             "a {}×{} output does not map back to a {}×{} input",
             hw[0], hw[1], us[2], us[3]

@@ -10,6 +10,7 @@
 //! - `index`: index_select, gather and their adjoints
 //! - `linalg`: matmul
 //! - `conv`: conv2d, conv_transpose2d and conv2d's weight adjoint
+//! - `pool`: max/avg/adaptive pooling and flatten, composed of the above
 //! - `softmax`: softmax and log_softmax along an axis
 //! - `select`: where(mask, a, b) and comparisons
 //!
@@ -27,6 +28,7 @@ pub(crate) mod conv;
 mod custom;
 mod index;
 mod linalg;
+mod pool;
 mod reduce;
 mod select;
 mod shape;
@@ -35,6 +37,7 @@ mod unary;
 
 pub use algebra::{Algebra, Pointwise};
 pub use custom::{CustomOp, ErasedCustomOp};
+pub use pool::Pool2d;
 pub use unary::DEFAULT_LEAKY_SLOPE;
 
 use crate::tape::Arena;
