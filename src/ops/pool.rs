@@ -179,7 +179,7 @@ impl<'t, T: Element> Var<'t, T> {
         if out == [1, 1] {
             return self.mean_axis(3, true).mean_axis(2, true);
         }
-        let divides = (0..2).all(|a| out[a] > 0 && s[2 + a] % out[a] == 0);
+        let divides = (0..2).all(|a| out[a] > 0 && s[2 + a].is_multiple_of(out[a]));
         if !divides {
             shape_error(
                 "adaptive_avg_pool2d",
