@@ -241,3 +241,108 @@ fn pooling_matches_pytorch_on_a_worked_example() {
     );
     assert_eq!(y.flatten(1).shape().as_slice(), &[1, 16]);
 }
+
+/// Images with one bright 2×2 blob, left or right half: the class.
+fn blobs(n: usize, seed: u64) -> (Tensor<f32>, Vec<usize>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut x = Tensor::<f32>::zeros([n, 1, 8, 8]);
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = rng.random_range(0..2usize);
+        let (r, c) = (
+            rng.random_range(0..7usize),
+            rng.random_range(0..3usize) + 4 * class,
+        );
+        for (dr, dc) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            x.data_mut()[i * 64 + (r + dr) * 8 + c + dc] = 1.0;
+        }
+        y.push(class);
+    }
+    (x, y)
+}
+
+#[test]
+fn a_small_cnn_learns_where_the_blob_is() {
+    use tapegrad::nn::{
+        accuracy, cross_entropy, Activation, Adam, Conv2d, Flatten, Linear, MaxPool2d, Module,
+        Optimizer, ParamStore, Sequential,
+    };
+    use tapegrad::ops::Pool2d;
+    let mut params = ParamStore::<f32>::new();
+    let same = Conv2dGeom {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let model = Sequential::new()
+        .add(Conv2d::new(&mut params, "0", 1, 4, [3, 3], same, 1))
+        .add(Activation::Relu)
+        .add(MaxPool2d(Pool2d::square(2)))
+        .add(Flatten(1))
+        .add(Linear::new(&mut params, "4", 4 * 16, 2, 2));
+    let (x, y) = blobs(64, 3);
+    let mut opt = Adam::new(1e-2);
+    let tape = Tape::new();
+    let mut first = None;
+    for _ in 0..60 {
+        tape.reset();
+        let loss = cross_entropy(model.forward(&params, tape.constant(x.clone())), &y);
+        first.get_or_insert(loss.item());
+        opt.step(&mut params, &loss.backward());
+    }
+    let (xt, yt) = blobs(64, 4);
+    let eval = Tape::new();
+    let logits = eval.no_grad(|| model.forward(&params, eval.constant(xt)).value());
+    let acc = accuracy(&logits, &yt);
+    assert!(acc > 0.95, "held-out accuracy {acc} (first loss {first:?})");
+}
+
+#[test]
+fn conv_layers_have_pytorch_shapes_names_and_init() {
+    use tapegrad::nn::{Conv1d, Conv2d, ConvTranspose2d, ParamStore};
+    let mut params = ParamStore::<f32>::new();
+    let g = Conv2dGeom {
+        groups: 2,
+        ..Default::default()
+    };
+    let c = Conv2d::new(&mut params, "conv", 4, 6, [3, 5], g, 1);
+    assert_eq!(params.value(c.weight).shape(), &[6, 2, 3, 5]);
+    assert_eq!(params.id("conv.bias"), c.bias);
+    let bound = 1.0 / ((2 * 3 * 5) as f32).sqrt();
+    assert!(params
+        .value(c.weight)
+        .data()
+        .iter()
+        .all(|v| v.abs() <= bound));
+    let t = ConvTranspose2d::new(&mut params, "up", 4, 6, [2, 2], g, [0, 0], 1);
+    assert_eq!(params.value(t.weight).shape(), &[4, 3, 2, 2]);
+    let d = Conv1d::new(&mut params, "seq", 3, 5, 4, 1, 0, 1);
+    assert_eq!(params.value(d.weight).shape(), &[5, 3, 4]);
+}
+
+#[test]
+fn a_conv_layer_fed_the_wrong_channels_names_itself_at_the_callers_line() {
+    use tapegrad::nn::{Conv2d, Module, ParamStore};
+    let mut params = ParamStore::<f32>::new();
+    let c = Conv2d::new(
+        &mut params,
+        "features.0",
+        3,
+        8,
+        [3, 3],
+        Conv2dGeom::default(),
+        1,
+    );
+    let tape = Tape::new();
+    let x = tape.constant(Tensor::zeros([2, 1, 28, 28]));
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        let _ = c.forward(&params, x);
+    }))
+    .unwrap_err();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.contains("Conv2d `features.0` (3 → 8 channels)")
+            && msg.contains("[batch, 3, height, width]"),
+        "{msg}"
+    );
+}

@@ -6,7 +6,7 @@ use crate::tensor::{Element, Tensor};
 use rand::Rng;
 
 /// Joins a prefix and a name with a dot (no dot after an empty prefix).
-fn join(prefix: &str, name: &str) -> String {
+pub(crate) fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()
     } else {

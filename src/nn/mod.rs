@@ -26,6 +26,7 @@
 //! ```
 
 mod checkpoint;
+mod conv;
 mod init;
 mod layers;
 mod loss;
@@ -34,6 +35,7 @@ pub mod optim;
 mod params;
 
 pub use checkpoint::{CheckpointError, LoadOptions, LoadReport, Mismatch, Precision, StateDict};
+pub use conv::{AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTranspose2d, Flatten, MaxPool2d};
 pub use init::Init;
 pub use layers::{Activation, Dropout, LayerNorm, Linear, Mlp};
 pub use loss::{
