@@ -240,39 +240,52 @@ fn buffers_are_saved_and_loaded_by_name_and_integer_counters_read() {
     let mut a = ParamStore::<f32>::new();
     a.add("bn.weight", Tensor::ones([2]));
     let mean = a.add_buffer("bn.running_mean", Tensor::from_vec(vec![0.5, -0.5], [2]));
-    a.add_buffer("bn.num_batches_tracked", Tensor::scalar(0.0));
+    let count = a.add_buffer("bn.num_batches_tracked", Tensor::scalar(0.0));
     assert_eq!(a.num_elements(), 2, "buffers are not weights");
-    assert_eq!(a.trainable().count(), 1);
+    assert_eq!((a.trainable().count(), a.num_buffers()), (1, 2));
+    // A buffer changes through &ParamStore (as a layer's forward does) and
+    // is saved by name.
+    a.set_buffer(count, Tensor::scalar(3.0));
+    a.save(&path).unwrap();
+    let mut b = ParamStore::<f32>::new();
+    b.add("bn.weight", Tensor::zeros([2]));
+    let b_mean = b.add_buffer("bn.running_mean", Tensor::zeros([2]));
+    let b_count = b.add_buffer("bn.num_batches_tracked", Tensor::scalar(0.0));
+    b.load(&path).unwrap();
+    assert_eq!(b.buffer(b_mean).data(), &[0.5, -0.5]);
+    assert_eq!(b.buffer(b_count).item(), 3.0);
     // A counter stored as int64, as PyTorch stores num_batches_tracked.
-    let weight = Tensor::<f32>::ones([2]);
-    let wb: Vec<u8> = weight.data().iter().flat_map(|v| v.to_le_bytes()).collect();
-    let mb: Vec<u8> = [0.5f32, -0.5]
+    let wb: Vec<u8> = [1.0f32, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mb: Vec<u8> = [0.25f32, 0.75]
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
     let nb = 7i64.to_le_bytes().to_vec();
+    fn view(
+        d: safetensors::Dtype,
+        shape: Vec<usize>,
+        bytes: &[u8],
+    ) -> safetensors::tensor::TensorView<'_> {
+        safetensors::tensor::TensorView::new(d, shape, bytes).unwrap()
+    }
     let views = vec![
-        (
-            "bn.weight",
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &wb).unwrap(),
-        ),
+        ("bn.weight", view(safetensors::Dtype::F32, vec![2], &wb)),
         (
             "bn.running_mean",
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &mb).unwrap(),
+            view(safetensors::Dtype::F32, vec![2], &mb),
         ),
         (
             "bn.num_batches_tracked",
-            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![], &nb).unwrap(),
+            view(safetensors::Dtype::I64, vec![], &nb),
         ),
     ];
     std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
-    *a.value_mut(mean) = Tensor::zeros([2]);
     a.load(&path).unwrap();
-    assert_eq!(a.value(mean).data(), &[0.5, -0.5]);
-    assert_eq!(a.value(a.id("bn.num_batches_tracked").unwrap()).item(), 7.0);
-    a.save(&path).unwrap();
+    assert_eq!(a.buffer(mean).data(), &[0.25, 0.75]);
+    assert_eq!(a.buffer(count).item(), 7.0);
     let state = a.state_dict();
     assert_eq!(state.len(), 3);
+    assert_eq!(state["bn.num_batches_tracked"].item(), 7.0);
 }
 
 #[test]

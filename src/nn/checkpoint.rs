@@ -368,9 +368,16 @@ struct Source<'a> {
     bytes: &'a [u8],
 }
 
+/// A tensor of the model a checkpoint holds: a parameter or a buffer.
+#[derive(Clone, Copy)]
+enum Target {
+    Param(super::ParamId),
+    Buffer(super::BufferId),
+}
+
 /// What a load will do: the tensors to assign, or every problem.
 struct Plan<T: Element> {
-    values: Vec<(super::ParamId, Tensor<T>)>,
+    values: Vec<(Target, Tensor<T>)>,
     report: LoadReport,
 }
 
@@ -390,9 +397,26 @@ impl<T: Element> ParamStore<T> {
     /// # Ok::<(), tapegrad::nn::CheckpointError>(())
     /// ```
     pub fn state_dict(&self) -> StateDict<T> {
-        self.iter()
-            .map(|(_, name, value)| (name.to_string(), value.clone()))
+        self.tensors()
+            .into_iter()
+            .map(|(_, name, value)| (name, value))
             .collect()
+    }
+
+    /// Every parameter and buffer with its name and (a copy of) its value,
+    /// parameters first, each in the order they were added.
+    fn tensors(&self) -> Vec<(Target, String, Tensor<T>)> {
+        let params = self
+            .iter()
+            .map(|(id, name, v)| (Target::Param(id), name.to_string(), v.clone()));
+        let buffers = self.buffer_names().map(|(id, name)| {
+            (
+                Target::Buffer(id),
+                name.to_string(),
+                self.buffer(id).clone(),
+            )
+        });
+        params.chain(buffers).collect()
     }
 
     /// Loads tensors by name from a state dict. Nothing changes on error.
@@ -461,10 +485,11 @@ impl<T: Element> ParamStore<T> {
         precision: Precision,
     ) -> Result<(), CheckpointError> {
         let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .iter()
+            .tensors()
+            .into_iter()
             .map(|(_, name, value)| {
-                let bytes = to_bytes(value, precision);
-                (name.to_string(), value.shape().to_vec(), bytes)
+                let bytes = to_bytes(&value, precision);
+                (name, value.shape().to_vec(), bytes)
             })
             .collect();
         let mut metadata = HashMap::from([("format".to_string(), "tapegrad".to_string())]);
@@ -658,12 +683,14 @@ impl<T: Element> ParamStore<T> {
         let by_name: HashMap<String, &Source<'_>> =
             sources.iter().map(|s| (options.map(s.name), s)).collect();
         let ours = Precision::of::<T>().dtype();
-        for (id, name, value) in self.iter() {
+        for (target, name, value) in self.tensors() {
+            let name = name.as_str();
             let Some(s) = by_name.get(name) else {
                 report.missing.push(name.to_string());
                 continue;
             };
-            let integer_buffer = self.is_buffer(id) && matches!(s.dtype, Dtype::I64 | Dtype::I32);
+            let is_buffer = matches!(target, Target::Buffer(_));
+            let integer_buffer = is_buffer && matches!(s.dtype, Dtype::I64 | Dtype::I32);
             if s.dtype != ours && !options.convert_dtype && !integer_buffer {
                 problems.push(Mismatch::Dtype {
                     name: name.to_string(),
@@ -678,7 +705,7 @@ impl<T: Element> ParamStore<T> {
                 });
             } else {
                 match decode(s) {
-                    Some(t) => values.push((id, t)),
+                    Some(t) => values.push((target, t)),
                     None => problems.push(Mismatch::Dtype {
                         name: name.to_string(),
                         expected: format!("{ours:?}"),
@@ -689,7 +716,7 @@ impl<T: Element> ParamStore<T> {
         }
         let mut unexpected: Vec<String> = by_name
             .keys()
-            .filter(|n| self.id(n).is_none())
+            .filter(|n| self.id(n).is_none() && self.buffer_id(n).is_none())
             .cloned()
             .collect();
         unexpected.sort();
@@ -710,8 +737,11 @@ impl<T: Element> ParamStore<T> {
     }
 
     fn apply(&mut self, plan: Plan<T>) -> LoadReport {
-        for (id, v) in plan.values {
-            *self.value_mut(id) = v;
+        for (target, v) in plan.values {
+            match target {
+                Target::Param(id) => *self.value_mut(id) = v,
+                Target::Buffer(id) => self.set_buffer(id, v),
+            }
         }
         plan.report
     }

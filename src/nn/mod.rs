@@ -47,4 +47,4 @@ pub use optim::{
     clip_grad_norm, try_clip_grad_norm, AdaGrad, Adam, AdamW, GradAccumulator, GradSource, Hyper,
     Optimizer, ParamGroup, RmsProp, Schedule, Settings, Sgd, StepError,
 };
-pub use params::{ParamId, ParamKey, ParamStore, RngId};
+pub use params::{BufferId, ParamId, ParamKey, ParamStore, RngId};

@@ -7,18 +7,29 @@ use crate::tensor::{Element, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use slotmap::{Key, SlotMap};
-use std::cell::{RefCell, RefMut};
+use std::cell::{Ref, RefCell, RefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 slotmap::new_key_type! {
-    /// A handle to one parameter (or buffer) in a [`ParamStore`]. Modules
+    /// A handle to one parameter in a [`ParamStore`]. Modules
     /// hold these, not tensors.
     pub struct ParamId;
+
+    /// A handle to one buffer in a [`ParamStore`]: a tensor of the model's
+    /// state that is not trained (batch norm's running statistics).
+    pub struct BufferId;
 
     /// A handle to one named random stream in a [`ParamStore`] (dropout's
     /// masks), saved in checkpoints so that a resumed run draws what the
     /// uninterrupted one would have.
     pub struct RngId;
+}
+
+/// A named buffer: changed by forwards (through `&ParamStore`), so kept in
+/// a cell.
+pub(crate) struct Buffer<T: Element> {
+    pub(crate) name: String,
+    pub(crate) value: RefCell<Tensor<T>>,
 }
 
 /// A named random stream.
@@ -27,19 +38,9 @@ pub(crate) struct Stream {
     pub(crate) rng: RefCell<ChaCha8Rng>,
 }
 
-/// What a stored tensor is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// Trained by optimizers (unless frozen).
-    Trainable,
-    /// Never trained, but saved and loaded by name (running statistics).
-    Buffer,
-}
-
 struct Param<T: Element> {
     name: String,
     value: Tensor<T>,
-    kind: Kind,
     frozen: bool,
     /// Bumped by every change of `value`, so that a tape holding an older
     /// copy (one not reset since the last step) is given the new one.
@@ -74,7 +75,7 @@ static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
 ///
 /// Each step, [`ParamStore::var`] puts a parameter on the step's tape, and
 /// the tape remembers which node it is (once per tape and reset; a frozen
-/// parameter or a buffer goes on as a constant). [`ParamStore::grad`] and
+/// parameter goes on as a constant). [`ParamStore::grad`] and
 /// the optimizers find a parameter's gradient through the tape the
 /// [`Gradients`] come from, so other forwards in between (a validation
 /// pass on another tape, a `no_grad` peek) never hide it.
@@ -96,6 +97,7 @@ static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
 pub struct ParamStore<T: Element> {
     id: u64,
     params: SlotMap<ParamId, Param<T>>,
+    pub(crate) buffers: SlotMap<BufferId, Buffer<T>>,
     pub(crate) streams: SlotMap<RngId, Stream>,
     training: bool,
 }
@@ -112,6 +114,7 @@ impl<T: Element> ParamStore<T> {
         ParamStore {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             params: SlotMap::with_key(),
+            buffers: SlotMap::with_key(),
             streams: SlotMap::with_key(),
             training: true,
         }
@@ -120,44 +123,108 @@ impl<T: Element> ParamStore<T> {
     /// Adds a trainable parameter.
     ///
     /// # Panics
-    /// If a tensor of that name exists already.
+    /// If a parameter or buffer of that name exists already.
     #[track_caller]
     pub fn add(&mut self, name: impl Into<String>, value: Tensor<T>) -> ParamId {
-        self.insert(name.into(), value, Kind::Trainable)
+        let name = name.into();
+        self.assert_new_name(&name);
+        self.params.insert(Param {
+            name,
+            value,
+            frozen: false,
+            version: 0,
+        })
     }
 
     /// Adds a buffer: a tensor of the model's state that is not trained
-    /// (batch-norm running statistics, counters), saved and loaded by name
-    /// like a parameter, and put on tapes as a constant.
+    /// (batch norm's running statistics, counters), saved and loaded by
+    /// name like a parameter. Layers may change it during a forward
+    /// ([`ParamStore::set_buffer`] takes `&self`).
     ///
     /// ```
     /// use tapegrad::nn::ParamStore;
     /// use tapegrad::Tensor;
     /// let mut params = ParamStore::<f32>::new();
     /// let mean = params.add_buffer("bn.running_mean", Tensor::zeros([4]));
-    /// assert!(params.is_buffer(mean) && !params.is_trainable(mean));
+    /// params.set_buffer(mean, Tensor::ones([4]));
+    /// assert_eq!(params.buffer(mean).data(), &[1.0; 4]);
+    /// assert_eq!(params.num_elements(), 0); // buffers are not weights
     /// ```
     ///
     /// # Panics
-    /// If a tensor of that name exists already.
+    /// If a parameter or buffer of that name exists already.
     #[track_caller]
-    pub fn add_buffer(&mut self, name: impl Into<String>, value: Tensor<T>) -> ParamId {
-        self.insert(name.into(), value, Kind::Buffer)
+    pub fn add_buffer(&mut self, name: impl Into<String>, value: Tensor<T>) -> BufferId {
+        let name = name.into();
+        self.assert_new_name(&name);
+        self.buffers.insert(Buffer {
+            name,
+            value: RefCell::new(value),
+        })
     }
 
     #[track_caller]
-    fn insert(&mut self, name: String, value: Tensor<T>, kind: Kind) -> ParamId {
+    fn assert_new_name(&self, name: &str) {
         assert!(
-            self.id(&name).is_none(),
-            "ParamStore::add: a parameter named `{name}` exists already"
+            self.id(name).is_none() && self.buffer_id(name).is_none(),
+            "ParamStore::add: a parameter or buffer named `{name}` exists already"
         );
-        self.params.insert(Param {
-            name,
-            value,
-            kind,
-            frozen: false,
-            version: 0,
-        })
+    }
+
+    /// The buffer called `name`.
+    pub fn buffer_id(&self, name: &str) -> Option<BufferId> {
+        self.buffers
+            .iter()
+            .find(|(_, b)| b.name == name)
+            .map(|(id, _)| id)
+    }
+
+    /// A buffer's current value.
+    ///
+    /// # Panics
+    /// If `id` is not a buffer of this store, or the buffer is being
+    /// changed.
+    #[track_caller]
+    pub fn buffer(&self, id: BufferId) -> Ref<'_, Tensor<T>> {
+        self.buffer_cell(id).borrow()
+    }
+
+    /// Replaces a buffer's value (through `&self`: layers do it in their
+    /// forward).
+    ///
+    /// # Panics
+    /// If `id` is not a buffer of this store, or the buffer is being read.
+    #[track_caller]
+    pub fn set_buffer(&self, id: BufferId, value: Tensor<T>) {
+        *self.buffer_cell(id).borrow_mut() = value;
+    }
+
+    #[track_caller]
+    fn buffer_cell(&self, id: BufferId) -> &RefCell<Tensor<T>> {
+        match self.buffers.get(id) {
+            Some(b) => &b.value,
+            None => panic!(
+                "ParamStore: {id:?} is not a buffer of this store: build the model with the store you run it with"
+            ),
+        }
+    }
+
+    /// A buffer's name.
+    #[track_caller]
+    pub fn buffer_name(&self, id: BufferId) -> &str {
+        self.buffer_cell(id);
+        &self.buffers[id].name
+    }
+
+    /// Every buffer in the order they were added: id and name.
+    pub fn buffer_names(&self) -> impl Iterator<Item = (BufferId, &str)> {
+        self.buffers.iter().map(|(id, b)| (id, b.name.as_str()))
+    }
+
+    /// The buffer as a constant on `tape` (buffers get no gradient).
+    #[track_caller]
+    pub fn buffer_var<'t>(&self, tape: &'t Tape<T>, id: BufferId) -> Var<'t, T> {
+        tape.constant(self.buffer(id).clone())
     }
 
     /// Adds a random stream called `name`, seeded with `seed` (for layers
@@ -195,7 +262,7 @@ impl<T: Element> ParamStore<T> {
         }
     }
 
-    /// The parameter (or buffer) called `name`.
+    /// The parameter called `name`.
     pub fn id(&self, name: &str) -> Option<ParamId> {
         self.params
             .iter()
@@ -243,40 +310,41 @@ impl<T: Element> ParamStore<T> {
         &self.param(id).name
     }
 
-    /// Every parameter and buffer in the order they were added: id, name,
-    /// value.
+    /// Every parameter in the order they were added: id, name, value.
     pub fn iter(&self) -> impl Iterator<Item = (ParamId, &str, &Tensor<T>)> {
         self.params
             .iter()
             .map(|(id, p)| (id, p.name.as_str(), &p.value))
     }
 
-    /// The ids of every tensor an optimizer may train (not frozen, not a
-    /// buffer), in the order they were added.
+    /// The ids of every parameter an optimizer may train (not frozen), in
+    /// the order they were added.
     pub fn trainable(&self) -> impl Iterator<Item = ParamId> + '_ {
         self.params
             .iter()
-            .filter(|(_, p)| p.kind == Kind::Trainable && !p.frozen)
+            .filter(|(_, p)| !p.frozen)
             .map(|(id, _)| id)
     }
 
-    /// Number of parameters and buffers (tensors).
+    /// Number of parameters (tensors; buffers are counted by
+    /// [`ParamStore::num_buffers`]).
     pub fn len(&self) -> usize {
         self.params.len()
     }
 
-    /// True if there are none.
+    /// True if there are no parameters.
     pub fn is_empty(&self) -> bool {
         self.params.is_empty()
     }
 
+    /// Number of buffers.
+    pub fn num_buffers(&self) -> usize {
+        self.buffers.len()
+    }
+
     /// Total number of scalar weights (buffers not counted).
     pub fn num_elements(&self) -> usize {
-        self.params
-            .values()
-            .filter(|p| p.kind == Kind::Trainable)
-            .map(|p| p.value.numel())
-            .sum()
+        self.params.values().map(|p| p.value.numel()).sum()
     }
 
     /// Stops a parameter from training: it goes on the tape as a constant,
@@ -300,17 +368,10 @@ impl<T: Element> ParamStore<T> {
         self.param(id).frozen
     }
 
-    /// Whether `id` is a buffer ([`ParamStore::add_buffer`]).
-    #[track_caller]
-    pub fn is_buffer(&self, id: ParamId) -> bool {
-        self.param(id).kind == Kind::Buffer
-    }
-
     /// Whether an optimizer trains `id`: a parameter that is not frozen.
     #[track_caller]
     pub fn is_trainable(&self, id: ParamId) -> bool {
-        let p = self.param(id);
-        p.kind == Kind::Trainable && !p.frozen
+        !self.param(id).frozen
     }
 
     /// Switches every module that uses this store to training mode
@@ -355,7 +416,7 @@ impl<T: Element> ParamStore<T> {
     /// evaluation: random streams (dropout) or buffers (running
     /// statistics).
     pub fn has_mode_dependent_state(&self) -> bool {
-        !self.streams.is_empty() || self.params.values().any(|p| p.kind == Kind::Buffer)
+        !self.streams.is_empty() || !self.buffers.is_empty()
     }
 
     /// This store's identity (in [`ParamKey`]s).
@@ -375,7 +436,7 @@ impl<T: Element> ParamStore<T> {
         let store = self.id;
         self.params
             .iter_mut()
-            .filter(|(_, p)| p.kind == Kind::Trainable && !p.frozen)
+            .filter(|(_, p)| !p.frozen)
             .map(move |(id, p)| {
                 p.version += 1;
                 (id, ParamKey { store, id }, &mut p.value)
@@ -384,6 +445,7 @@ impl<T: Element> ParamStore<T> {
 
     /// The parameter as a [`Var`] on `tape`: put there on first use after
     /// each reset, and the same node on every later use in that recording.
+    /// A frozen parameter goes on as a constant.
     /// It is put on again (a new node) when the node would be wrong for
     /// this use: first put on inside [`Tape::no_grad`] and now used with
     /// recording on, or changed since (an optimizer step or a load on a
@@ -393,7 +455,7 @@ impl<T: Element> ParamStore<T> {
     pub fn var<'t>(&self, tape: &'t Tape<T>, id: ParamId) -> Var<'t, T> {
         let p = self.param(id);
         let key = self.key(id).tape_key();
-        let trainable = p.kind == Kind::Trainable && !p.frozen;
+        let trainable = !p.frozen;
         if let Some(b) = tape.bound(key) {
             let fits = b.requires_grad || !(trainable && tape.is_grad_enabled());
             if fits && b.version == p.version {
@@ -449,7 +511,7 @@ impl<T: Element> ParamStore<T> {
         }
         if self.trainable().next().is_none() {
             return format!(
-                "this ParamStore has no trainable parameter ({} tensors, all frozen or buffers); \
+                "this ParamStore has no trainable parameter ({} tensors, all frozen); \
                  unfreeze the ones to train",
                 self.len()
             );
