@@ -346,3 +346,84 @@ fn a_conv_layer_fed_the_wrong_channels_names_itself_at_the_callers_line() {
         "{msg}"
     );
 }
+
+#[test]
+fn batch_norm_first_and_second_derivatives() {
+    use tapegrad::nn::batch_norm;
+    for (shape, seed) in [
+        (vec![3, 2, 2, 2], 1u64),
+        (vec![4, 3], 2),
+        (vec![2, 2, 3], 3),
+    ] {
+        let c = shape[1];
+        let x = Tensor::<f64>::rand_uniform(shape.as_slice(), -1.0, 1.0, seed);
+        let w = Tensor::<f64>::rand_uniform([c], 0.5, 1.5, seed + 1);
+        let b = Tensor::<f64>::rand_uniform([c], -0.5, 0.5, seed + 2);
+        check(
+            "batch_norm",
+            &|v: &[Var<f64>]| batch_norm(v[0], Some(v[1]), Some(v[2]), 1e-5).0.tanh(),
+            &[x, w, b],
+            seed,
+        );
+    }
+}
+
+#[test]
+fn batch_norm_running_statistics_follow_pytorch() {
+    use tapegrad::nn::{BatchNorm2d, Module, ParamStore};
+    let mut params = ParamStore::<f64>::new();
+    let bn = BatchNorm2d::new(&mut params, "bn", 2);
+    let x = Tensor::<f64>::rand_uniform([3, 2, 2, 2], -1.0, 3.0, 7);
+    // Per channel: mean and biased / unbiased variance over the 12 values.
+    let stats = |c: usize| {
+        let v: Vec<f64> = (0..3)
+            .flat_map(|n| (0..4).map(move |k| (n, k)))
+            .map(|(n, k)| x.data()[n * 8 + c * 4 + k])
+            .collect();
+        let m = v.iter().sum::<f64>() / 12.0;
+        let ss = v.iter().map(|a| (a - m).powi(2)).sum::<f64>();
+        (m, ss / 12.0, ss / 11.0)
+    };
+    let tape = Tape::new();
+    let y = bn.forward(&params, tape.constant(x.clone())).value();
+    for c in 0..2 {
+        let (m, biased, unbiased) = stats(c);
+        let got = params.buffer(bn.running_mean).data()[c];
+        assert!((got - 0.1 * m).abs() < 1e-12, "{got} vs {}", 0.1 * m);
+        let got = params.buffer(bn.running_var).data()[c];
+        assert!((got - (0.9 + 0.1 * unbiased)).abs() < 1e-12);
+        let want = (x.data()[c * 4] - m) / (biased + 1e-5).sqrt();
+        assert!((y.data()[c * 4] - want).abs() < 1e-12);
+    }
+    assert_eq!(params.buffer(bn.num_batches_tracked).item(), 1.0);
+    // Evaluation uses the running statistics and updates nothing.
+    params.eval();
+    let y = bn.forward(&params, tape.constant(x.clone())).value();
+    let (rm, rv) = (
+        params.buffer(bn.running_mean).data()[1],
+        params.buffer(bn.running_var).data()[1],
+    );
+    assert!((y.data()[4] - (x.data()[4] - rm) / (rv + 1e-5).sqrt()).abs() < 1e-12);
+    assert_eq!(params.buffer(bn.num_batches_tracked).item(), 1.0);
+    // One value per channel cannot be normalised in training mode.
+    params.train();
+    let one = tape.constant(Tensor::zeros([1, 2, 1, 1]));
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        let _ = bn.forward(&params, one);
+    }))
+    .unwrap_err();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("more than 1 value per channel"), "{msg}");
+    // PyTorch's state-dict names.
+    let keys: Vec<String> = params.state_dict().into_keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "bn.bias",
+            "bn.num_batches_tracked",
+            "bn.running_mean",
+            "bn.running_var",
+            "bn.weight"
+        ]
+    );
+}

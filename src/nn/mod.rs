@@ -31,6 +31,7 @@ mod init;
 mod layers;
 mod loss;
 mod module;
+mod norm;
 pub mod optim;
 mod params;
 
@@ -43,6 +44,7 @@ pub use loss::{
     Reduction,
 };
 pub use module::{Module, Sequential};
+pub use norm::{batch_norm, BatchNorm, BatchNorm1d, BatchNorm2d};
 pub use optim::{
     clip_grad_norm, try_clip_grad_norm, AdaGrad, Adam, AdamW, GradAccumulator, GradSource, Hyper,
     Optimizer, ParamGroup, RmsProp, Schedule, Settings, Sgd, StepError,
