@@ -236,7 +236,9 @@ impl<T: Element> Module<T> for BatchNorm {
 pub struct BatchNorm2d;
 
 impl BatchNorm2d {
-    /// Batch normalisation of `features` channels, named `name.*`.
+    /// Batch normalisation of `features` channels, named `name.*`. (Named
+    /// after PyTorch's class; the layer itself is a [`BatchNorm`].)
+    #[allow(clippy::new_ret_no_self)]
     pub fn new<T: Element>(params: &mut ParamStore<T>, name: &str, features: usize) -> BatchNorm {
         BatchNorm::new_2d(params, name, features)
     }
@@ -246,7 +248,9 @@ impl BatchNorm2d {
 pub struct BatchNorm1d;
 
 impl BatchNorm1d {
-    /// Batch normalisation of `features` channels, named `name.*`.
+    /// Batch normalisation of `features` channels, named `name.*`. (Named
+    /// after PyTorch's class; the layer itself is a [`BatchNorm`].)
+    #[allow(clippy::new_ret_no_self)]
     pub fn new<T: Element>(params: &mut ParamStore<T>, name: &str, features: usize) -> BatchNorm {
         BatchNorm::new_1d(params, name, features)
     }
