@@ -8,6 +8,23 @@ use super::{
 };
 use std::mem::MaybeUninit;
 
+/// The trailing axes `k..` of `shape` along which an operand read with
+/// strides `contiguous` is contiguous and one read with `constant` does not
+/// move, if there are any and the block is long enough to pay: `(k, block
+/// length)`.
+fn constant_run(
+    shape: &[usize],
+    contiguous: &[usize],
+    constant: &[usize],
+) -> Option<(usize, usize)> {
+    let (mut k, mut run) = (shape.len(), 1);
+    while k > 0 && constant[k - 1] == 0 && contiguous[k - 1] == run {
+        k -= 1;
+        run *= shape[k];
+    }
+    (k < shape.len() && run >= 8).then_some((k, run))
+}
+
 impl<T: Element> Tensor<T> {
     /// Elementwise `f(a, b)` with NumPy broadcasting; `None` if the shapes
     /// do not broadcast.
@@ -55,6 +72,23 @@ impl<T: Element> Tensor<T> {
             broadcast_strides(b.shape(), &out),
         );
         let mut data = Buffer::with_capacity(n);
+        // One side constant along a trailing block that the other reads
+        // contiguously (a per-channel statistic against (N, C, H, W)): a
+        // plain loop per block instead of an offset walk per element.
+        if let Some((k, run)) = constant_run(&out, &sa, &sb) {
+            for_each_offset2(&out[..k], &sa[..k], &sb[..k], |i, j| {
+                let q = y[j];
+                data.extend(x[i..i + run].iter().map(|&p| f(p, q)));
+            });
+            return Some(Tensor::from_parts(out, data));
+        }
+        if let Some((k, run)) = constant_run(&out, &sb, &sa) {
+            for_each_offset2(&out[..k], &sa[..k], &sb[..k], |i, j| {
+                let p = x[i];
+                data.extend(y[j..j + run].iter().map(|&q| f(p, q)));
+            });
+            return Some(Tensor::from_parts(out, data));
+        }
         for_each_offset2(&out, &sa, &sb, |i, j| data.push(f(x[i], y[j])));
         Some(Tensor::from_parts(out, data))
     }
@@ -102,11 +136,18 @@ impl<T: Element> Tensor<T> {
             return out;
         }
         let ts = broadcast_strides(target, self.shape());
-        let src = self.data();
+        let (src, ss) = (self.data(), strides(self.shape()));
         let dst = out.data_mut();
-        for_each_offset2(self.shape(), &strides(self.shape()), &ts, |i, j| {
-            dst[j] = dst[j] + src[i]
-        });
+        // Summing a trailing block into one entry (a per-channel gradient
+        // of (N, C, H, W)): one sum per block.
+        if let Some((k, run)) = constant_run(own, &ss, &ts) {
+            for_each_offset2(&own[..k], &ss[..k], &ts[..k], |i, j| {
+                let block = simd::lane_sums(&src[i..i + run], T::zero());
+                dst[j] = block.iter().fold(dst[j], |acc, &v| acc + v);
+            });
+            return out;
+        }
+        for_each_offset2(own, &ss, &ts, |i, j| dst[j] = dst[j] + src[i]);
         out
     }
 
@@ -514,6 +555,33 @@ mod tests {
             assert_eq!(at(&bias_first, i), f(r, p), "{i}");
             assert_eq!(at(&scalar, i), f(p, 3.0), "{i}");
             assert_eq!(at(&mapped, i), p * p, "{i}");
+        }
+    }
+
+    /// The per-channel block paths (a `(1, C, 1, 1)` statistic against an
+    /// `(N, C, H, W)` tensor, either side first, and the sum back down)
+    /// give what the element-by-element definition gives.
+    #[test]
+    fn channel_broadcasts_and_their_sums_match_the_definition() {
+        let (n, c, hw) = (3, 4, 10);
+        let x = Tensor::<f64>::rand_uniform([n, c, 2, 5], -1.0, 1.0, 1);
+        let s = Tensor::<f64>::rand_uniform([1, c, 1, 1], -1.0, 1.0, 2);
+        let f = |p: f64, q: f64| p * 3.0 - q;
+        let (xs, ss) = (x.data(), s.data());
+        let ab = x.zip_map(&s, f).unwrap();
+        let ba = s.zip_map(&x, f).unwrap();
+        for (i, &p) in xs.iter().enumerate() {
+            let ch = (i / hw) % c;
+            assert_eq!(ab.data()[i], f(p, ss[ch]), "{i}");
+            assert_eq!(ba.data()[i], f(ss[ch], p), "{i}");
+        }
+        let summed = x.sum_to(&[1, c, 1, 1]);
+        for ch in 0..c {
+            let want: f64 = (0..n * c * hw)
+                .filter(|i| (i / hw) % c == ch)
+                .map(|i| xs[i])
+                .sum();
+            assert!((summed.data()[ch] - want).abs() < 1e-12, "{ch}");
         }
     }
 }

@@ -213,6 +213,11 @@ impl<T: Pooled + Copy + Default> Buffer<T> {
         self.0.push(v)
     }
 
+    /// Appends every item (a block of an elementwise op).
+    pub(crate) fn extend(&mut self, items: impl IntoIterator<Item = T>) {
+        self.0.extend(items)
+    }
+
     pub(crate) fn into_vec(mut self) -> Vec<T> {
         std::mem::take(&mut self.0).into_vec()
     }
