@@ -144,26 +144,29 @@ pub(crate) fn forward<T: Element>(
     g: &Conv2dGeom,
 ) -> Tensor<T> {
     let (cg, og, rows, pix) = d.per_group(g);
-    let mut y = Vec::with_capacity(d.n * d.o * pix);
-    let mut cols = vec![T::zero(); rows * pix];
+    // Pooled buffers (Tensor::zeros), not fresh vectors: a training loop
+    // reuses them instead of faulting new pages in every step.
+    let mut y = Tensor::zeros([d.n, d.o, d.out[0], d.out[1]]);
+    let mut cols = Tensor::zeros([rows * pix]);
     let image = d.c * d.hw[0] * d.hw[1];
     for n in 0..d.n {
         let xn = &x.data()[n * image..(n + 1) * image];
         for gi in 0..g.groups {
-            im2col(xn, d, g, gi * cg, cg, &mut cols);
+            im2col(xn, d, g, gi * cg, cg, cols.data_mut());
             let wg = &w.data()[gi * og * rows..(gi + 1) * og * rows];
             let part = Tensor::product(
                 &[og, pix],
                 (og, rows, pix),
                 wg,
                 (rows as isize, 1),
-                &cols,
+                cols.data(),
                 (pix as isize, 1),
             );
-            y.extend_from_slice(part.data());
+            let at = (n * d.o + gi * og) * pix;
+            y.data_mut()[at..at + og * pix].copy_from_slice(part.data());
         }
     }
-    Tensor::from_vec(y, [d.n, d.o, d.out[0], d.out[1]])
+    y
 }
 
 /// The adjoint in the input: `dx = convᵀ(gy, w)`, `(n, c, h, w)` from
@@ -176,7 +179,8 @@ pub(crate) fn input_grad<T: Element>(
 ) -> Tensor<T> {
     let (cg, og, rows, pix) = d.per_group(g);
     let image = d.c * d.hw[0] * d.hw[1];
-    let mut dx = vec![T::zero(); d.n * image];
+    let mut out = Tensor::zeros([d.n, d.c, d.hw[0], d.hw[1]]);
+    let dx = out.data_mut();
     for n in 0..d.n {
         for gi in 0..g.groups {
             let wg = &w.data()[gi * og * rows..(gi + 1) * og * rows];
@@ -201,7 +205,7 @@ pub(crate) fn input_grad<T: Element>(
             );
         }
     }
-    Tensor::from_vec(dx, [d.n, d.c, d.hw[0], d.hw[1]])
+    out
 }
 
 /// The adjoint in the weight: `dw = Σ_images gy · colsᵀ`, `(o, c/g, kh, kw)`.
@@ -213,12 +217,12 @@ pub(crate) fn weight_grad<T: Element>(
 ) -> Tensor<T> {
     let (cg, og, rows, pix) = d.per_group(g);
     let image = d.c * d.hw[0] * d.hw[1];
-    let mut dw = vec![T::zero(); d.o * rows];
-    let mut cols = vec![T::zero(); rows * pix];
+    let mut out = Tensor::zeros([d.o, d.c / g.groups, d.k[0], d.k[1]]);
+    let mut cols = Tensor::zeros([rows * pix]);
     for n in 0..d.n {
         let xn = &x.data()[n * image..(n + 1) * image];
         for gi in 0..g.groups {
-            im2col(xn, d, g, gi * cg, cg, &mut cols);
+            im2col(xn, d, g, gi * cg, cg, cols.data_mut());
             let at = (n * d.o + gi * og) * pix;
             let gg = &gy.data()[at..at + og * pix];
             // (og × pix) · (pix × rows): the columns read transposed.
@@ -227,10 +231,10 @@ pub(crate) fn weight_grad<T: Element>(
                 (og, pix, rows),
                 gg,
                 (pix as isize, 1),
-                &cols,
+                cols.data(),
                 (1, pix as isize),
             );
-            for (acc, &v) in dw[gi * og * rows..(gi + 1) * og * rows]
+            for (acc, &v) in out.data_mut()[gi * og * rows..(gi + 1) * og * rows]
                 .iter_mut()
                 .zip(part.data())
             {
@@ -238,7 +242,7 @@ pub(crate) fn weight_grad<T: Element>(
             }
         }
     }
-    Tensor::from_vec(dw, [d.o, d.c / g.groups, d.k[0], d.k[1]])
+    out
 }
 
 #[cfg(test)]
