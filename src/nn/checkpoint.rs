@@ -397,26 +397,23 @@ impl<T: Element> ParamStore<T> {
     /// # Ok::<(), tapegrad::nn::CheckpointError>(())
     /// ```
     pub fn state_dict(&self) -> StateDict<T> {
-        self.tensors()
-            .into_iter()
-            .map(|(_, name, value)| (name, value))
-            .collect()
+        let mut state = StateDict::new();
+        self.for_each_tensor(|_, name, value| {
+            state.insert(name.to_string(), value.clone());
+        });
+        state
     }
 
-    /// Every parameter and buffer with its name and (a copy of) its value,
-    /// parameters first, each in the order they were added.
-    fn tensors(&self) -> Vec<(Target, String, Tensor<T>)> {
-        let params = self
-            .iter()
-            .map(|(id, name, v)| (Target::Param(id), name.to_string(), v.clone()));
-        let buffers = self.buffer_names().map(|(id, name)| {
-            (
-                Target::Buffer(id),
-                name.to_string(),
-                self.buffer(id).clone(),
-            )
-        });
-        params.chain(buffers).collect()
+    /// Calls `f` with every parameter and buffer, its name and its value
+    /// (borrowed: saving and matching copy nothing), parameters first,
+    /// each in the order they were added.
+    fn for_each_tensor(&self, mut f: impl FnMut(Target, &str, &Tensor<T>)) {
+        for (id, name, value) in self.iter() {
+            f(Target::Param(id), name, value);
+        }
+        for (id, name) in self.buffer_names() {
+            f(Target::Buffer(id), name, &self.buffer(id));
+        }
     }
 
     /// Loads tensors by name from a state dict. Nothing changes on error.
@@ -484,14 +481,11 @@ impl<T: Element> ParamStore<T> {
         opt: Option<&dyn Optimizer<T>>,
         precision: Precision,
     ) -> Result<(), CheckpointError> {
-        let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .tensors()
-            .into_iter()
-            .map(|(_, name, value)| {
-                let bytes = to_bytes(&value, precision);
-                (name, value.shape().to_vec(), bytes)
-            })
-            .collect();
+        let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        self.for_each_tensor(|_, name, value| {
+            let bytes = to_bytes(value, precision);
+            entries.push((name.to_string(), value.shape().to_vec(), bytes));
+        });
         let mut metadata = HashMap::from([("format".to_string(), "tapegrad".to_string())]);
         for s in self.streams.values() {
             metadata.insert(
@@ -683,7 +677,11 @@ impl<T: Element> ParamStore<T> {
         let by_name: HashMap<String, &Source<'_>> =
             sources.iter().map(|s| (options.map(s.name), s)).collect();
         let ours = Precision::of::<T>().dtype();
-        for (target, name, value) in self.tensors() {
+        let mut model_tensors = Vec::new();
+        self.for_each_tensor(|target, name, value| {
+            model_tensors.push((target, name.to_string(), value.shape().to_vec()));
+        });
+        for (target, name, shape) in model_tensors {
             let name = name.as_str();
             let Some(s) = by_name.get(name) else {
                 report.missing.push(name.to_string());
@@ -697,10 +695,10 @@ impl<T: Element> ParamStore<T> {
                     expected: format!("{ours:?}"),
                     found: format!("{:?}", s.dtype),
                 });
-            } else if s.shape != value.shape() {
+            } else if s.shape != shape {
                 problems.push(Mismatch::Shape {
                     name: name.to_string(),
-                    expected: value.shape().to_vec(),
+                    expected: shape,
                     found: s.shape.clone(),
                 });
             } else {
