@@ -46,21 +46,28 @@ pub fn batch_norm<'t, T: Element>(
     let centred = x - mean;
     let var = mean_over(centred.square());
     let normed = centred / (var + T::lit(eps)).sqrt();
-    let channels = |v: Var<'t, T>| {
-        let mut shape = vec![1; s.len()];
-        shape[1] = s[1];
-        v.reshape(shape)
-    };
-    let y = match weight {
-        Some(w) => normed * channels(w),
-        None => normed,
-    };
-    let y = match bias {
-        Some(b) => y + channels(b),
-        None => y,
-    };
+    let y = scale_and_shift(normed, weight, bias);
     let per_channel = |v: Var<'t, T>| v.value().reshape([s[1]]);
     (y, per_channel(mean), per_channel(var))
+}
+
+/// `y · weight + bias` with `(C,)` weight and bias along axis 1, each if
+/// given: batch norm's affine step.
+fn scale_and_shift<'t, T: Element>(
+    y: Var<'t, T>,
+    weight: Option<Var<'t, T>>,
+    bias: Option<Var<'t, T>>,
+) -> Var<'t, T> {
+    let mut shape = vec![1; y.shape().len()];
+    shape[1] = y.shape()[1];
+    let y = match weight {
+        Some(w) => y * w.reshape(&shape),
+        None => y,
+    };
+    match bias {
+        Some(b) => y + b.reshape(&shape),
+        None => y,
+    }
 }
 
 /// Batch normalisation over `(batch, channels, …)` inputs: `BatchNorm1d`
@@ -208,15 +215,7 @@ impl<T: Element> Module<T> for BatchNorm {
         shape[1] = self.features;
         let mean = params.buffer_var(tape, self.running_mean).reshape(&shape);
         let var = params.buffer_var(tape, self.running_var).reshape(&shape);
-        let y = (x - mean) / (var + T::lit(self.eps)).sqrt();
-        let y = match w {
-            Some(w) => y * w.reshape(&shape),
-            None => y,
-        };
-        match b {
-            Some(b) => y + b.reshape(&shape),
-            None => y,
-        }
+        scale_and_shift((x - mean) / (var + T::lit(self.eps)).sqrt(), w, b)
     }
 
     fn parameters(&self) -> Vec<ParamId> {

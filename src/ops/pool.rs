@@ -49,6 +49,40 @@ impl Pool2d {
     }
 }
 
+/// The flat index within its `h × w` plane of each window's maximum, for
+/// every plane of `x` in turn (the first maximum in row-major order; NaN
+/// wins, as in PyTorch, so that it cannot vanish).
+fn window_maxima<T: Element>(
+    x: &[T],
+    [h, w]: [usize; 2],
+    [oh, ow]: [usize; 2],
+    p: &Pool2d,
+) -> Vec<usize> {
+    // The in-bounds input positions of window `o` along one axis.
+    let taps = |a: usize, o: usize, n: usize| {
+        let first = (o * p.stride[a]) as isize - p.padding[a] as isize;
+        (first.max(0) as usize)..((first + p.kernel[a] as isize).min(n as isize) as usize)
+    };
+    let mut idx = Vec::with_capacity(x.len() / (h * w) * oh * ow);
+    for plane in x.chunks_exact(h * w) {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best: Option<(usize, T)> = None;
+                for iy in taps(0, oy, h) {
+                    for ix in taps(1, ox, w) {
+                        let (at, v) = (iy * w + ix, plane[iy * w + ix]);
+                        if best.is_none_or(|(_, b)| v > b || (v.is_nan() && !b.is_nan())) {
+                            best = Some((at, v));
+                        }
+                    }
+                }
+                idx.push(best.expect("padding is at most half the kernel").0);
+            }
+        }
+    }
+    idx
+}
+
 impl<'t, T: Element> Var<'t, T> {
     /// `(n, c, h, w) → (n, c, oh, ow)` with the sizes of a convolution's
     /// output, or a panic naming the op.
@@ -100,35 +134,7 @@ impl<'t, T: Element> Var<'t, T> {
         let [n, c, oh, ow] = self.pooled_size("max_pool2d", &p);
         let s = self.shape();
         let (h, w) = (s[2], s[3]);
-        let x = self.value();
-        let mut idx = Vec::with_capacity(n * c * oh * ow);
-        for plane in x.data().chunks_exact(h * w) {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut best: Option<(usize, T)> = None;
-                    for i in 0..p.kernel[0] {
-                        let iy = (oy * p.stride[0] + i) as isize - p.padding[0] as isize;
-                        if iy < 0 || iy >= h as isize {
-                            continue;
-                        }
-                        for j in 0..p.kernel[1] {
-                            let ix = (ox * p.stride[1] + j) as isize - p.padding[1] as isize;
-                            if ix < 0 || ix >= w as isize {
-                                continue;
-                            }
-                            let at = iy as usize * w + ix as usize;
-                            let v = plane[at];
-                            // NaN wins, as in PyTorch: it must not vanish.
-                            if best.is_none_or(|(_, b)| v > b || (v.is_nan() && !b.is_nan())) {
-                                best = Some((at, v));
-                            }
-                        }
-                    }
-                    idx.push(best.expect("padding is at most half the kernel").0);
-                }
-            }
-        }
-        drop(x);
+        let idx = self.with_value(|x| window_maxima(x.data(), [h, w], [oh, ow], &p));
         self.reshape([n * c, h * w])
             .gather(1, &idx)
             .reshape([n, c, oh, ow])
