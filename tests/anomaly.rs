@@ -2,17 +2,11 @@
 //! naming the op, the node, its inputs' shapes and the line that recorded
 //! it; off, nothing is checked.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+mod common;
+
+use common::panic_message;
 use tapegrad::nn::{cross_entropy, Activation, Mlp, Module, ParamStore};
 use tapegrad::{Tape, Tensor};
-
-fn panic_message(f: impl FnOnce()) -> String {
-    let err = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
-    err.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
 
 #[test]
 fn a_non_finite_forward_value_names_the_op_its_inputs_and_the_line() {

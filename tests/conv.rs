@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::check;
+use common::{check, panic_message};
 use proptest::prelude::*;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use tapegrad::grad::jacobian;
 use tapegrad::tensor::Conv2dGeom;
 use tapegrad::{Tape, Tensor, Var};
@@ -149,11 +148,9 @@ fn a_mismatched_weight_is_an_error_naming_the_op_and_shapes() {
     let tape = Tape::<f32>::new();
     let x = tape.constant(Tensor::zeros([1, 3, 8, 8])).named("image");
     let w = tape.constant(Tensor::zeros([4, 2, 3, 3])).named("kernel");
-    let err = catch_unwind(AssertUnwindSafe(|| {
+    let msg = panic_message(|| {
         let _ = x.conv2d(w, Conv2dGeom::default());
-    }))
-    .unwrap_err();
-    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    });
     assert!(
         msg.contains("conv2d") && msg.contains("image") && msg.contains("[4, 2, 3, 3]"),
         "{msg}"
@@ -335,11 +332,9 @@ fn a_conv_layer_fed_the_wrong_channels_names_itself_at_the_callers_line() {
     );
     let tape = Tape::new();
     let x = tape.constant(Tensor::zeros([2, 1, 28, 28]));
-    let err = catch_unwind(AssertUnwindSafe(|| {
+    let msg = panic_message(|| {
         let _ = c.forward(&params, x);
-    }))
-    .unwrap_err();
-    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    });
     assert!(
         msg.contains("Conv2d `features.0` (3 → 8 channels)")
             && msg.contains("[batch, 3, height, width]"),
@@ -408,11 +403,9 @@ fn batch_norm_running_statistics_follow_pytorch() {
     // One value per channel cannot be normalised in training mode.
     params.train();
     let one = tape.constant(Tensor::zeros([1, 2, 1, 1]));
-    let err = catch_unwind(AssertUnwindSafe(|| {
+    let msg = panic_message(|| {
         let _ = bn.forward(&params, one);
-    }))
-    .unwrap_err();
-    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    });
     assert!(msg.contains("more than 1 value per channel"), "{msg}");
     // PyTorch's state-dict names.
     let keys: Vec<String> = params.state_dict().into_keys().collect();

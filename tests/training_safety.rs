@@ -4,6 +4,9 @@
 //! training-loop features (groups, accumulation, schedules, modes) do what
 //! PyTorch users expect.
 
+mod common;
+
+use common::panic_message;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use tapegrad::nn::{
     clip_grad_norm, cross_entropy, try_clip_grad_norm, Activation, Adam, Dropout, GradAccumulator,
@@ -26,15 +29,6 @@ fn bits(params: &ParamStore<f64>) -> Vec<u64> {
         .iter()
         .flat_map(|(_, _, t)| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>())
         .collect()
-}
-
-/// The panic message of `f`, which must panic.
-fn panic_message(f: impl FnOnce()) -> String {
-    let err = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
-    err.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
 }
 
 /// Three Adam steps with clipping; `extra` runs between backward and

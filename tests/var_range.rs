@@ -2,16 +2,10 @@
 //! as one slice (`Gradients::items`): the same numbers as one `Var` each,
 //! and the same refusals.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use tapegrad::{Tape, Var};
+mod common;
 
-fn message(f: impl FnOnce()) -> String {
-    let err = catch_unwind(AssertUnwindSafe(f)).expect_err("should panic");
-    err.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
+use common::panic_message;
+use tapegrad::{Tape, Var};
 
 /// A small scalar network built twice: once from `vars`, once from a
 /// `var` per weight. Gradients agree exactly, including a weight the
@@ -63,7 +57,7 @@ fn items_borrow_when_they_can_and_copy_when_they_must() {
 fn bad_uses_panic_with_a_message() {
     let tape = Tape::<f64>::new();
     let w = tape.vars([1.0, 2.0]);
-    let msg = message(|| {
+    let msg = panic_message(|| {
         w.get(2);
     });
     assert!(
@@ -75,14 +69,14 @@ fn bad_uses_panic_with_a_message() {
     let frozen = tape.no_grad(|| tape.vars([5.0]));
     let y = w.get(0) * frozen.get(0);
     let g = y.backward();
-    let msg = message(|| {
+    let msg = panic_message(|| {
         g.items(&frozen);
     });
     assert!(msg.contains("no gradient"), "{msg}");
 
     // Leaves recorded after the output have no gradient from it either.
     let later = tape.vars([7.0]);
-    let msg = message(|| {
+    let msg = panic_message(|| {
         g.items(&later);
     });
     assert!(msg.contains("no gradient"), "{msg}");
@@ -92,7 +86,7 @@ fn bad_uses_panic_with_a_message() {
     tape.reset();
     let y = tape.var(1.0) * 2.0;
     let g = y.backward();
-    let msg = message(|| {
+    let msg = panic_message(|| {
         g.items(&w);
     });
     assert!(msg.contains("stale") || msg.contains("epoch"), "{msg}");
@@ -100,7 +94,7 @@ fn bad_uses_panic_with_a_message() {
     // A range of another tape is refused.
     let other = Tape::<f64>::new();
     let theirs = other.vars([1.0]);
-    let msg = message(|| {
+    let msg = panic_message(|| {
         g.items(&theirs);
     });
     assert!(msg.contains("belongs to tape"), "{msg}");

@@ -7,6 +7,16 @@ use tapegrad::{Tape, Tensor, Var};
 
 pub const EPS: f64 = 1e-6;
 
+/// The message of the panic `f` must raise (a `String` or `&str` payload).
+pub fn panic_message(f: impl FnOnce()) -> String {
+    let err =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("expected a panic");
+    err.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 /// A function of some tensors built on a tape.
 pub trait Build: for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64> {}
 impl<F: for<'t> Fn(&[Var<'t, f64>]) -> Var<'t, f64>> Build for F {}
