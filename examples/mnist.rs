@@ -16,10 +16,8 @@
 
 mod common;
 
-use common::{save_panels, Args, Panel, Series};
+use common::{jitter, save_panels, Args, Panel, Series};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -103,29 +101,6 @@ fn build_model(params: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
         .add(Activation::Relu)
         .add(Dropout::new(params, "mlp.5", 0.2, seed + 3))
         .add(Linear::new(params, "mlp.6", 256, 10, seed + 4))
-}
-
-/// Each 28×28 image moved by a random whole number of pixels, up to two in
-/// each direction (pixels shifted in are blank).
-fn jitter(x: &Tensor<f32>, seed: u64) -> Tensor<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut out = Tensor::zeros(x.shape());
-    for (src, dst) in x
-        .data()
-        .chunks_exact(784)
-        .zip(out.data_mut().chunks_exact_mut(784))
-    {
-        let (dx, dy): (i32, i32) = (rng.random_range(-2..=2), rng.random_range(-2..=2));
-        for r in 0..28 {
-            for c in 0..28 {
-                let (sr, sc) = (r - dy, c - dx);
-                if (0..28).contains(&sr) && (0..28).contains(&sc) {
-                    dst[(r * 28 + c) as usize] = src[(sr * 28 + sc) as usize];
-                }
-            }
-        }
-    }
-    out
 }
 
 /// The model's logits for `x`, without recording gradients (evaluation

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::Args;
+use common::{jitter, Args};
 use std::error::Error;
 use std::path::Path;
 use std::time::Instant;
@@ -56,29 +56,6 @@ fn build(params: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
         .add(Activation::Relu)
         .add(Dropout::new(params, "net.11", 0.2, seed + 3))
         .add(Linear::new(params, "net.12", 128, 10, seed + 4))
-}
-
-/// Each image moved by up to two pixels in each direction.
-fn jitter(x: &Tensor<f32>, seed: u64) -> Tensor<f32> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut out = Tensor::zeros(x.shape());
-    for (src, dst) in x
-        .data()
-        .chunks_exact(784)
-        .zip(out.data_mut().chunks_exact_mut(784))
-    {
-        let (dx, dy): (i32, i32) = (rng.random_range(-2..=2), rng.random_range(-2..=2));
-        for r in 0..28i32 {
-            for c in 0..28i32 {
-                let (sr, sc) = (r - dy, c - dx);
-                if (0..28).contains(&sr) && (0..28).contains(&sc) {
-                    dst[(r * 28 + c) as usize] = src[(sr * 28 + sc) as usize];
-                }
-            }
-        }
-    }
-    out
 }
 
 /// `(n, 784)` rows as `(n, 1, 28, 28)` images.

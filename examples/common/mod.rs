@@ -141,6 +141,30 @@ impl Args {
     }
 }
 
+/// Each 28×28 image (a row of 784 pixels) moved by a random whole number
+/// of pixels, up to two in each direction (pixels shifted in are blank).
+pub fn jitter(x: &Tensor<f32>, seed: u64) -> Tensor<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Tensor::zeros(x.shape());
+    for (src, dst) in x
+        .data()
+        .chunks_exact(784)
+        .zip(out.data_mut().chunks_exact_mut(784))
+    {
+        let (dx, dy): (i32, i32) = (rng.random_range(-2..=2), rng.random_range(-2..=2));
+        for r in 0..28 {
+            for c in 0..28 {
+                let (sr, sc) = (r - dy, c - dx);
+                if (0..28).contains(&sr) && (0..28).contains(&sc) {
+                    dst[(r * 28 + c) as usize] = src[(sr * 28 + sc) as usize];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The index of the largest entry of each row.
 pub fn argmax_rows<T: Element>(scores: &Tensor<T>) -> Vec<usize> {
     let c = scores.shape()[1];
