@@ -215,13 +215,7 @@ impl GradcheckOptions {
         let y = f(&vars);
         let v = Tensor::rand_uniform(y.shape(), -1.0, 1.0, self.seed);
         let g = y.backward_unchecked(v.clone());
-        let dot = |a: &Tensor<f64>, b: &Tensor<f64>| {
-            a.data()
-                .iter()
-                .zip(b.data())
-                .map(|(p, q)| p * q)
-                .sum::<f64>()
-        };
+        let dot = |a: &Tensor<f64>, b: &Tensor<f64>| crate::optim::dot(a.data(), b.data());
         let analytic: f64 = vars.iter().zip(&us).map(|(x, u)| dot(&g[*x], u)).sum();
         let shifted = |s: f64| -> Vec<Tensor<f64>> {
             inputs

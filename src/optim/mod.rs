@@ -37,4 +37,5 @@ pub use interior_point::{ConstrainedReport, InteriorPoint};
 pub use least_squares::{LeastSquaresReport, LevenbergMarquardt};
 pub use line_search::LineSearch;
 pub use minimizer::{CgVariant, Method, Minimizer};
+pub(crate) use problem::dot;
 pub use problem::{Counts, Func, Observer, OptimError, Problem, Progress, Report, Termination};

@@ -301,13 +301,7 @@ mod tests {
         assert!(y.max_abs_diff(&direct(&x, &w, &d, &g)) < 1e-12, "{g:?}");
         // Adjoints: ⟨conv(x, w), u⟩ = ⟨x, convᵀ(u, w)⟩ = ⟨w, wgrad(x, u)⟩.
         let u = Tensor::<f64>::rand_uniform(y.shape(), -1.0, 1.0, 3);
-        let dot = |a: &Tensor<f64>, b: &Tensor<f64>| {
-            a.data()
-                .iter()
-                .zip(b.data())
-                .map(|(p, q)| p * q)
-                .sum::<f64>()
-        };
+        let dot = |a: &Tensor<f64>, b: &Tensor<f64>| crate::optim::dot(a.data(), b.data());
         let lhs = dot(&y, &u);
         assert!(
             (lhs - dot(&x, &input_grad(&u, &w, &d, &g))).abs() < 1e-10,
