@@ -660,3 +660,17 @@ fn clipping_after_the_step_is_refused() {
     });
     assert!(msg.contains("clip between backward() and step()"), "{msg}");
 }
+
+#[test]
+fn an_accumulation_refuses_a_gradient_whose_shape_changed() {
+    let mut params = ParamStore::<f64>::new();
+    let w = params.add("w", Tensor::ones([2]));
+    let mut acc = GradAccumulator::new();
+    let tape = Tape::new();
+    acc.add(&params, &params.var(&tape, w).sum().backward(), 1.0);
+    *params.value_mut(w) = Tensor::ones([3]);
+    tape.reset();
+    let g = params.var(&tape, w).sum().backward();
+    let msg = panic_message(|| acc.add(&params, &g, 1.0));
+    assert!(msg.contains("changed shape from [2] to [3]"), "{msg}");
+}

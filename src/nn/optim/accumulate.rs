@@ -86,10 +86,19 @@ impl<T: Element> GradAccumulator<T> {
                 .expect("parameter ids are never removed")
                 .or_insert_with(|| (Tensor::zeros(g.shape()), false));
             let (sum, live) = entry;
-            if !*live || sum.shape() != g.shape() {
-                if sum.shape() != g.shape() {
-                    *sum = Tensor::zeros(g.shape());
-                }
+            if sum.shape() != g.shape() {
+                // Restarting the sum here would drop earlier micro-batches.
+                assert!(
+                    !*live,
+                    "GradAccumulator::add: the gradient of `{}` changed shape from {:?} to {:?} \
+                     within one accumulation; step or clear() before reshaping a parameter",
+                    params.name(id),
+                    sum.shape(),
+                    g.shape()
+                );
+                *sum = Tensor::zeros(g.shape());
+            }
+            if !*live {
                 for (s, &x) in sum.data_mut().iter_mut().zip(g.data()) {
                     *s = k * x;
                 }
