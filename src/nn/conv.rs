@@ -208,8 +208,8 @@ pub struct Conv1d {
     pub out_channels: usize,
     /// Kernel length.
     pub kernel: usize,
-    /// Stride, padding and dilation along the length (the first axis of
-    /// the geometry is unused), and groups.
+    /// The geometry of the height-1 2-d convolution inside: stride and
+    /// padding along the length (its second axis), one group.
     pub geom: Conv2dGeom,
 }
 
