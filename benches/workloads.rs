@@ -1,4 +1,4 @@
-//! Criterion benches for the W1, W1b and W2 workloads of the performance
+//! Criterion benches for the W1, W1b, W2, W6 and W7 workloads of the performance
 //! issue (W3 and W4 are in `grad_operators.rs`). Each checks its values
 //! once before timing. Run: `cargo bench --bench workloads`.
 
@@ -116,6 +116,25 @@ fn bench(c: &mut Criterion) {
             },
         );
     }
+    g.finish();
+
+    // W6: one convolution, forward and both gradients; W7: a CNN step.
+    let mut g = c.benchmark_group("w6_conv_fwd_bwd");
+    for (case, &(name, b, ch, o, side)) in W6_CASES.iter().enumerate() {
+        let w6 = W6::<f32>::new(b, ch, o, side);
+        check_w6(case, w6.step(&tape));
+        g.sample_size(20);
+        g.throughput(Throughput::Elements(6 * w6.macs() as u64)); // flops
+        g.bench_function(name.replace(' ', "_"), |bch| {
+            bch.iter(|| black_box(w6.step(&tape)))
+        });
+    }
+    g.finish();
+    let mut w7 = W7::new();
+    check_w7(w7.step(&tape));
+    let mut g = c.benchmark_group("w7_cnn_train");
+    g.sample_size(20);
+    g.bench_function("mnist_cnn_b64", |b| b.iter(|| black_box(w7.step(&tape))));
     g.finish();
 }
 

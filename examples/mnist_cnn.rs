@@ -13,17 +13,13 @@
 
 mod common;
 
+use common::cnn::mnist_cnn;
 use common::{jitter, Args};
 use std::error::Error;
 use std::path::Path;
 use std::time::Instant;
 use tapegrad::data::{read_mnist, train_test_split, MiniBatches, Rows};
-use tapegrad::nn::{
-    accuracy, cross_entropy, Activation, AdamW, BatchNorm2d, Conv2d, Dropout, Flatten, Linear,
-    MaxPool2d, Module, Optimizer, ParamStore, Schedule, Sequential,
-};
-use tapegrad::ops::Pool2d;
-use tapegrad::tensor::Conv2dGeom;
+use tapegrad::nn::{accuracy, cross_entropy, AdamW, Module, Optimizer, ParamStore, Schedule};
 use tapegrad::{Tape, Tensor};
 
 const USAGE: &str = "\
@@ -36,27 +32,6 @@ usage: cargo run --release --example mnist_cnn -- [options]
   --lr X         AdamW learning rate, cosine-annealed (default 0.002)
   --seed N       seed of the split, the weights and the shuffling (default 42)
   --quick        one short epoch (also: TAPEGRAD_QUICK=1)";
-
-fn build(params: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
-    let same = Conv2dGeom {
-        padding: [1, 1],
-        ..Default::default()
-    };
-    Sequential::new()
-        .add(Conv2d::new(params, "net.0", 1, 16, [3, 3], same, seed))
-        .add(BatchNorm2d::new(params, "net.1", 16))
-        .add(Activation::Relu)
-        .add(MaxPool2d(Pool2d::square(2)))
-        .add(Conv2d::new(params, "net.4", 16, 32, [3, 3], same, seed + 1))
-        .add(BatchNorm2d::new(params, "net.5", 32))
-        .add(Activation::Relu)
-        .add(MaxPool2d(Pool2d::square(2)))
-        .add(Flatten(1))
-        .add(Linear::new(params, "net.9", 32 * 7 * 7, 128, seed + 2))
-        .add(Activation::Relu)
-        .add(Dropout::new(params, "net.11", 0.2, seed + 3))
-        .add(Linear::new(params, "net.12", 128, 10, seed + 4))
-}
 
 /// `(n, 784)` rows as `(n, 1, 28, 28)` images.
 fn images(x: &Tensor<f32>) -> Tensor<f32> {
@@ -92,7 +67,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         y_train = y_train.rows(&keep);
     }
     let mut params = ParamStore::<f32>::new();
-    let model = build(&mut params, seed);
+    let model = mnist_cnn(&mut params, seed);
     let batches = MiniBatches::new(&x_train, &y_train, batch, seed);
     let mut opt = AdamW::new(lr).with_schedule(Schedule::Cosine {
         total: (epochs * batches.len()) as u64,

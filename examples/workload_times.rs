@@ -52,7 +52,7 @@ fn main() {
         return;
     }
     // `--only NAME`: time one workload (w1b, w1bt for W1b in tensor mode,
-    // w2s, w2m, w2l, w3h, w3v, w4) in a loop for a profiler: for three
+    // w2s, w2m, w2l, w3h, w3v, w4, w6a, w6b, w6c, w7) in a loop for a profiler: for three
     // seconds, or `--steps K` steps (a fixed amount of work, for
     // instruction counts under callgrind).
     if let Some(i) = args.iter().position(|a| a == "--only") {
@@ -119,6 +119,23 @@ fn main() {
         let gflops = 6.0 * batch as f64 * w.weights() as f64 / (ms * 1e6);
         println!("{{\"workload\": \"{name}\", \"ms\": {ms:.4}, \"gflops\": {gflops:.2}}}");
     }
+
+    for (case, &(name, b, c, o, side)) in W6_CASES.iter().enumerate() {
+        let w6 = W6::<f32>::new(b, c, o, side);
+        check_w6(case, w6.step(&tape32));
+        let ms = median_ms(reps(30), || {
+            w6.step(&tape32);
+        });
+        let gflops = 6.0 * w6.macs() as f64 / (ms * 1e6);
+        println!("{{\"workload\": \"{name}\", \"ms\": {ms:.4}, \"gflops\": {gflops:.2}}}");
+    }
+    let mut w7 = W7::new();
+    let first = w7.step(&tape32);
+    check_w7(first);
+    let ms = median_ms(reps(30), || {
+        w7.step(&tape32);
+    });
+    println!("{{\"workload\": \"W7 cnn step\", \"ms\": {ms:.4}}}");
 
     use tapegrad::grad::{hessian, hvp, jacobian};
     use tapegrad::Tensor;
@@ -204,8 +221,22 @@ fn profile_one(name: &str, limit: Option<usize>) {
                 jacobian(|x| w4.layer(x), &w4.x);
             });
         }
+        "w6a" | "w6b" | "w6c" => {
+            let case = (name.as_bytes()[2] - b'a') as usize;
+            let (_, b, c, o, side) = W6_CASES[case];
+            let w6 = W6::<f32>::new(b, c, o, side);
+            run(&mut || {
+                w6.step(&tape32);
+            });
+        }
+        "w7" => {
+            let mut w7 = W7::new();
+            run(&mut || {
+                w7.step(&tape32);
+            });
+        }
         other => {
-            panic!("--only: unknown workload {other:?} (w1b, w1bt, w2s, w2m, w2l, w3h, w3v, w4)")
+            panic!("--only: unknown workload {other:?} (w1b, w1bt, w2s, w2m, w2l, w3h, w3v, w4, w6a, w6b, w6c, w7)")
         }
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / steps as f64;

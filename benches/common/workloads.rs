@@ -2,8 +2,12 @@
 //! the comparison script's Rust side. Each has its check values.
 #![allow(dead_code)]
 
+#[path = "../../examples/common/cnn.rs"]
+pub mod cnn;
+
 use tapegrad::nn::{cross_entropy, Activation, Adam, Mlp, Module, Optimizer, ParamStore};
-use tapegrad::{Tape, Tensor, Var, VarRange};
+use tapegrad::tensor::Conv2dGeom;
+use tapegrad::{Element, Tape, Tensor, Var, VarRange};
 
 /// W1: y ← tanh(y·w_i + b_i), N steps from x = 0.5; returns
 /// (loss, Σ dloss/dw, Σ dloss/db, dloss/dx).
@@ -256,4 +260,141 @@ impl W4 {
         let t = x.tape();
         (t.constant(self.w.clone()).matmul(x) + t.constant(self.b.clone())).tanh()
     }
+}
+
+/// W6: one 3×3 convolution with padding 1, forward and both gradients:
+/// `loss = Σ conv2d(x, w) · u` with `x` `(B, C, H, W)`, `w` `(O, C, 3, 3)`.
+/// Values from closed forms of the flat index (the comparison script
+/// builds the same arrays): x_i = sin(0.01·i), w_j = 0.1·cos(0.7·j),
+/// u_k = cos(0.003·k).
+pub struct W6<T: Element = f32> {
+    pub x: Tensor<T>,
+    pub w: Tensor<T>,
+    pub u: Tensor<T>,
+}
+
+/// W6a, W6b and W6c: name, batch, channels in and out, image side.
+pub const W6_CASES: [(&str, usize, usize, usize, usize); 3] = [
+    ("W6a conv", 32, 1, 32, 28),
+    ("W6b conv", 32, 32, 64, 14),
+    ("W6c conv", 2, 3, 16, 320),
+];
+
+impl<T: Element> W6<T> {
+    pub fn new(b: usize, c: usize, o: usize, side: usize) -> Self {
+        let flat = |shape: [usize; 4], f: fn(f64) -> f64| {
+            let n: usize = shape.iter().product();
+            Tensor::from_vec((0..n).map(|i| T::lit(f(i as f64))).collect(), shape)
+        };
+        W6 {
+            x: flat([b, c, side, side], |i| (0.01 * i).sin()),
+            w: flat([o, c, 3, 3], |j| 0.1 * (0.7 * j).cos()),
+            u: flat([b, o, side, side], |k| (0.003 * k).cos()),
+        }
+    }
+
+    /// Multiply-adds of the forward and of each gradient.
+    pub fn macs(&self) -> usize {
+        let (xs, ws) = (self.x.shape(), self.w.shape());
+        xs[0] * ws[0] * xs[2] * xs[3] * xs[1] * 9
+    }
+
+    /// Returns (loss, Σ ∂loss/∂x, Σ ∂loss/∂w).
+    pub fn step(&self, tape: &Tape<T>) -> (f64, f64, f64) {
+        tape.reset();
+        let x = tape.var(self.x.clone());
+        let w = tape.var(self.w.clone());
+        let same = Conv2dGeom {
+            padding: [1, 1],
+            ..Default::default()
+        };
+        let loss = (x.conv2d(w, same) * tape.constant(self.u.clone())).sum();
+        let g = loss.backward();
+        let f = |v: T| v.to_f64().unwrap();
+        let sum = |t: &Tensor<T>| t.data().iter().map(|&v| f(v)).sum::<f64>();
+        (f(loss.item()), sum(&g[x]), sum(&g[w]))
+    }
+}
+
+/// W6's check values (loss, Σ ∂/∂x, Σ ∂/∂w): the same computation in f64,
+/// by tapegrad and by PyTorch (`benches/compare/reference.py` asserts its
+/// f64 run agrees to 1e-9). The f32 runs agree to [`W6_TOL`].
+pub const W6_CHECKS: [(f64, f64, f64); 3] = [
+    (2.667098155305722, 20.21454095644261, 12.606448443298191),
+    (
+        -207.28559525166628,
+        -16327.516509093548,
+        -115.74851435483606,
+    ),
+    (141.39077855929392, 13.910600939413651, 4316.306618667137),
+];
+
+/// Relative tolerance of W6's f32 check values (sums of many products in
+/// f32, some with cancellation).
+pub const W6_TOL: f64 = 2e-3;
+
+/// Asserts a W6 result against its check values.
+pub fn check_w6(case: usize, got: (f64, f64, f64)) {
+    let want = W6_CHECKS[case];
+    for (what, g, w) in [
+        ("loss", got.0, want.0),
+        ("Σ dx", got.1, want.1),
+        ("Σ dw", got.2, want.2),
+    ] {
+        assert!(
+            (g - w).abs() <= W6_TOL * w.abs(),
+            "{} {what}: {g} vs {w}",
+            W6_CASES[case].0
+        );
+    }
+}
+
+/// W7: one training step of the MNIST CNN (`examples/mnist_cnn.rs`) at
+/// batch 64: forward in training mode, cross-entropy, backward, Adam.
+pub struct W7 {
+    pub params: ParamStore<f32>,
+    pub model: tapegrad::nn::Sequential<f32>,
+    pub opt: Adam<f32>,
+    pub x: Tensor<f32>,
+    pub labels: Vec<usize>,
+}
+
+impl W7 {
+    pub fn new() -> Self {
+        let mut params = ParamStore::new();
+        let model = cnn::mnist_cnn(&mut params, 42);
+        let n = 64 * 28 * 28;
+        let x = Tensor::from_vec(
+            (0..n)
+                .map(|i| (0.5 + 0.5 * (0.01 * i as f64).sin()) as f32)
+                .collect(),
+            [64, 1, 28, 28],
+        );
+        W7 {
+            params,
+            model,
+            opt: Adam::new(1e-3),
+            x,
+            labels: (0..64).map(|i| (i * 7 + 3) % 10).collect(),
+        }
+    }
+
+    pub fn step(&mut self, tape: &Tape<f32>) -> f32 {
+        tape.reset();
+        let logits = self
+            .model
+            .forward(&self.params, tape.constant(self.x.clone()));
+        let loss = cross_entropy(logits, &self.labels);
+        self.opt.step(&mut self.params, &loss.backward());
+        loss.item()
+    }
+}
+
+/// W7's first loss (before any update): the network's initial loss on its
+/// fixed batch is near ln 10 (random labels, small initial logits).
+pub fn check_w7(first: f32) {
+    assert!(
+        first.is_finite() && (first - 10f32.ln()).abs() < 0.5,
+        "W7: initial loss {first}"
+    );
 }

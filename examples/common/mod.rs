@@ -1,6 +1,8 @@
 //! Small helpers the examples share: flags, accuracy, line plots.
 #![allow(dead_code)]
 
+pub mod cnn;
+
 use plotters::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -2,9 +2,33 @@
 //! the GEMM: the forward, its adjoint in the input (a transposed
 //! convolution) and in the weight. Each image and group is one product of
 //! the group's weight rows with the image's columns, read through strides
-//! without copying the weight.
+//! without copying the weight, written straight into the output. The
+//! images are split between the two threads; column buffers come from the
+//! pool, so a training loop stops allocating after its first step. A 1×1
+//! kernel with stride 1 and no padding reads the image as its own columns.
 
-use super::{Element, Tensor};
+use super::conv_direct::{self as direct, Direct};
+use super::element::gemm_add;
+use super::pool::Buffer;
+use super::{parallel, Element, Shape, Tensor};
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+/// Whether the direct kernel beats im2col and the GEMM for a product with
+/// inner dimension `inner` (taps per output in the forward, output
+/// channels in the input gradient) writing `lanes` planes of `plane`
+/// pixels an image. Measured (W6): on large planes, where the GEMM's
+/// output and columns leave the cache, with a short inner dimension (W6c
+/// forward 17 → 3.5 ms, its input gradient 14 → 4 ms); at 28×28 and
+/// below the GEMM stayed ahead (W6a forward 0.35 ms against 0.52), and
+/// with a single output plane the kernel fills one of its four lanes.
+fn direct_pays(inner: usize, lanes: usize, plane: [usize; 2], d: &Dims) -> bool {
+    inner <= 64 && lanes >= 2 && plane[0] * plane[1] > 1024 && d.k != [1, 1]
+}
+
+/// Convolutions of at least this many multiply-adds split their images
+/// between the two threads (as the GEMM splits its rows).
+const SPLIT_MACS: usize = 1 << 21;
 
 /// The geometry of a 2-d convolution: per spatial axis the stride, the
 /// zero padding and the dilation, and the number of channel groups.
@@ -55,6 +79,22 @@ pub(crate) struct Dims {
 }
 
 impl Dims {
+    fn image(&self) -> usize {
+        self.c * self.hw[0] * self.hw[1]
+    }
+
+    fn macs(&self, g: &Conv2dGeom) -> usize {
+        let (_, _, rows, pix) = self.per_group(g);
+        self.n * self.o * rows * pix
+    }
+
+    /// Whether the columns are the image itself: a 1×1 kernel at stride 1
+    /// with no padding (and no rows a transposed convolution's
+    /// `output_padding` added).
+    fn pointwise(&self, g: &Conv2dGeom) -> bool {
+        self.k == [1, 1] && g.stride == [1, 1] && g.padding == [0, 0] && self.out == self.hw
+    }
+
     /// Per group: input channels, output channels, column rows
     /// (`c/g · kh · kw`), column count (output pixels).
     fn per_group(&self, g: &Conv2dGeom) -> (usize, usize, usize, usize) {
@@ -68,34 +108,116 @@ impl Dims {
     }
 }
 
+/// The output positions `lo..hi` (of `out`) whose tap at offset `off`
+/// (kernel index times dilation, minus padding) reads inside `0..n` with
+/// stride `s`: the rest read zeros.
+fn inside(out: usize, n: usize, s: usize, off: isize) -> Range<usize> {
+    // ox·s + off ≥ 0 and ox·s + off < n, in whole output positions.
+    let lo = if off >= 0 {
+        0
+    } else {
+        ((-off) as usize).div_ceil(s)
+    };
+    let end = n as isize - off;
+    let hi = if end <= 0 {
+        0
+    } else {
+        (end as usize).div_ceil(s)
+    };
+    lo.min(out)..hi.min(out).max(lo.min(out))
+}
+
 /// Fills `cols` (`cg·kh·kw` rows of `oh·ow`) with the windows of channels
 /// `c0..c0+cg` of one image `x` (`c × h × w`), zeros where a tap falls in
-/// the padding.
-fn im2col<T: Element>(x: &[T], d: &Dims, g: &Conv2dGeom, c0: usize, cg: usize, cols: &mut [T]) {
+/// the padding, and returns it initialised.
+fn im2col<'a, T: Element>(
+    x: &[T],
+    d: &Dims,
+    g: &Conv2dGeom,
+    c0: usize,
+    cg: usize,
+    cols: &'a mut [MaybeUninit<T>],
+) -> &'a [T] {
     let ([h, w], [oh, ow], [kh, kw]) = (d.hw, d.out, d.k);
+    let [sy, sx] = g.stride;
+    let zero = MaybeUninit::new(T::zero());
     let mut row = 0;
     for c in c0..c0 + cg {
         let plane = &x[c * h * w..(c + 1) * h * w];
         for i in 0..kh {
+            let ys = inside(
+                oh,
+                h,
+                sy,
+                (i * g.dilation[0]) as isize - g.padding[0] as isize,
+            );
             for j in 0..kw {
+                let offx = (j * g.dilation[1]) as isize - g.padding[1] as isize;
+                let xs = inside(ow, w, sx, offx);
                 let out = &mut cols[row * oh * ow..(row + 1) * oh * ow];
-                for oy in 0..oh {
-                    let iy =
-                        (oy * g.stride[0] + i * g.dilation[0]) as isize - g.padding[0] as isize;
+                out[..ys.start * ow].fill(zero);
+                out[ys.end * ow..].fill(zero);
+                for oy in ys.clone() {
+                    let iy = oy * sy + i * g.dilation[0] - g.padding[0];
+                    let src = &plane[iy * w..(iy + 1) * w];
                     let line = &mut out[oy * ow..(oy + 1) * ow];
-                    if iy < 0 || iy >= h as isize {
-                        line.fill(T::zero());
-                        continue;
+                    line[..xs.start].fill(zero);
+                    line[xs.end..].fill(zero);
+                    let first = (xs.start * sx) as isize + offx;
+                    if sx == 1 {
+                        let n = xs.len();
+                        let src = &src[first as usize..first as usize + n];
+                        for (v, &s) in line[xs.clone()].iter_mut().zip(src) {
+                            *v = MaybeUninit::new(s);
+                        }
+                    } else {
+                        for (k, v) in line[xs.clone()].iter_mut().enumerate() {
+                            *v = MaybeUninit::new(src[first as usize + k * sx]);
+                        }
                     }
-                    let src = &plane[iy as usize * w..(iy as usize + 1) * w];
-                    for (ox, v) in line.iter_mut().enumerate() {
-                        let ix =
-                            (ox * g.stride[1] + j * g.dilation[1]) as isize - g.padding[1] as isize;
-                        *v = if ix < 0 || ix >= w as isize {
-                            T::zero()
-                        } else {
-                            src[ix as usize]
-                        };
+                }
+                row += 1;
+            }
+        }
+    }
+    let n = row * oh * ow;
+    // SAFETY: every one of the n elements was written above.
+    unsafe { &*(&cols[..n] as *const [MaybeUninit<T>] as *const [T]) }
+}
+
+/// The adjoint of [`im2col`]: adds each column entry back into the image
+/// position it was read from.
+fn col2im<T: Element>(cols: &[T], d: &Dims, g: &Conv2dGeom, c0: usize, cg: usize, x: &mut [T]) {
+    let ([h, w], [oh, ow], [kh, kw]) = (d.hw, d.out, d.k);
+    let [sy, sx] = g.stride;
+    let mut row = 0;
+    for c in c0..c0 + cg {
+        let plane = &mut x[c * h * w..(c + 1) * h * w];
+        for i in 0..kh {
+            let ys = inside(
+                oh,
+                h,
+                sy,
+                (i * g.dilation[0]) as isize - g.padding[0] as isize,
+            );
+            for j in 0..kw {
+                let offx = (j * g.dilation[1]) as isize - g.padding[1] as isize;
+                let xs = inside(ow, w, sx, offx);
+                let src = &cols[row * oh * ow..(row + 1) * oh * ow];
+                for oy in ys.clone() {
+                    let iy = oy * sy + i * g.dilation[0] - g.padding[0];
+                    let dst = &mut plane[iy * w..(iy + 1) * w];
+                    let line = &src[oy * ow + xs.start..oy * ow + xs.end];
+                    let first = ((xs.start * sx) as isize + offx) as usize;
+                    if sx == 1 {
+                        for (d, &v) in dst[first..first + line.len()].iter_mut().zip(line) {
+                            *d = *d + v;
+                        }
+                    } else {
+                        for (k, &v) in line.iter().enumerate() {
+                            let d = &mut dst[first + k * sx];
+                            *d = *d + v;
+                        }
                     }
                 }
                 row += 1;
@@ -104,35 +226,61 @@ fn im2col<T: Element>(x: &[T], d: &Dims, g: &Conv2dGeom, c0: usize, cg: usize, c
     }
 }
 
-/// The adjoint of [`im2col`]: adds each column entry back into the image
-/// position it was read from.
-fn col2im<T: Element>(cols: &[T], d: &Dims, g: &Conv2dGeom, c0: usize, cg: usize, x: &mut [T]) {
-    let ([h, w], [oh, ow], [kh, kw]) = (d.hw, d.out, d.k);
-    let mut row = 0;
-    for c in c0..c0 + cg {
-        let plane = &mut x[c * h * w..(c + 1) * h * w];
-        for i in 0..kh {
-            for j in 0..kw {
-                let src = &cols[row * oh * ow..(row + 1) * oh * ow];
-                for oy in 0..oh {
-                    let iy =
-                        (oy * g.stride[0] + i * g.dilation[0]) as isize - g.padding[0] as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
-                    for (ox, &v) in src[oy * ow..(oy + 1) * ow].iter().enumerate() {
-                        let ix =
-                            (ox * g.stride[1] + j * g.dilation[1]) as isize - g.padding[1] as isize;
-                        if ix >= 0 && ix < w as isize {
-                            dst[ix as usize] = dst[ix as usize] + v;
-                        }
-                    }
-                }
-                row += 1;
+/// Runs `f(images, out)` on all `n` images, or on two halves of them in
+/// parallel when the convolution is large enough, `out` split at the
+/// first half's end (`per_image` elements an image).
+fn by_image_halves<C: Send>(
+    d: &Dims,
+    g: &Conv2dGeom,
+    out: &mut [C],
+    per_image: usize,
+    f: impl Fn(Range<usize>, &mut [C]) + Sync,
+) {
+    let n = d.n;
+    if n < 2 || d.macs(g) < SPLIT_MACS || !parallel::two_threads() {
+        return f(0..n, out);
+    }
+    let mid = n / 2;
+    let (a, b) = out.split_at_mut(mid * per_image);
+    parallel::join(|| f(0..mid, a), || f(mid..n, b));
+}
+
+/// The direct kernel over a range of images of `src` (each `groups`
+/// groups of `k.cin` planes of `hw`, padded by `pad`): each group
+/// convolved with the weights `weight(group)` gives, into `out` (which
+/// starts at the range's first image), that group's `k.cout` planes.
+#[allow(clippy::too_many_arguments)]
+fn direct_images<T: Element, W: Fn(usize, usize) -> T>(
+    range: Range<usize>,
+    groups: usize,
+    k: &Direct,
+    src: &[T],
+    [h, w]: [usize; 2],
+    pad: [usize; 2],
+    weight: &impl Fn(usize) -> W,
+    out: &mut [MaybeUninit<T>],
+) {
+    let taps = k.cin * k.k[0] * k.k[1];
+    let packed = direct::packed_len(k.cout, taps);
+    let padded = direct::padded_len(k.cin, k.padded);
+    let (plane, block) = (h * w, k.cout * k.out[0] * k.out[1]);
+    Buffer::<T>::with_scratch(groups * packed + padded, |scratch| {
+        let (wts, xs) = scratch.split_at_mut(groups * packed);
+        for (gi, chunk) in wts.chunks_exact_mut(packed).enumerate() {
+            direct::pack_weights(k.cout, taps, weight(gi), chunk);
+        }
+        // SAFETY: `pack_weights` wrote every chunk.
+        let wts = unsafe { &*(wts as *const [MaybeUninit<T>] as *const [T]) };
+        for (j, n) in range.enumerate() {
+            for gi in 0..groups {
+                let at = (n * groups + gi) * k.cin * plane;
+                let xp = direct::pad_planes(&src[at..at + k.cin * plane], k.cin, [h, w], pad, xs);
+                let at = (j * groups + gi) * block;
+                let wg = &wts[gi * packed..(gi + 1) * packed];
+                direct::conv(xp, wg, k, &mut out[at..at + block]);
             }
         }
-    }
+    })
 }
 
 /// `y = conv(x, w)`: `x` is `(n, c, h, w)`, `w` is `(o, c/g, kh, kw)`, `y`
@@ -144,29 +292,60 @@ pub(crate) fn forward<T: Element>(
     g: &Conv2dGeom,
 ) -> Tensor<T> {
     let (cg, og, rows, pix) = d.per_group(g);
-    // Pooled buffers (Tensor::zeros), not fresh vectors: a training loop
-    // reuses them instead of faulting new pages in every step.
-    let mut y = Tensor::zeros([d.n, d.o, d.out[0], d.out[1]]);
-    let mut cols = Tensor::zeros([rows * pix]);
-    let image = d.c * d.hw[0] * d.hw[1];
-    for n in 0..d.n {
-        let xn = &x.data()[n * image..(n + 1) * image];
-        for gi in 0..g.groups {
-            im2col(xn, d, g, gi * cg, cg, cols.data_mut());
-            let wg = &w.data()[gi * og * rows..(gi + 1) * og * rows];
-            let part = Tensor::product(
-                &[og, pix],
-                (og, rows, pix),
-                wg,
-                (rows as isize, 1),
-                cols.data(),
-                (pix as isize, 1),
-            );
-            let at = (n * d.o + gi * og) * pix;
-            y.data_mut()[at..at + og * pix].copy_from_slice(part.data());
-        }
+    let (image, pointwise) = (d.image(), d.pointwise(g));
+    let (x, w) = (x.data(), w.data());
+    let total = d.n * d.o * pix;
+    if g.stride[1] == 1 && direct_pays(rows, og, d.out, d) && direct::available::<T>() {
+        let k = Direct {
+            cin: cg,
+            cout: og,
+            padded: [d.hw[0] + 2 * g.padding[0], d.hw[1] + 2 * g.padding[1]],
+            k: d.k,
+            dilation: g.dilation,
+            stride_y: g.stride[0],
+            out: d.out,
+        };
+        let weight = |gi: usize| move |o: usize, t: usize| w[(gi * og + o) * rows + t];
+        let images = |range: Range<usize>, y: &mut [MaybeUninit<T>]| {
+            direct_images(range, g.groups, &k, x, d.hw, g.padding, &weight, y)
+        };
+        // SAFETY: `direct_images` writes every output block.
+        let data =
+            unsafe { Buffer::written(total, |y| by_image_halves(d, g, y, d.o * pix, images)) };
+        return Tensor::from_parts(Shape::from_slice(&[d.n, d.o, d.out[0], d.out[1]]), data);
     }
-    y
+    let images = |range: Range<usize>, y: &mut [MaybeUninit<T>]| {
+        let scratch = if pointwise { 0 } else { rows * pix };
+        Buffer::<T>::with_scratch(scratch, |cols| {
+            for (k, n) in range.enumerate() {
+                let xn = &x[n * image..(n + 1) * image];
+                for gi in 0..g.groups {
+                    let b = if pointwise {
+                        &xn[gi * cg * pix..(gi + 1) * cg * pix]
+                    } else {
+                        im2col(xn, d, g, gi * cg, cg, cols)
+                    };
+                    let wg = &w[gi * og * rows..(gi + 1) * og * rows];
+                    let at = (k * d.o + gi * og) * pix;
+                    let yg = &mut y[at..at + og * pix];
+                    T::gemm(
+                        og,
+                        rows,
+                        pix,
+                        wg,
+                        (rows as isize, 1),
+                        b,
+                        (pix as isize, 1),
+                        yg,
+                    );
+                }
+            }
+        })
+    };
+    // SAFETY: each image's each group block of the output is written by
+    // exactly one product, and together they cover it.
+    let data = unsafe { Buffer::written(total, |y| by_image_halves(d, g, y, d.o * pix, images)) };
+    Tensor::from_parts(Shape::from_slice(&[d.n, d.o, d.out[0], d.out[1]]), data)
 }
 
 /// The adjoint in the input: `dx = convᵀ(gy, w)`, `(n, c, h, w)` from
@@ -178,34 +357,95 @@ pub(crate) fn input_grad<T: Element>(
     g: &Conv2dGeom,
 ) -> Tensor<T> {
     let (cg, og, rows, pix) = d.per_group(g);
-    let image = d.c * d.hw[0] * d.hw[1];
+    let (image, pointwise) = (d.image(), d.pointwise(g));
+    let (gy, w) = (gy.data(), w.data());
     let mut out = Tensor::zeros([d.n, d.c, d.hw[0], d.hw[1]]);
-    let dx = out.data_mut();
-    for n in 0..d.n {
-        for gi in 0..g.groups {
-            let wg = &w.data()[gi * og * rows..(gi + 1) * og * rows];
-            let at = (n * d.o + gi * og) * pix;
-            let gg = &gy.data()[at..at + og * pix];
-            // (rows × og) · (og × pix): the weight block read transposed.
-            let cols = Tensor::product(
-                &[rows, pix],
-                (rows, og, pix),
-                wg,
-                (1, rows as isize),
-                gg,
-                (pix as isize, 1),
-            );
-            col2im(
-                cols.data(),
-                d,
-                g,
-                gi * cg,
-                cg,
-                &mut dx[n * image..(n + 1) * image],
-            );
+    // At stride 1 the adjoint is itself a convolution: of `gy` padded by
+    // `dilation·(k - 1) - padding` with the kernel flipped and its channel
+    // axes swapped.
+    let pad = [0, 1].map(|a| (g.dilation[a] * (d.k[a] - 1)).checked_sub(g.padding[a]));
+    if let ([Some(py), Some(px)], [1, 1]) = (pad, g.stride) {
+        // Not with rows that `output_padding` added (no output maps there).
+        let natural =
+            (0..2).all(|a| d.out[a] + 2 * [py, px][a] == d.hw[a] + g.dilation[a] * (d.k[a] - 1));
+        if natural && direct_pays(og, cg, d.hw, d) && direct::available::<T>() {
+            let k = Direct {
+                cin: og,
+                cout: cg,
+                padded: [d.out[0] + 2 * py, d.out[1] + 2 * px],
+                k: d.k,
+                dilation: g.dilation,
+                stride_y: 1,
+                out: d.hw,
+            };
+            let [kh, kw] = d.k;
+            let weight = |gi: usize| {
+                move |c: usize, t: usize| {
+                    let (o, ky, kx) = (t / (kh * kw), t / kw % kh, t % kw);
+                    w[(gi * og + o) * rows + (c * kh + kh - 1 - ky) * kw + kw - 1 - kx]
+                }
+            };
+            let images = |range: Range<usize>, dx: &mut [T]| {
+                direct_images(
+                    range,
+                    g.groups,
+                    &k,
+                    gy,
+                    d.out,
+                    [py, px],
+                    &weight,
+                    as_uninit(dx),
+                )
+            };
+            by_image_halves(d, g, out.data_mut(), image, images);
+            return out;
         }
     }
+    let images = |range: Range<usize>, dx: &mut [T]| {
+        let scratch = if pointwise { 0 } else { rows * pix };
+        Buffer::<T>::with_scratch(scratch, |cols| {
+            for (k, n) in range.enumerate() {
+                let dxn = &mut dx[k * image..(k + 1) * image];
+                for gi in 0..g.groups {
+                    let wg = &w[gi * og * rows..(gi + 1) * og * rows];
+                    let at = (n * d.o + gi * og) * pix;
+                    let gg = &gy[at..at + og * pix];
+                    // (rows × og) · (og × pix): the weight block read transposed.
+                    let product = |c: &mut [MaybeUninit<T>]| {
+                        T::gemm(
+                            rows,
+                            og,
+                            pix,
+                            wg,
+                            (1, rows as isize),
+                            gg,
+                            (pix as isize, 1),
+                            c,
+                        )
+                    };
+                    if pointwise {
+                        product(as_uninit(&mut dxn[gi * cg * pix..(gi + 1) * cg * pix]));
+                    } else {
+                        product(&mut cols[..rows * pix]);
+                        // SAFETY: the product wrote all rows·pix elements.
+                        let c = unsafe {
+                            &*(&cols[..rows * pix] as *const [MaybeUninit<T>] as *const [T])
+                        };
+                        col2im(c, d, g, gi * cg, cg, dxn);
+                    }
+                }
+            }
+        })
+    };
+    by_image_halves(d, g, out.data_mut(), image, images);
     out
+}
+
+/// `s` as memory that a product may overwrite (it writes only values).
+fn as_uninit<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and the one writer here
+    // (`Element::gemm`) stores initialised values only.
+    unsafe { &mut *(s as *mut [T] as *mut [MaybeUninit<T>]) }
 }
 
 /// The adjoint in the weight: `dw = Σ_images gy · colsᵀ`, `(o, c/g, kh, kw)`.
@@ -216,31 +456,84 @@ pub(crate) fn weight_grad<T: Element>(
     g: &Conv2dGeom,
 ) -> Tensor<T> {
     let (cg, og, rows, pix) = d.per_group(g);
-    let image = d.c * d.hw[0] * d.hw[1];
-    let mut out = Tensor::zeros([d.o, d.c / g.groups, d.k[0], d.k[1]]);
-    let mut cols = Tensor::zeros([rows * pix]);
-    for n in 0..d.n {
-        let xn = &x.data()[n * image..(n + 1) * image];
-        for gi in 0..g.groups {
-            im2col(xn, d, g, gi * cg, cg, cols.data_mut());
-            let at = (n * d.o + gi * og) * pix;
-            let gg = &gy.data()[at..at + og * pix];
-            // (og × pix) · (pix × rows): the columns read transposed.
-            let part = Tensor::product(
-                &[og, rows],
-                (og, pix, rows),
-                gg,
-                (pix as isize, 1),
-                cols.data(),
-                (1, pix as isize),
-            );
-            for (acc, &v) in out.data_mut()[gi * og * rows..(gi + 1) * og * rows]
-                .iter_mut()
-                .zip(part.data())
-            {
-                *acc = *acc + v;
+    let (image, pointwise) = (d.image(), d.pointwise(g));
+    let (x, gy) = (x.data(), gy.data());
+    let shape = [d.o, d.c / g.groups, d.k[0], d.k[1]];
+    // The sum over one range of images, added into `dw`.
+    let images = |range: Range<usize>, dw: &mut [T]| {
+        let scratch = if pointwise { 0 } else { rows * pix };
+        Buffer::<T>::with_scratch(scratch, |cols| {
+            for n in range {
+                let xn = &x[n * image..(n + 1) * image];
+                for gi in 0..g.groups {
+                    let b = if pointwise {
+                        &xn[gi * cg * pix..(gi + 1) * cg * pix]
+                    } else {
+                        im2col(xn, d, g, gi * cg, cg, cols)
+                    };
+                    let at = (n * d.o + gi * og) * pix;
+                    let gg = &gy[at..at + og * pix];
+                    // (og × pix) · (pix × rows): the columns read transposed.
+                    let dwg = &mut dw[gi * og * rows..(gi + 1) * og * rows];
+                    gemm_add(
+                        og,
+                        pix,
+                        rows,
+                        gg,
+                        (pix as isize, 1),
+                        b,
+                        (1, pix as isize),
+                        dwg,
+                    );
+                }
             }
+        })
+    };
+    let direct_k = Direct {
+        cin: cg,
+        cout: og,
+        padded: [d.hw[0] + 2 * g.padding[0], d.hw[1] + 2 * g.padding[1]],
+        k: d.k,
+        dilation: g.dilation,
+        stride_y: g.stride[0],
+        out: d.out,
+    };
+    let plane = d.hw[0] * d.hw[1];
+    // The same sums by the direct kernel (see `direct_pays`).
+    let direct_images = |range: Range<usize>, dw: &mut [T]| {
+        let padded = direct::padded_len(cg, direct_k.padded);
+        Buffer::<T>::with_scratch(padded, |xs| {
+            for n in range {
+                for gi in 0..g.groups {
+                    let at = n * image + gi * cg * plane;
+                    let xp = direct::pad_planes(&x[at..at + cg * plane], cg, d.hw, g.padding, xs);
+                    let at = (n * d.o + gi * og) * pix;
+                    let dwg = &mut dw[gi * og * rows..(gi + 1) * og * rows];
+                    direct::weight_grad(xp, &gy[at..at + og * pix], &direct_k, dwg);
+                }
+            }
+        })
+    };
+    let use_direct =
+        g.stride[1] == 1 && direct_pays(rows, og, d.out, d) && direct::available::<T>();
+    let images = |range: Range<usize>, dw: &mut [T]| {
+        if use_direct {
+            direct_images(range, dw)
+        } else {
+            images(range, dw)
         }
+    };
+    let mut out = Tensor::zeros(shape);
+    if d.n < 2 || d.macs(g) < SPLIT_MACS || !parallel::two_threads() {
+        images(0..d.n, out.data_mut());
+    } else {
+        let mid = d.n / 2;
+        let mut other = Tensor::zeros(shape);
+        parallel::join(
+            || images(0..mid, out.data_mut()),
+            || images(mid..d.n, other.data_mut()),
+        );
+        super::simd::add_to(out.data_mut(), other.data());
     }
     out
 }
@@ -311,6 +604,62 @@ mod tests {
             (lhs - dot(&w, &weight_grad(&x, &u, &d, &g))).abs() < 1e-10,
             "{g:?}"
         );
+    }
+
+    /// The f32 kernels (the direct ones on large planes, where this
+    /// machine has AVX2) against the definition in f64.
+    #[test]
+    fn the_f32_kernels_match_the_definition_on_large_planes() {
+        let cases = [
+            ([1, 1], [1, 1], [1, 1], 1, 2, 3, [3, 3]),
+            ([1, 1], [0, 2], [2, 1], 1, 3, 5, [3, 2]),
+            ([2, 1], [1, 0], [1, 1], 2, 4, 6, [2, 3]),
+            ([1, 1], [2, 2], [1, 2], 3, 3, 9, [5, 3]),
+        ];
+        for (stride, padding, dilation, groups, c, o, k) in cases {
+            let g = Conv2dGeom {
+                stride,
+                padding,
+                dilation,
+                groups,
+            };
+            let (n, hw) = (3, [37, 45]);
+            let out = [0, 1].map(|a| g.out_len(a, hw[a], k[a]).unwrap());
+            let d = Dims {
+                n,
+                c,
+                o,
+                hw,
+                out,
+                k,
+            };
+            let x = Tensor::<f64>::rand_uniform([n, c, hw[0], hw[1]], -1.0, 1.0, 4);
+            let w = Tensor::<f64>::rand_uniform([o, c / groups, k[0], k[1]], -1.0, 1.0, 5);
+            let u = Tensor::<f64>::rand_uniform([n, o, out[0], out[1]], -1.0, 1.0, 6);
+            let f32s = |t: &Tensor<f64>| t.cast::<f32>();
+            let f64s = |t: &Tensor<f32>| t.cast::<f64>();
+            let (x32, w32, u32) = (f32s(&x), f32s(&w), f32s(&u));
+            let close = |what: &str, got: Tensor<f32>, want: Tensor<f64>| {
+                let scale = want.data().iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                let err = f64s(&got).max_abs_diff(&want);
+                assert!(err < 1e-4 * scale, "{what} {g:?}: {err} (scale {scale})");
+            };
+            close(
+                "forward",
+                forward(&x32, &w32, &d, &g),
+                direct(&x, &w, &d, &g),
+            );
+            close(
+                "input grad",
+                input_grad(&u32, &w32, &d, &g),
+                input_grad(&u, &w, &d, &g),
+            );
+            close(
+                "weight grad",
+                weight_grad(&x32, &u32, &d, &g),
+                weight_grad(&x, &u, &d, &g),
+            );
+        }
     }
 
     #[test]

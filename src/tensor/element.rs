@@ -120,6 +120,52 @@ fn split_rows<T: Send + Sync, C: Send>(
     );
 }
 
+/// `c += a·b` for an initialised, contiguous `m × n` block `c`, through the
+/// gemm crate on this thread: the sums over images of a convolution's
+/// weight gradient (the `blas` feature does not route these).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_add<T: Element>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    (ars, acs): (isize, isize),
+    b: &[T],
+    (brs, bcs): (isize, isize),
+    c: &mut [T],
+) {
+    assert!(c.len() >= m * n);
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let _inside = InsideGemm::enter();
+    // SAFETY: as in `Element::gemm`; with `read_dst` the product is added
+    // to `c`, which is initialised.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            a.as_ptr(),
+            acs,
+            ars,
+            b.as_ptr(),
+            bcs,
+            brs,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 macro_rules! element {
     ($t:ty, $blas:ident, $erf:path) => {
         impl Element for $t {

@@ -7,6 +7,7 @@
 #[cfg(feature = "blas")]
 mod blas;
 pub(crate) mod conv;
+mod conv_direct;
 mod display;
 mod element;
 pub(crate) mod kernels;

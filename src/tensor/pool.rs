@@ -165,6 +165,17 @@ impl<T: Pooled + Copy + Default> Buffer<T> {
         unsafe { Self::written(n, whole) }
     }
 
+    /// Runs `f` on `n` elements of pooled scratch memory, handed over
+    /// uninitialised (the caller writes before it reads), and returns the
+    /// memory to the pool: the column buffers of a convolution, reused
+    /// from one step to the next.
+    pub(crate) fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [MaybeUninit<T>]) -> R) -> R {
+        let mut v = Self::pooled_vec(n);
+        let r = f(&mut v.spare_capacity_mut()[..n]);
+        T::with_pool(|p| p.give(v));
+        r
+    }
+
     pub(crate) fn filled(n: usize, value: T) -> Self {
         Self::build(n, |v| v.resize(n, value))
     }
