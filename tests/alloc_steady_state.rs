@@ -164,4 +164,46 @@ fn training_steps_allocate_nothing_after_warm_up() {
     }
     let n = stop_counting();
     assert_eq!(n, 0, "{n} allocations of tapegrad's own in 10 nn steps");
+
+    // A CNN step: convolutions (im2col columns from the pool), batch norm
+    // with its running statistics, max pooling, flatten, Adam.
+    use tapegrad::nn::{BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Sequential};
+    use tapegrad::ops::Pool2d;
+    use tapegrad::tensor::Conv2dGeom;
+    let same = Conv2dGeom {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let mut store = ParamStore::<f32>::new();
+    let cnn = Sequential::new()
+        .add(Conv2d::new(&mut store, "c1", 1, 4, [3, 3], same, 1))
+        .add(BatchNorm2d::new(&mut store, "bn", 4))
+        .add(Activation::Relu)
+        .add(MaxPool2d(Pool2d::square(2)))
+        .add(Conv2d::new(&mut store, "c2", 4, 8, [3, 3], same, 2))
+        .add(Activation::Relu)
+        .add(Flatten(1))
+        .add(Linear::new(&mut store, "fc", 8 * 6 * 6, 4, 3));
+    let images = Tensor::rand_uniform([8, 1, 12, 12], 0.0, 1.0, 4);
+    let mut adam = Adam::new(1e-3);
+    let cnn_tape = Tape::<f32>::new();
+    let mut cnn_step = |store: &mut ParamStore<f32>| {
+        cnn_tape.reset();
+        let logits = cnn.forward(store, cnn_tape.constant(images.clone()));
+        let loss = cross_entropy(logits, &labels[..8]);
+        adam.step(store, &loss.backward());
+        loss.item()
+    };
+    let first = cnn_step(&mut store);
+    for _ in 0..3 {
+        cnn_step(&mut store);
+    }
+    start_counting();
+    let mut last = first;
+    for _ in 0..10 {
+        last = cnn_step(&mut store);
+    }
+    let n = stop_counting();
+    assert_eq!(n, 0, "{n} allocations of tapegrad's own in 10 CNN steps");
+    assert!(last < first, "the CNN should learn: {first} -> {last}");
 }

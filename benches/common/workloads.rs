@@ -330,8 +330,8 @@ pub const W6_CHECKS: [(f64, f64, f64); 3] = [
 ];
 
 /// Relative tolerance of W6's f32 check values (sums of many products in
-/// f32, some with cancellation).
-pub const W6_TOL: f64 = 2e-3;
+/// f32, some with cancellation: PyTorch's f32 Σ dw of W6b is 2.8e-3 off).
+pub const W6_TOL: f64 = 5e-3;
 
 /// Asserts a W6 result against its check values.
 pub fn check_w6(case: usize, got: (f64, f64, f64)) {

@@ -100,6 +100,8 @@ def run_torch():
             step()
         emit("pytorch", name, median_ms(step, 50))
 
+    run_torch_cnn(torch)
+
     def rosen(x):
         return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
     x0 = torch.tensor([-1.2 if i % 2 == 0 else 1.0 for i in range(100)], dtype=f64)
@@ -113,6 +115,64 @@ def run_torch():
     xx = torch.sin(i) / 2
     jac = tf.jacrev(lambda x: torch.tanh(W @ x + bb))
     emit("pytorch", "W4 jacobian", median_ms(lambda: jac(xx), 50))
+
+
+# W6: name, batch, channels in and out, image side; check values (loss,
+# sum dx, sum dw) as in benches/common/workloads.rs (W6_CHECKS).
+W6_CASES = [("W6a conv", 32, 1, 32, 28), ("W6b conv", 32, 32, 64, 14), ("W6c conv", 2, 3, 16, 320)]
+W6_CHECKS = [
+    (2.667098155305722, 20.21454095644261, 12.606448443298191),
+    (-207.28559525166628, -16327.516509093548, -115.74851435483606),
+    (141.39077855929392, 13.910600939413651, 4316.306618667137),
+]
+
+
+def run_torch_cnn(torch):
+    F = torch.nn.functional
+
+    def flat(shape, f, dtype):
+        n = math.prod(shape)
+        return f(torch.arange(n, dtype=torch.float64)).to(dtype).reshape(shape)
+
+    for (name, b, c, o, side), want in zip(W6_CASES, W6_CHECKS):
+        for dtype in (torch.float64, torch.float32):
+            x = flat((b, c, side, side), lambda i: torch.sin(0.01 * i), dtype).requires_grad_()
+            w = flat((o, c, 3, 3), lambda j: 0.1 * torch.cos(0.7 * j), dtype).requires_grad_()
+            u = flat((b, o, side, side), lambda k: torch.cos(0.003 * k), dtype)
+
+            def step():
+                x.grad = w.grad = None
+                loss = (F.conv2d(x, w, padding=1) * u).sum()
+                loss.backward()
+                return loss
+
+            loss = step()
+            got = (loss.item(), x.grad.double().sum().item(), w.grad.double().sum().item())
+            tol = 1e-9 if dtype == torch.float64 else 5e-3
+            for g, v in zip(got, want):
+                assert abs(g - v) <= tol * abs(v), (name, dtype, got, want)
+        emit("pytorch", name, median_ms(step, 30))
+
+    # W7: the MNIST CNN of examples/common/cnn.rs, one Adam step at batch 64.
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(1), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = (0.5 + 0.5 * torch.sin(0.01 * torch.arange(64 * 784, dtype=torch.float64))).float().reshape(64, 1, 28, 28)
+    y = torch.tensor([(i * 7 + 3) % 10 for i in range(64)])
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    first = step()
+    assert abs(first - math.log(10)) < 0.5, first
+    emit("pytorch", "W7 cnn step", median_ms(step, 30))
 
 
 def run_jax():

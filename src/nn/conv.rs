@@ -3,6 +3,7 @@
 //! U(±1/√fan_in)), so a PyTorch state dict loads into them.
 
 use super::layers::{join, layer_shape_error};
+use super::norm::channel_shape;
 use super::{Init, Module, ParamId, ParamStore};
 use crate::ops::Pool2d;
 use crate::tape::Var;
@@ -70,8 +71,7 @@ fn add_bias<'t, T: Element>(
     match bias {
         None => y,
         Some(b) => {
-            let mut shape = vec![1; y.shape().len()];
-            shape[1] = params.value(b).numel();
+            let shape = channel_shape(y.shape().len(), params.value(b).numel());
             y + params.var(y.tape(), b).reshape(shape)
         }
     }

@@ -8,7 +8,7 @@
 use super::layers::{join, layer_shape_error};
 use super::{BufferId, Module, ParamId, ParamStore};
 use crate::tape::Var;
-use crate::tensor::{Element, Tensor};
+use crate::tensor::{Element, Shape, Tensor};
 
 /// Normalises `x` over every axis but axis 1 with the batch's own
 /// statistics, then scales by `weight` and shifts by `bias` (each of shape
@@ -40,7 +40,7 @@ pub fn batch_norm<'t, T: Element>(
         "batch_norm: expects (batch, channels, ...) input, got shape {:?}",
         s.as_slice()
     );
-    let axes: Vec<usize> = (0..s.len()).filter(|&a| a != 1).collect();
+    let axes: Shape = (0..s.len()).filter(|&a| a != 1).collect();
     let mean_over = |v: Var<'t, T>| axes.iter().fold(v, |m, &a| m.mean_axis(a, true));
     let mean = mean_over(x);
     let centred = x - mean;
@@ -51,6 +51,14 @@ pub fn batch_norm<'t, T: Element>(
     (y, per_channel(mean), per_channel(var))
 }
 
+/// The shape `(1, c, 1, …)` of rank `rank`: a per-channel vector set up to
+/// broadcast along axis 1 (on the stack, so a training step allocates none).
+pub(crate) fn channel_shape(rank: usize, c: usize) -> Shape {
+    let mut shape: Shape = std::iter::repeat_n(1, rank).collect();
+    shape[1] = c;
+    shape
+}
+
 /// `y · weight + bias` with `(C,)` weight and bias along axis 1, each if
 /// given: batch norm's affine step.
 fn scale_and_shift<'t, T: Element>(
@@ -58,8 +66,7 @@ fn scale_and_shift<'t, T: Element>(
     weight: Option<Var<'t, T>>,
     bias: Option<Var<'t, T>>,
 ) -> Var<'t, T> {
-    let mut shape = vec![1; y.shape().len()];
-    shape[1] = y.shape()[1];
+    let shape = channel_shape(y.shape().len(), y.shape()[1]);
     let y = match weight {
         Some(w) => y * w.reshape(&shape),
         None => y,
@@ -158,13 +165,8 @@ impl BatchNorm {
         let m = T::lit(self.momentum);
         let unbias = T::lit(n as f64 / (n as f64 - 1.0));
         let blend = |old: &Tensor<T>, new: &Tensor<T>, k: T| {
-            let data = old
-                .data()
-                .iter()
-                .zip(new.data())
-                .map(|(&o, &v)| (T::one() - m) * o + m * v * k)
-                .collect();
-            Tensor::from_vec(data, [self.features])
+            old.zip_map(new, |o, v| (T::one() - m) * o + m * v * k)
+                .expect("running statistics and batch statistics have one shape")
         };
         let rm = blend(&params.buffer(self.running_mean), mean, T::one());
         let rv = blend(&params.buffer(self.running_var), var, unbias);
@@ -211,8 +213,7 @@ impl<T: Element> Module<T> for BatchNorm {
             return y;
         }
         // Evaluation: the running statistics, as constants.
-        let mut shape = vec![1; s.len()];
-        shape[1] = self.features;
+        let shape = channel_shape(s.len(), self.features);
         let mean = params.buffer_var(tape, self.running_mean).reshape(&shape);
         let var = params.buffer_var(tape, self.running_var).reshape(&shape);
         scale_and_shift((x - mean) / (var + T::lit(self.eps)).sqrt(), w, b)

@@ -12,9 +12,10 @@
 //!   divides);
 //! - `flatten` is a reshape.
 
+use super::index::record_gather;
 use super::shape_error;
 use crate::tape::Var;
-use crate::tensor::{Conv2dGeom, Element, Tensor};
+use crate::tensor::{Buffer, Conv2dGeom, Element, Shape, Tensor};
 
 /// The window geometry of a pooling op: kernel, stride and padding per
 /// spatial axis.
@@ -57,30 +58,35 @@ fn window_maxima<T: Element>(
     [h, w]: [usize; 2],
     [oh, ow]: [usize; 2],
     p: &Pool2d,
-) -> Vec<usize> {
+) -> Tensor<T> {
     // The in-bounds input positions of window `o` along one axis.
     let taps = |a: usize, o: usize, n: usize| {
         let first = (o * p.stride[a]) as isize - p.padding[a] as isize;
         (first.max(0) as usize)..((first + p.kernel[a] as isize).min(n as isize) as usize)
     };
-    let mut idx = Vec::with_capacity(x.len() / (h * w) * oh * ow);
-    for plane in x.chunks_exact(h * w) {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut best: Option<(usize, T)> = None;
-                for iy in taps(0, oy, h) {
-                    for ix in taps(1, ox, w) {
-                        let (at, v) = (iy * w + ix, plane[iy * w + ix]);
-                        if best.is_none_or(|(_, b)| v > b || (v.is_nan() && !b.is_nan())) {
-                            best = Some((at, v));
+    let planes = x.len() / (h * w);
+    // Written straight into a pooled index tensor (as floats, as gather
+    // takes them; `max_pool2d` checked that they are exact).
+    let idx = Buffer::build(planes * oh * ow, |idx| {
+        for plane in x.chunks_exact(h * w) {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best: Option<(usize, T)> = None;
+                    for iy in taps(0, oy, h) {
+                        for ix in taps(1, ox, w) {
+                            let (at, v) = (iy * w + ix, plane[iy * w + ix]);
+                            if best.is_none_or(|(_, b)| v > b || (v.is_nan() && !b.is_nan())) {
+                                best = Some((at, v));
+                            }
                         }
                     }
+                    let at = best.expect("padding is at most half the kernel").0;
+                    idx.push(T::from_usize(at).expect("a plane position fits the float type"));
                 }
-                idx.push(best.expect("padding is at most half the kernel").0);
             }
         }
-    }
-    idx
+    });
+    Tensor::from_parts(Shape::from_slice(&[planes, oh * ow]), idx)
 }
 
 impl<'t, T: Element> Var<'t, T> {
@@ -134,10 +140,13 @@ impl<'t, T: Element> Var<'t, T> {
         let [n, c, oh, ow] = self.pooled_size("max_pool2d", &p);
         let s = self.shape();
         let (h, w) = (s[2], s[3]);
+        assert!(
+            T::from_usize(h * w).is_some_and(|v| v <= T::lit(2.0) / T::epsilon()),
+            "max_pool2d: a {h}×{w} plane has too many positions to index exactly in this float type"
+        );
         let idx = self.with_value(|x| window_maxima(x.data(), [h, w], [oh, ow], &p));
-        self.reshape([n * c, h * w])
-            .gather(1, &idx)
-            .reshape([n, c, oh, ow])
+        let idx = self.constant_like(idx);
+        record_gather(self.reshape([n * c, h * w]), 1, idx).reshape([n, c, oh, ow])
     }
 
     /// Average pooling, as PyTorch's `F.avg_pool2d(x, kernel, stride,
@@ -220,7 +229,7 @@ impl<'t, T: Element> Var<'t, T> {
                 &format!("start axis {start} is not an axis"),
             );
         }
-        let mut shape: Vec<usize> = s[..start].to_vec();
+        let mut shape: Shape = s[..start].iter().copied().collect();
         shape.push(s[start..].iter().product());
         self.reshape(shape)
     }
