@@ -420,3 +420,119 @@ fn batch_norm_running_statistics_follow_pytorch() {
         ]
     );
 }
+
+/// The CNN of `scripts/make_torch_cnn_fixture.py`, with PyTorch's layer
+/// names.
+fn torch_cnn(params: &mut tapegrad::nn::ParamStore<f32>) -> tapegrad::nn::Sequential<f32> {
+    use tapegrad::nn::{
+        Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Flatten,
+        Linear, MaxPool2d, Sequential,
+    };
+    use tapegrad::ops::Pool2d;
+    let geom = |stride, padding, dilation, groups| Conv2dGeom {
+        stride,
+        padding,
+        dilation,
+        groups,
+    };
+    Sequential::new()
+        .add(Conv2d::new(
+            params,
+            "0",
+            2,
+            6,
+            [3, 2],
+            geom([2, 1], [1, 0], [1, 2], 1),
+            0,
+        ))
+        .add(BatchNorm2d::new(params, "1", 6))
+        .add(Activation::Relu)
+        .add(Conv2d::new(
+            params,
+            "3",
+            6,
+            6,
+            [3, 3],
+            geom([1, 1], [1, 1], [1, 1], 3),
+            0,
+        ))
+        .add(MaxPool2d(Pool2d {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [1, 1],
+        }))
+        .add(ConvTranspose2d::new(
+            params,
+            "5",
+            6,
+            4,
+            [3, 3],
+            geom([2, 2], [1, 1], [1, 1], 1),
+            [1, 1],
+            0,
+        ))
+        .add(AvgPool2d(Pool2d {
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+        }))
+        .add(Conv2d::new(
+            params,
+            "7",
+            4,
+            4,
+            [3, 3],
+            geom([1, 1], [2, 2], [2, 2], 4),
+            0,
+        ))
+        .add(Activation::Tanh)
+        .add(AdaptiveAvgPool2d([1, 1]))
+        .add(Flatten(1))
+        .add(Linear::new(params, "11", 4, 3, 0))
+}
+
+#[test]
+fn a_pytorch_cnn_gives_pytorchs_outputs() {
+    use tapegrad::nn::{Module, ParamStore};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    let mut params = ParamStore::<f32>::new();
+    let net = torch_cnn(&mut params);
+    params
+        .load(format!("{dir}torch_cnn.safetensors"))
+        .expect("the state dict PyTorch wrote loads by its names");
+    let bytes = std::fs::read(format!("{dir}torch_cnn_io.safetensors")).unwrap();
+    let io = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let read = |name: &str| {
+        let t = io.tensor(name).unwrap();
+        let data = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        Tensor::from_vec(data, t.shape())
+    };
+    let x = read("input");
+    let close = |what: &str, got: &Tensor<f32>, want: &Tensor<f32>| {
+        assert_eq!(got.shape(), want.shape(), "{what}");
+        let err = got.max_abs_diff(want);
+        assert!(err < 1e-5, "{what}: {err}\n{got:?}\n{want:?}");
+    };
+    // Evaluation mode: the running statistics PyTorch saved.
+    params.eval();
+    let tape = Tape::new();
+    let y = tape.no_grad(|| net.forward(&params, tape.constant(x.clone())).value());
+    close("eval output", &y, &read("output_eval"));
+    // Training mode: batch statistics, and the running ones move as PyTorch's.
+    params.train();
+    let tape = Tape::new();
+    let y = net.forward(&params, tape.constant(x)).value();
+    close("train output", &y, &read("output_train"));
+    let bn_mean = params
+        .buffer(params.buffer_id("1.running_mean").unwrap())
+        .clone();
+    let bn_var = params
+        .buffer(params.buffer_id("1.running_var").unwrap())
+        .clone();
+    close("running mean", &bn_mean, &read("running_mean_after"));
+    close("running var", &bn_var, &read("running_var_after"));
+}

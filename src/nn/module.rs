@@ -92,6 +92,28 @@ impl<T: Element> Sequential<T> {
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }
+
+    /// The layers in order: to run part of the network, or to compare
+    /// each layer's output with another tool's.
+    ///
+    /// ```
+    /// use tapegrad::nn::{Activation, Linear, Module, ParamStore, Sequential};
+    /// use tapegrad::{Tape, Tensor};
+    /// let mut params = ParamStore::<f64>::new();
+    /// let model = Sequential::new()
+    ///     .add(Linear::new(&mut params, "0", 3, 4, 0))
+    ///     .add(Activation::Relu);
+    /// let tape = Tape::new();
+    /// let mut h = tape.constant(Tensor::ones([2, 3]));
+    /// for layer in model.layers() {
+    ///     h = layer.forward(&params, h);
+    ///     assert!(h.value().data().iter().all(|v| v.is_finite()));
+    /// }
+    /// assert_eq!(h.shape().as_slice(), &[2, 4]);
+    /// ```
+    pub fn layers(&self) -> &[Box<dyn Module<T>>] {
+        &self.layers
+    }
 }
 
 impl<T: Element> Module<T> for Sequential<T> {
