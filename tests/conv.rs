@@ -536,3 +536,71 @@ fn a_pytorch_cnn_gives_pytorchs_outputs() {
     close("running mean", &bn_mean, &read("running_mean_after"));
     close("running var", &bn_var, &read("running_var_after"));
 }
+
+/// A small CNN's loss as a function of all its weights (one flat vector):
+/// conv (stride 2, padding 1) · tanh · max-pool · depthwise conv · softplus ·
+/// average pool · flatten · linear · cross-entropy against fixed labels.
+fn cnn_loss<'t>(theta: Var<'t, f64>) -> Var<'t, f64> {
+    let tape = theta.tape();
+    let x = tape.constant(Tensor::from_fn([2, 2, 9, 8], |i| {
+        ((i[0] * 31 + i[1] * 7 + i[2] * 3 + i[3]) as f64 * 0.37).sin()
+    }));
+    let (w1, rest) = (theta.narrow(0, 0, 4 * 2 * 9), 4 * 2 * 9);
+    let w1 = w1.reshape([4, 2, 3, 3]);
+    let w2 = theta.narrow(0, rest, 4 * 4).reshape([4, 1, 2, 2]);
+    let fc = theta.narrow(0, rest + 16, 3 * 4).reshape([3, 4]);
+    let g1 = Conv2dGeom {
+        stride: [2, 2],
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let depthwise = Conv2dGeom {
+        groups: 4,
+        ..Default::default()
+    };
+    let h = x.conv2d(w1, g1).tanh().max_pool2d(tapegrad::ops::Pool2d {
+        kernel: [2, 2],
+        stride: [1, 1],
+        padding: [0, 0],
+    });
+    let h = h.conv2d(w2, depthwise).softplus();
+    let h = h.adaptive_avg_pool2d([1, 1]).flatten(1);
+    let logits = h.matmul_t(fc, false, true);
+    -logits.log_softmax(1).gather(1, &[2, 0]).mean()
+}
+
+#[test]
+fn the_hessian_of_a_cnn_loss_matches_differences_of_its_gradient() {
+    use tapegrad::grad::{grad, hessian, hvp};
+    let n = 4 * 2 * 9 + 16 + 12;
+    let theta = Tensor::<f64>::rand_uniform([n], -0.8, 0.8, 11);
+    let v = Tensor::<f64>::rand_uniform([n], -1.0, 1.0, 12);
+    let hv = hvp(cnn_loss, &theta, &v);
+    // Central differences of the (exact, reverse-mode) gradient along v.
+    let eps = 1e-5;
+    let shifted = |s: f64| {
+        let t = Tensor::from_fn([n], |i| theta.get(i) + s * v.get(i));
+        grad(cnn_loss, &t)
+    };
+    let (up, down) = (shifted(eps), shifted(-eps));
+    for i in 0..n {
+        let fd = (up.get(&[i]) - down.get(&[i])) / (2.0 * eps);
+        let got = hv.get(&[i]);
+        assert!(
+            (got - fd).abs() <= 1e-6 * (1.0 + fd.abs()),
+            "Hv[{i}]: {got} vs {fd}"
+        );
+    }
+    // The full Hessian is symmetric and its product with v is Hv.
+    let h = hessian(cnn_loss, &theta);
+    for i in 0..n {
+        let row: f64 = (0..n).map(|j| h.get(&[i, j]) * v.get(&[j])).sum();
+        assert!((row - hv.get(&[i])).abs() < 1e-10, "row {i}");
+        for j in 0..i {
+            assert!(
+                (h.get(&[i, j]) - h.get(&[j, i])).abs() < 1e-10,
+                "H[{i},{j}]"
+            );
+        }
+    }
+}

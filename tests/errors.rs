@@ -147,3 +147,60 @@ fn backward_needs_a_scalar_or_a_matching_seed() {
         "backward_with: seed of shape [2] does not match output %2 of shape [3]"
     );
 }
+
+#[test]
+fn convolution_mistakes_name_the_op_and_shapes_at_the_callers_line() {
+    use tapegrad::ops::Pool2d;
+    use tapegrad::tensor::Conv2dGeom;
+    let tape = Tape::<f32>::new();
+    let x = tape.var(Tensor::zeros([2, 3, 4, 4]));
+    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a [&'a str]);
+    let cases: [Case; 4] = [
+        (
+            "wrong channel count",
+            Box::new(|| {
+                let _ = x.conv2d(tape.var(Tensor::zeros([8, 2, 3, 3])), Conv2dGeom::default());
+            }),
+            &["conv2d", "[2, 3, 4, 4]", "[8, 2, 3, 3]", "(8, 3, kh, kw)"],
+        ),
+        (
+            "kernel larger than the padded input",
+            Box::new(|| {
+                let geom = Conv2dGeom {
+                    padding: [0, 1],
+                    ..Default::default()
+                };
+                let _ = x.conv2d(tape.var(Tensor::zeros([8, 3, 5, 5])), geom);
+            }),
+            &["conv2d", "5×5 kernel", "does not fit the padded 4×4 input"],
+        ),
+        (
+            "groups that do not divide the channels",
+            Box::new(|| {
+                let geom = Conv2dGeom {
+                    groups: 2,
+                    ..Default::default()
+                };
+                let _ = x.conv2d(tape.var(Tensor::zeros([4, 1, 3, 3])), geom);
+            }),
+            &["conv2d", "3 input channels", "groups = 2"],
+        ),
+        (
+            "pooling window larger than the input",
+            Box::new(|| {
+                let _ = x.max_pool2d(Pool2d::square(5));
+            }),
+            &["max_pool2d", "[2, 3, 4, 4]", "window does not fit"],
+        ),
+    ];
+    for (what, f, words) in cases {
+        let (msg, file) = panic_of(f);
+        for w in words {
+            assert!(msg.contains(w), "{what}: {w:?} missing from {msg:?}");
+        }
+        assert!(
+            file.ends_with("tests/errors.rs"),
+            "{what}: points at {file}"
+        );
+    }
+}

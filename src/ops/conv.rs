@@ -338,7 +338,11 @@ impl<'t, T: Element> Var<'t, T> {
     pub fn conv2d(self, w: Var<'t, T>, geom: Conv2dGeom) -> Var<'t, T> {
         self.same_tape(&w, "conv2d");
         let packed = Packed::checked("conv2d", geom, [0, 0]);
-        let d = dims(&self, &w, &geom).unwrap_or_else(|m| shape_error("conv2d", &[self, w], &m));
+        // A match, not a closure: the panic must point at the caller.
+        let d = match dims(&self, &w, &geom) {
+            Ok(d) => d,
+            Err(m) => shape_error("conv2d", &[self, w], &m),
+        };
         let value = conv::forward(&self.value(), &w.value(), &d, &geom);
         record(Op::Conv2d, packed, self, w, value)
     }
