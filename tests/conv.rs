@@ -604,3 +604,37 @@ fn the_hessian_of_a_cnn_loss_matches_differences_of_its_gradient() {
         }
     }
 }
+
+#[test]
+fn dropout2d_drops_whole_channels_in_training_only() {
+    use tapegrad::nn::{Dropout2d, Module, ParamStore};
+    let mut params = ParamStore::<f64>::new();
+    let d = Dropout2d::new(&mut params, "drop", 0.25, 3);
+    let tape = Tape::new();
+    let x = tape.var(Tensor::from_fn([20, 50, 3, 4], |i| 1.0 + i[2] as f64));
+    let y = d.forward(&params, x);
+    let (yv, xv) = (y.value(), x.value());
+    let mut dropped = 0;
+    for (plane, src) in yv.data().chunks(12).zip(xv.data().chunks(12)) {
+        let kept = plane[0] != 0.0;
+        dropped += usize::from(!kept);
+        for (v, s) in plane.iter().zip(src) {
+            let want = if kept { s / 0.75 } else { 0.0 };
+            assert!((v - want).abs() < 1e-12, "a channel is dropped or kept whole");
+        }
+    }
+    assert!((180..320).contains(&dropped), "{dropped} of 1000 channels dropped");
+    // The gradient follows the mask.
+    let g = y.sum().backward();
+    for (gp, yp) in g[x].data().chunks(12).zip(yv.data().chunks(12)) {
+        let want = if yp[0] != 0.0 { 1.0 / 0.75 } else { 0.0 };
+        assert!(gp.iter().all(|&v| (v - want).abs() < 1e-12));
+    }
+    params.eval();
+    assert_eq!(d.forward(&params, x).value(), xv);
+    // Not an image batch: the layer says what it expects.
+    let msg = panic_message(|| {
+        let _ = d.forward(&params, tape.constant(Tensor::zeros([4, 5])));
+    });
+    assert!(msg.contains("Dropout2d `drop`") && msg.contains("[batch, channels, height, width]"), "{msg}");
+}

@@ -319,15 +319,95 @@ impl<T: Element> Module<T> for Dropout {
         if !params.is_training() || self.p == 0.0 {
             return x;
         }
-        let keep = T::lit(1.0 / (1.0 - self.p));
-        let mut rng = params.rng(self.rng);
-        let mask = Tensor::from_fn(x.shape(), |_| {
-            if rng.random::<f64>() < self.p {
-                T::zero()
-            } else {
-                keep
-            }
-        });
+        x * x
+            .tape()
+            .constant(dropout_mask(params, self.rng, self.p, &x.shape()))
+    }
+}
+
+/// A mask of `shape`: each entry 0 with probability `p`, else `1/(1 - p)`
+/// (so that the expected output equals the input), from stream `rng`.
+fn dropout_mask<T: Element>(
+    params: &ParamStore<T>,
+    rng: RngId,
+    p: f64,
+    shape: &[usize],
+) -> Tensor<T> {
+    let keep = T::lit(1.0 / (1.0 - p));
+    let mut rng = params.rng(rng);
+    Tensor::from_fn(shape, |_| {
+        if rng.random::<f64>() < p {
+            T::zero()
+        } else {
+            keep
+        }
+    })
+}
+
+/// Channel dropout, as PyTorch's `nn.Dropout2d`: in training mode each
+/// whole channel of each image of an `(N, C, H, W)` input is zeroed with
+/// probability `p` and the others scaled by `1/(1 - p)`; in evaluation
+/// mode the input passes unchanged. Neighbouring pixels of a feature map
+/// are strongly correlated, so dropping single pixels regularises a
+/// convolutional layer little; dropping its channels does.
+///
+/// ```
+/// use tapegrad::nn::{Dropout2d, Module, ParamStore};
+/// use tapegrad::{Tape, Tensor};
+/// let mut params = ParamStore::<f64>::new();
+/// let drop = Dropout2d::new(&mut params, "drop", 0.5, 7);
+/// let tape = Tape::new();
+/// let y = drop.forward(&params, tape.constant(Tensor::ones([2, 8, 3, 3]))).value();
+/// // Every 3×3 plane is all zeros or all twos.
+/// for plane in y.data().chunks(9) {
+///     assert!(plane.iter().all(|&v| v == plane[0]) && (plane[0] == 0.0 || plane[0] == 2.0));
+/// }
+/// params.eval();
+/// let y = drop.forward(&params, tape.constant(Tensor::ones([2, 8, 3, 3])));
+/// assert!(y.value().data().iter().all(|&v| v == 1.0));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Dropout2d {
+    p: f64,
+    rng: RngId,
+}
+
+impl Dropout2d {
+    /// Channel dropout with probability `p` in `[0, 1)`, its masks from a
+    /// random stream `name` of `params` seeded with `seed`.
+    ///
+    /// # Panics
+    /// If `p` is outside `[0, 1)`, or the store has a stream called `name`.
+    #[track_caller]
+    pub fn new<T: Element>(params: &mut ParamStore<T>, name: &str, p: f64, seed: u64) -> Self {
+        assert!(
+            (0.0..1.0).contains(&p),
+            "Dropout2d::new: p = {p} is not in [0, 1)"
+        );
+        Dropout2d {
+            p,
+            rng: params.add_rng(name, seed),
+        }
+    }
+}
+
+impl<T: Element> Module<T> for Dropout2d {
+    #[track_caller]
+    fn forward<'t>(&self, params: &ParamStore<T>, x: Var<'t, T>) -> Var<'t, T> {
+        let s = x.shape();
+        if s.len() != 4 {
+            layer_shape_error(
+                "Dropout2d",
+                params.rng_name(self.rng),
+                "whole channels",
+                "[batch, channels, height, width]",
+                x,
+            );
+        }
+        if !params.is_training() || self.p == 0.0 {
+            return x;
+        }
+        let mask = dropout_mask(params, self.rng, self.p, &[s[0], s[1], 1, 1]);
         x * x.tape().constant(mask)
     }
 }

@@ -38,7 +38,7 @@ mod params;
 pub use checkpoint::{CheckpointError, LoadOptions, LoadReport, Mismatch, Precision, StateDict};
 pub use conv::{AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTranspose2d, Flatten, MaxPool2d};
 pub use init::Init;
-pub use layers::{Activation, Dropout, LayerNorm, Linear, Mlp};
+pub use layers::{Activation, Dropout, Dropout2d, LayerNorm, Linear, Mlp};
 pub use loss::{
     accuracy, bce_with_logits, cross_entropy, cross_entropy_with, huber, l1, mse, nll_loss,
     Reduction,

@@ -262,6 +262,18 @@ impl<T: Element> ParamStore<T> {
         }
     }
 
+    /// The name of random stream `id` (`"?"` if it is not one of this
+    /// store's), for messages.
+    ///
+    /// ```
+    /// let mut params = tapegrad::nn::ParamStore::<f32>::new();
+    /// let id = params.add_rng("drop", 1);
+    /// assert_eq!(params.rng_name(id), "drop");
+    /// ```
+    pub fn rng_name(&self, id: RngId) -> &str {
+        self.streams.get(id).map_or("?", |s| &s.name)
+    }
+
     /// The parameter called `name`.
     pub fn id(&self, name: &str) -> Option<ParamId> {
         self.params
