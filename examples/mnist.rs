@@ -16,8 +16,8 @@
 
 mod common;
 
-use common::{jitter, save_panels, Args, Panel, Series};
-use indicatif::{ProgressBar, ProgressStyle};
+use common::training::{end_epoch, epoch_bar, evaluate, logits, Curves};
+use common::{jitter, Args};
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -103,26 +103,6 @@ fn build_model(params: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
         .add(Linear::new(params, "mlp.6", 256, 10, seed + 4))
 }
 
-/// The model's logits for `x`, without recording gradients (evaluation
-/// mode must be set by the caller: `params.eval()`).
-fn logits(model: &Sequential<f32>, params: &ParamStore<f32>, x: &Tensor<f32>) -> Tensor<f32> {
-    let tape = Tape::new();
-    tape.no_grad(|| model.forward(params, tape.constant(x.clone())).value())
-}
-
-/// Held-out loss and accuracy.
-fn evaluate(
-    model: &Sequential<f32>,
-    params: &ParamStore<f32>,
-    x: &Tensor<f32>,
-    y: &[usize],
-) -> (f64, f64) {
-    let scores = logits(model, params, x);
-    let tape = Tape::new();
-    let loss = tape.no_grad(|| cross_entropy(tape.constant(scores.clone()), y).item());
-    (loss as f64, accuracy(&scores, y))
-}
-
 /// A digit as text, two characters per pixel.
 fn ascii(pixels: &[f32]) -> String {
     pixels
@@ -189,16 +169,10 @@ fn run() -> Result<(), Box<dyn Error>> {
     });
 
     let tape = Tape::new();
-    let style =
-        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos:>3}/{len} {elapsed:>3} {msg}")?
-            .progress_chars("=> ");
-    let (mut loss_curve, mut test_loss_curve, mut acc_curve) = (vec![], vec![], vec![]);
-    let start = Instant::now();
-    let mut step = 0;
+    let mut curves = Curves::default();
+    let (start, mut step, mut test_acc) = (Instant::now(), 0, 0.0);
     for epoch in 0..epochs {
-        let bar = ProgressBar::new(batches.len() as u64)
-            .with_style(style.clone())
-            .with_prefix(format!("epoch {}/{epochs}", epoch + 1));
+        let bar = epoch_bar(epoch, epochs, batches.len());
         let (mut sum, mut count) = (0.0, 0);
         for (xb, yb) in batches.epoch(epoch) {
             tape.reset();
@@ -214,27 +188,17 @@ fn run() -> Result<(), Box<dyn Error>> {
             }
         }
         params.eval();
-        let (test_loss, test_acc) = evaluate(&model, &params, &data.x_test, &data.y_test);
+        let (test_loss, acc) = evaluate(&model, &params, &data.x_test, &data.y_test);
         params.train();
         let mean_loss = sum / count as f64;
         let summary = format!(
             "loss {mean_loss:.4}  held-out loss {test_loss:.4}  accuracy {:.2}%",
-            100.0 * test_acc
+            100.0 * acc
         );
-        if bar.is_hidden() {
-            // Not a terminal (a log, CI): one line per epoch instead of a bar.
-            println!(
-                "epoch {:>2}/{epochs}  {summary}  ({:.1?})",
-                epoch + 1,
-                start.elapsed()
-            );
-        }
-        bar.finish_with_message(summary);
-        loss_curve.push(((epoch + 1) as f64, mean_loss));
-        test_loss_curve.push(((epoch + 1) as f64, test_loss));
-        acc_curve.push(((epoch + 1) as f64, 100.0 * test_acc));
+        end_epoch(bar, epoch, epochs, summary, start);
+        curves.push(epoch, mean_loss, test_loss, acc);
+        test_acc = 100.0 * acc;
     }
-    let test_acc = acc_curve.last().map_or(0.0, |p| p.1);
     println!(
         "trained in {:.1?}: test accuracy {test_acc:.2}% on {} held-out digits",
         start.elapsed(),
@@ -242,37 +206,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     );
 
     let svg = out.join("mnist-curves.svg");
-    save_panels(
-        &svg,
-        &[
-            Panel {
-                title: "loss (log scale)",
-                x_label: "epoch",
-                y_label: "cross-entropy",
-                series: vec![
-                    Series {
-                        name: "training (mean over the epoch)",
-                        points: loss_curve,
-                    },
-                    Series {
-                        name: "held-out (end of epoch)",
-                        points: test_loss_curve,
-                    },
-                ],
-                log_y: true,
-            },
-            Panel {
-                title: "held-out accuracy",
-                x_label: "epoch",
-                y_label: "accuracy (%)",
-                series: vec![Series {
-                    name: "test accuracy",
-                    points: acc_curve,
-                }],
-                log_y: false,
-            },
-        ],
-    );
+    curves.save(&svg);
     println!("curves: {}", svg.display());
 
     // Save, reload into a fresh model, and use it.

@@ -14,12 +14,13 @@
 mod common;
 
 use common::cnn::mnist_cnn;
+use common::training::{end_epoch, epoch_bar, evaluate, Curves};
 use common::{distort, Args};
 use std::error::Error;
 use std::path::Path;
 use std::time::Instant;
 use tapegrad::data::{read_mnist, train_test_split, MiniBatches, Rows};
-use tapegrad::nn::{accuracy, cross_entropy, AdamW, Module, Optimizer, ParamStore, Schedule};
+use tapegrad::nn::{cross_entropy, AdamW, Module, Optimizer, ParamStore, Schedule};
 use tapegrad::{Tape, Tensor};
 
 const USAGE: &str = "\
@@ -31,6 +32,7 @@ usage: cargo run --release --example mnist_cnn -- [options]
   --batch N      mini-batch size (default 64)
   --lr X         AdamW learning rate, cosine-annealed (default 0.002)
   --seed N       seed of the split, the weights and the shuffling (default 42)
+  --out DIR      where the curves and the checkpoint go (default out)
   --quick        one short epoch (also: TAPEGRAD_QUICK=1)";
 
 /// `(n, 784)` rows as `(n, 1, 28, 28)` images.
@@ -80,11 +82,11 @@ fn run() -> Result<(), Box<dyn Error>> {
         params.num_elements()
     );
     let tape = Tape::new();
-    let start = Instant::now();
-    let mut step = 0u64;
-    let mut acc = 0.0;
+    let mut curves = Curves::default();
+    let (start, mut step, mut acc) = (Instant::now(), 0u64, 0.0);
     for epoch in 0..epochs {
         params.train();
+        let bar = epoch_bar(epoch, epochs, batches.len());
         let (mut sum, mut count) = (0.0, 0);
         for (xb, yb) in batches.epoch(epoch) {
             tape.reset();
@@ -94,28 +96,50 @@ fn run() -> Result<(), Box<dyn Error>> {
             count += 1;
             opt.step(&mut params, &loss.backward());
             step += 1;
+            bar.inc(1);
+            if count % 10 == 0 {
+                bar.set_message(format!("loss {:.4}", sum / count as f64));
+            }
         }
         params.eval();
-        let eval = Tape::new();
-        let logits = eval.no_grad(|| {
-            model
-                .forward(&params, eval.constant(x_test.clone()))
-                .value()
-        });
-        acc = accuracy(&logits, &y_test);
-        println!(
-            "epoch {:>2}/{epochs}  loss {:.4}  held-out accuracy {:.2}%  ({:.1?})",
-            epoch + 1,
-            sum / count as f64,
-            100.0 * acc,
-            start.elapsed()
+        let (test_loss, test_acc) = evaluate(&model, &params, &x_test, &y_test);
+        let mean_loss = sum / count as f64;
+        let summary = format!(
+            "loss {mean_loss:.4}  held-out loss {test_loss:.4}  accuracy {:.2}%",
+            100.0 * test_acc
         );
+        end_epoch(bar, epoch, epochs, summary, start);
+        curves.push(epoch, mean_loss, test_loss, test_acc);
+        acc = test_acc;
     }
     println!(
         "trained in {:.1?}: held-out accuracy {:.2}% on {} digits",
         start.elapsed(),
         100.0 * acc,
         y_test.len()
+    );
+    let out = args.out_dir();
+    let svg = out.join("mnist-cnn-curves.svg");
+    curves.save(&svg);
+    println!("curves: {}", svg.display());
+
+    // Save (weights and batch-norm statistics), reload into a fresh model.
+    let ckpt = out.join("mnist-cnn.safetensors");
+    params.save(&ckpt)?;
+    let mut restored = ParamStore::<f32>::new();
+    let reloaded = mnist_cnn(&mut restored, 0);
+    restored.eval();
+    restored.load(&ckpt)?;
+    let (_, reloaded_acc) = evaluate(&reloaded, &restored, &x_test, &y_test);
+    println!(
+        "checkpoint: {} ({} weights); reloaded model's held-out accuracy {:.2}%",
+        ckpt.display(),
+        restored.num_elements(),
+        100.0 * reloaded_acc
+    );
+    assert_eq!(
+        reloaded_acc, acc,
+        "the reloaded model classifies as the trained one"
     );
     Ok(())
 }

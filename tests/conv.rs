@@ -620,10 +620,16 @@ fn dropout2d_drops_whole_channels_in_training_only() {
         dropped += usize::from(!kept);
         for (v, s) in plane.iter().zip(src) {
             let want = if kept { s / 0.75 } else { 0.0 };
-            assert!((v - want).abs() < 1e-12, "a channel is dropped or kept whole");
+            assert!(
+                (v - want).abs() < 1e-12,
+                "a channel is dropped or kept whole"
+            );
         }
     }
-    assert!((180..320).contains(&dropped), "{dropped} of 1000 channels dropped");
+    assert!(
+        (180..320).contains(&dropped),
+        "{dropped} of 1000 channels dropped"
+    );
     // The gradient follows the mask.
     let g = y.sum().backward();
     for (gp, yp) in g[x].data().chunks(12).zip(yv.data().chunks(12)) {
@@ -636,5 +642,8 @@ fn dropout2d_drops_whole_channels_in_training_only() {
     let msg = panic_message(|| {
         let _ = d.forward(&params, tape.constant(Tensor::zeros([4, 5])));
     });
-    assert!(msg.contains("Dropout2d `drop`") && msg.contains("[batch, channels, height, width]"), "{msg}");
+    assert!(
+        msg.contains("Dropout2d `drop`") && msg.contains("[batch, channels, height, width]"),
+        "{msg}"
+    );
 }
