@@ -15,7 +15,7 @@ mod common;
 
 use common::cnn::mnist_cnn;
 use common::training::{end_epoch, epoch_bar, evaluate, Curves};
-use common::{distort, Args};
+use common::{jitter, Args};
 use std::error::Error;
 use std::path::Path;
 use std::time::Instant;
@@ -90,7 +90,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         let (mut sum, mut count) = (0.0, 0);
         for (xb, yb) in batches.epoch(epoch) {
             tape.reset();
-            let xb = images(&distort(&xb, seed ^ step));
+            let xb = images(&jitter(&xb, seed ^ step));
             let loss = cross_entropy(model.forward(&params, tape.constant(xb)), &yb);
             sum += loss.item() as f64;
             count += 1;

@@ -168,50 +168,6 @@ pub fn jitter(x: &Tensor<f32>, seed: u64) -> Tensor<f32> {
     out
 }
 
-/// Each 28×28 image (a row of 784 pixels) under its own random affine map
-/// about the centre: rotated by up to 12°, scaled by 0.9–1.1 and shifted
-/// by up to 2.5 pixels each way, sampled bilinearly (blank outside): the
-/// variations of handwriting a small training set lacks.
-pub fn distort(x: &Tensor<f32>, seed: u64) -> Tensor<f32> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut out = Tensor::zeros(x.shape());
-    for (src, dst) in x
-        .data()
-        .chunks_exact(784)
-        .zip(out.data_mut().chunks_exact_mut(784))
-    {
-        let angle = rng.random_range(-12f32..=12.0).to_radians();
-        let scale = rng.random_range(0.9f32..=1.1);
-        let (tx, ty) = (
-            rng.random_range(-2.5f32..=2.5),
-            rng.random_range(-2.5f32..=2.5),
-        );
-        // The inverse map: where each output pixel comes from.
-        let (cos, sin) = (angle.cos() / scale, angle.sin() / scale);
-        let pixel = |r: i32, c: i32| {
-            if (0..28).contains(&r) && (0..28).contains(&c) {
-                src[(r * 28 + c) as usize]
-            } else {
-                0.0
-            }
-        };
-        for r in 0..28 {
-            for c in 0..28 {
-                let (u, v) = (c as f32 - 13.5 - tx, r as f32 - 13.5 - ty);
-                let (sc, sr) = (cos * u + sin * v + 13.5, -sin * u + cos * v + 13.5);
-                let (r0, c0) = (sr.floor(), sc.floor());
-                let (fr, fc) = (sr - r0, sc - c0);
-                let (r0, c0) = (r0 as i32, c0 as i32);
-                dst[(r * 28 + c) as usize] = (1.0 - fr)
-                    * ((1.0 - fc) * pixel(r0, c0) + fc * pixel(r0, c0 + 1))
-                    + fr * ((1.0 - fc) * pixel(r0 + 1, c0) + fc * pixel(r0 + 1, c0 + 1));
-            }
-        }
-    }
-    out
-}
-
 /// The index of the largest entry of each row.
 pub fn argmax_rows<T: Element>(scores: &Tensor<T>) -> Vec<usize> {
     let c = scores.shape()[1];

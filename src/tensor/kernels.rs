@@ -160,8 +160,31 @@ impl<T: Element> Tensor<T> {
             return Tensor::full(target, src[0]);
         }
         let ss = broadcast_strides(self.shape(), target);
-        let mut data = Buffer::with_capacity(n);
-        for_each_offset2(target, &ss, &ss, |i, _| data.push(src[i]));
+        let r = target.len();
+        // Whole runs at a time, not one element per call: the trailing axes
+        // the source repeats (each source element fills a run: a (1, C, 1, 1)
+        // statistic's gradient in batch norm), or else the trailing axes it
+        // has whole (contiguous runs copied).
+        let repeated = (0..r).rev().take_while(|&d| ss[d] == 0).count();
+        let whole = (0..r)
+            .rev()
+            .take_while(|&d| ss[d] != 0 || target[d] == 1)
+            .count();
+        let data = if numel(&target[r - repeated..]) > 1 {
+            let (outer, run) = (r - repeated, numel(&target[r - repeated..]));
+            Buffer::build(n, |v| {
+                for_each_offset2(&target[..outer], &ss[..outer], &ss[..outer], |i, _| {
+                    v.extend(std::iter::repeat_n(src[i], run))
+                })
+            })
+        } else {
+            let (outer, run) = (r - whole, numel(&target[r - whole..]));
+            Buffer::build(n, |v| {
+                for_each_offset2(&target[..outer], &ss[..outer], &ss[..outer], |i, _| {
+                    v.extend_from_slice(&src[i..i + run])
+                })
+            })
+        };
         Tensor::from_parts(Shape::from_slice(target), data)
     }
 
@@ -504,6 +527,34 @@ impl<T: Element> Tensor<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every run shape of `broadcast_to` (repeated trailing axes, whole
+    /// trailing axes, neither) against reading each element by its index.
+    #[test]
+    fn broadcasts_match_reading_each_element() {
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[1, 3, 1, 1], &[2, 3, 4, 5]),
+            (&[3, 1], &[3, 6]),
+            (&[1, 4], &[5, 4]),
+            (&[2, 1, 3], &[2, 4, 3]),
+            (&[4], &[2, 3, 4]),
+            (&[3, 1, 1], &[2, 3, 1, 2]),
+            (&[1, 1, 2], &[3, 1, 2]),
+        ];
+        for (from, to) in cases {
+            let x = Tensor::<f64>::from_fn(from, |i| {
+                i.iter().fold(0.0, |a, &v| a * 10.0 + v as f64 + 1.0)
+            });
+            let lead = to.len() - from.len();
+            let want = Tensor::from_fn(to, |i| {
+                let at: Vec<usize> = (0..from.len())
+                    .map(|d| if from[d] == 1 { 0 } else { i[d + lead] })
+                    .collect();
+                x.get(&at)
+            });
+            assert_eq!(x.broadcast_to(to), want, "{from:?} -> {to:?}");
+        }
+    }
 
     #[test]
     fn sum_to_undoes_broadcast() {
