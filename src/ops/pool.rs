@@ -71,16 +71,19 @@ fn window_maxima<T: Element>(
         for plane in x.chunks_exact(h * w) {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let mut best: Option<(usize, T)> = None;
-                    for iy in taps(0, oy, h) {
-                        for ix in taps(1, ox, w) {
-                            let (at, v) = (iy * w + ix, plane[iy * w + ix]);
-                            if best.is_none_or(|(_, b)| v > b || (v.is_nan() && !b.is_nan())) {
-                                best = Some((at, v));
+                    // Padding is at most half the kernel, so every window
+                    // holds an input position: start from its first.
+                    let (ys, xs) = (taps(0, oy, h), taps(1, ox, w));
+                    let mut at = ys.start * w + xs.start;
+                    let mut best = plane[at];
+                    for iy in ys {
+                        for ix in xs.clone() {
+                            let v = plane[iy * w + ix];
+                            if v > best || (v.is_nan() && !best.is_nan()) {
+                                (at, best) = (iy * w + ix, v);
                             }
                         }
                     }
-                    let at = best.expect("padding is at most half the kernel").0;
                     idx.push(T::from_usize(at).expect("a plane position fits the float type"));
                 }
             }
