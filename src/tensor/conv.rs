@@ -88,6 +88,20 @@ impl Dims {
         self.n * self.o * rows * pix
     }
 
+    /// The direct kernel's geometry for one group of this convolution.
+    fn direct(&self, g: &Conv2dGeom) -> Direct {
+        let (cg, og, _, _) = self.per_group(g);
+        Direct {
+            cin: cg,
+            cout: og,
+            padded: [self.hw[0] + 2 * g.padding[0], self.hw[1] + 2 * g.padding[1]],
+            k: self.k,
+            dilation: g.dilation,
+            stride_y: g.stride[0],
+            out: self.out,
+        }
+    }
+
     /// Whether the columns are the image itself: a 1×1 kernel at stride 1
     /// with no padding (and no rows a transposed convolution's
     /// `output_padding` added).
@@ -296,15 +310,7 @@ pub(crate) fn forward<T: Element>(
     let (x, w) = (x.data(), w.data());
     let total = d.n * d.o * pix;
     if g.stride[1] == 1 && direct_pays(rows, og, d.out, d) && direct::available::<T>() {
-        let k = Direct {
-            cin: cg,
-            cout: og,
-            padded: [d.hw[0] + 2 * g.padding[0], d.hw[1] + 2 * g.padding[1]],
-            k: d.k,
-            dilation: g.dilation,
-            stride_y: g.stride[0],
-            out: d.out,
-        };
+        let k = d.direct(g);
         let weight = |gi: usize| move |o: usize, t: usize| w[(gi * og + o) * rows + t];
         let images = |range: Range<usize>, y: &mut [MaybeUninit<T>]| {
             direct_images(range, g.groups, &k, x, d.hw, g.padding, &weight, y)
@@ -489,15 +495,7 @@ pub(crate) fn weight_grad<T: Element>(
             }
         })
     };
-    let direct_k = Direct {
-        cin: cg,
-        cout: og,
-        padded: [d.hw[0] + 2 * g.padding[0], d.hw[1] + 2 * g.padding[1]],
-        k: d.k,
-        dilation: g.dilation,
-        stride_y: g.stride[0],
-        out: d.out,
-    };
+    let direct_k = d.direct(g);
     let plane = d.hw[0] * d.hw[1];
     // The same sums by the direct kernel (see `direct_pays`).
     let direct_images = |range: Range<usize>, dw: &mut [T]| {

@@ -142,21 +142,51 @@ pub(crate) fn gemm_add<T: Element>(
     // SAFETY: as in `Element::gemm`; with `read_dst` the product is added
     // to `c`, which is initialised.
     unsafe {
+        raw_gemm(
+            (m, k, n),
+            a,
+            (ars, acs),
+            b,
+            (brs, bcs),
+            c.as_mut_ptr(),
+            true,
+        )
+    }
+}
+
+/// `c = a·b`, or `c += a·b` with `read_dst`, for a contiguous `m × n` `c`
+/// through the gemm crate on this thread.
+///
+/// # Safety
+/// `a`, `b` cover every strided index, `c` points at `m·n` writable
+/// elements (initialised if `read_dst`).
+unsafe fn raw_gemm<T: 'static + num_traits::One + num_traits::Zero>(
+    (m, k, n): (usize, usize, usize),
+    a: &[T],
+    (ars, acs): (isize, isize),
+    b: &[T],
+    (brs, bcs): (isize, isize),
+    c: *mut T,
+    read_dst: bool,
+) {
+    // The gemm crate computes dst = alpha·dst + beta·lhs·rhs.
+    let alpha = if read_dst { T::one() } else { T::zero() };
+    unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
             n as isize,
-            true,
+            read_dst,
             a.as_ptr(),
             acs,
             ars,
             b.as_ptr(),
             bcs,
             brs,
-            T::one(),
+            alpha,
             T::one(),
             false,
             false,
@@ -205,26 +235,14 @@ macro_rules! element {
                     // its slices, and `c` is a contiguous m×n destination.
                     // With `read_dst` false, `c` is written, never read.
                     unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            k,
+                        raw_gemm(
+                            (m, k, n),
+                            a,
+                            (ars, acs),
+                            b,
+                            (brs, bcs),
                             c.as_mut_ptr().cast::<Self>(),
-                            1,
-                            n as isize,
                             false,
-                            a.as_ptr(),
-                            acs,
-                            ars,
-                            b.as_ptr(),
-                            bcs,
-                            brs,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
                         )
                     }
                 });
