@@ -196,7 +196,17 @@ fn im2col<'a, T: Element>(
     }
     let n = row * oh * ow;
     // SAFETY: every one of the n elements was written above.
-    unsafe { &*(&cols[..n] as *const [MaybeUninit<T>] as *const [T]) }
+    unsafe { assume_init(&cols[..n]) }
+}
+
+/// `s`, every element of which has been written, as values.
+///
+/// # Safety
+/// Every element of `s` must have been written.
+pub(crate) unsafe fn assume_init<T>(s: &[MaybeUninit<T>]) -> &[T] {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout; the caller vouches that
+    // the contents are initialised.
+    unsafe { &*(s as *const [MaybeUninit<T>] as *const [T]) }
 }
 
 /// The adjoint of [`im2col`]: adds each column entry back into the image
@@ -284,7 +294,7 @@ fn direct_images<T: Element, W: Fn(usize, usize) -> T>(
             direct::pack_weights(k.cout, taps, weight(gi), chunk);
         }
         // SAFETY: `pack_weights` wrote every chunk.
-        let wts = unsafe { &*(wts as *const [MaybeUninit<T>] as *const [T]) };
+        let wts = unsafe { assume_init(wts) };
         for (j, n) in range.enumerate() {
             for gi in 0..groups {
                 let at = (n * groups + gi) * k.cin * plane;
@@ -434,9 +444,7 @@ pub(crate) fn input_grad<T: Element>(
                     } else {
                         product(&mut cols[..rows * pix]);
                         // SAFETY: the product wrote all rows·pix elements.
-                        let c = unsafe {
-                            &*(&cols[..rows * pix] as *const [MaybeUninit<T>] as *const [T])
-                        };
+                        let c = unsafe { assume_init(&cols[..rows * pix]) };
                         col2im(c, d, g, gi * cg, cg, dxn);
                     }
                 }

@@ -54,7 +54,7 @@ pub(crate) fn pad_planes<'a, T: Element>(
     }
     out[planes * hp * wp..].fill(zero);
     // SAFETY: every element of `out` was written above.
-    unsafe { &*(out as *const [MaybeUninit<T>] as *const [T]) }
+    unsafe { super::conv::assume_init(out) }
 }
 
 /// The length of [`pack_weights`]' output.
