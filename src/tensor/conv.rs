@@ -141,6 +141,59 @@ fn inside(out: usize, n: usize, s: usize, off: isize) -> Range<usize> {
     lo.min(out)..hi.min(out).max(lo.min(out))
 }
 
+/// One column row of im2col: tap `(i, j)` of input channel `c`.
+struct Tap {
+    /// The row's index among the columns.
+    row: usize,
+    c: usize,
+    /// Output rows whose tap reads inside the image; the first reads input
+    /// row `iy_first`, the next ones `sy` apart.
+    ys: Range<usize>,
+    iy_first: usize,
+    /// Output columns whose tap reads inside; the first reads input column
+    /// `first`, the next ones `sx` apart.
+    xs: Range<usize>,
+    first: usize,
+}
+
+/// The column rows of channels `c0..c0+cg`, in im2col's order, with the
+/// output positions each reads inside the image (the rest read padding):
+/// the geometry [`im2col`] and its adjoint [`col2im`] share.
+fn taps(d: &Dims, g: &Conv2dGeom, c0: usize, cg: usize, mut f: impl FnMut(Tap)) {
+    let ([h, w], [oh, ow], [kh, kw]) = (d.hw, d.out, d.k);
+    let [sy, sx] = g.stride;
+    let mut row = 0;
+    for c in c0..c0 + cg {
+        for i in 0..kh {
+            let offy = (i * g.dilation[0]) as isize - g.padding[0] as isize;
+            let ys = inside(oh, h, sy, offy);
+            for j in 0..kw {
+                let offx = (j * g.dilation[1]) as isize - g.padding[1] as isize;
+                let xs = inside(ow, w, sx, offx);
+                // Inside the image the taps land at or past 0 (an empty
+                // range reads nothing: 0 stands in).
+                let start = |r: &Range<usize>, s: usize, off: isize| {
+                    if r.is_empty() {
+                        0
+                    } else {
+                        ((r.start * s) as isize + off) as usize
+                    }
+                };
+                let (iy_first, first) = (start(&ys, sy, offy), start(&xs, sx, offx));
+                f(Tap {
+                    row,
+                    c,
+                    ys: ys.clone(),
+                    iy_first,
+                    xs,
+                    first,
+                });
+                row += 1;
+            }
+        }
+    }
+}
+
 /// Fills `cols` (`cg·kh·kw` rows of `oh·ow`) with the windows of channels
 /// `c0..c0+cg` of one image `x` (`c × h × w`), zeros where a tap falls in
 /// the padding, and returns it initialised.
@@ -152,49 +205,35 @@ fn im2col<'a, T: Element>(
     cg: usize,
     cols: &'a mut [MaybeUninit<T>],
 ) -> &'a [T] {
-    let ([h, w], [oh, ow], [kh, kw]) = (d.hw, d.out, d.k);
+    let ([h, w], [oh, ow]) = (d.hw, d.out);
     let [sy, sx] = g.stride;
     let zero = MaybeUninit::new(T::zero());
-    let mut row = 0;
-    for c in c0..c0 + cg {
-        let plane = &x[c * h * w..(c + 1) * h * w];
-        for i in 0..kh {
-            let ys = inside(
-                oh,
-                h,
-                sy,
-                (i * g.dilation[0]) as isize - g.padding[0] as isize,
-            );
-            for j in 0..kw {
-                let offx = (j * g.dilation[1]) as isize - g.padding[1] as isize;
-                let xs = inside(ow, w, sx, offx);
-                let out = &mut cols[row * oh * ow..(row + 1) * oh * ow];
-                out[..ys.start * ow].fill(zero);
-                out[ys.end * ow..].fill(zero);
-                for oy in ys.clone() {
-                    let iy = oy * sy + i * g.dilation[0] - g.padding[0];
-                    let src = &plane[iy * w..(iy + 1) * w];
-                    let line = &mut out[oy * ow..(oy + 1) * ow];
-                    line[..xs.start].fill(zero);
-                    line[xs.end..].fill(zero);
-                    let first = (xs.start * sx) as isize + offx;
-                    if sx == 1 {
-                        let n = xs.len();
-                        let src = &src[first as usize..first as usize + n];
-                        for (v, &s) in line[xs.clone()].iter_mut().zip(src) {
-                            *v = MaybeUninit::new(s);
-                        }
-                    } else {
-                        for (k, v) in line[xs.clone()].iter_mut().enumerate() {
-                            *v = MaybeUninit::new(src[first as usize + k * sx]);
-                        }
-                    }
+    let mut rows = 0;
+    taps(d, g, c0, cg, |t| {
+        let plane = &x[t.c * h * w..(t.c + 1) * h * w];
+        let out = &mut cols[t.row * oh * ow..(t.row + 1) * oh * ow];
+        out[..t.ys.start * ow].fill(zero);
+        out[t.ys.end * ow..].fill(zero);
+        for oy in t.ys.clone() {
+            let iy = t.iy_first + (oy - t.ys.start) * sy;
+            let src = &plane[iy * w..(iy + 1) * w];
+            let line = &mut out[oy * ow..(oy + 1) * ow];
+            line[..t.xs.start].fill(zero);
+            line[t.xs.end..].fill(zero);
+            if sx == 1 {
+                let src = &src[t.first..t.first + t.xs.len()];
+                for (v, &s) in line[t.xs.clone()].iter_mut().zip(src) {
+                    *v = MaybeUninit::new(s);
                 }
-                row += 1;
+            } else {
+                for (k, v) in line[t.xs.clone()].iter_mut().enumerate() {
+                    *v = MaybeUninit::new(src[t.first + k * sx]);
+                }
             }
         }
-    }
-    let n = row * oh * ow;
+        rows += 1;
+    });
+    let n = rows * oh * ow;
     // SAFETY: every one of the n elements was written above.
     unsafe { assume_init(&cols[..n]) }
 }
@@ -212,42 +251,27 @@ pub(crate) unsafe fn assume_init<T>(s: &[MaybeUninit<T>]) -> &[T] {
 /// The adjoint of [`im2col`]: adds each column entry back into the image
 /// position it was read from.
 fn col2im<T: Element>(cols: &[T], d: &Dims, g: &Conv2dGeom, c0: usize, cg: usize, x: &mut [T]) {
-    let ([h, w], [oh, ow], [kh, kw]) = (d.hw, d.out, d.k);
+    let ([h, w], [oh, ow]) = (d.hw, d.out);
     let [sy, sx] = g.stride;
-    let mut row = 0;
-    for c in c0..c0 + cg {
-        let plane = &mut x[c * h * w..(c + 1) * h * w];
-        for i in 0..kh {
-            let ys = inside(
-                oh,
-                h,
-                sy,
-                (i * g.dilation[0]) as isize - g.padding[0] as isize,
-            );
-            for j in 0..kw {
-                let offx = (j * g.dilation[1]) as isize - g.padding[1] as isize;
-                let xs = inside(ow, w, sx, offx);
-                let src = &cols[row * oh * ow..(row + 1) * oh * ow];
-                for oy in ys.clone() {
-                    let iy = oy * sy + i * g.dilation[0] - g.padding[0];
-                    let dst = &mut plane[iy * w..(iy + 1) * w];
-                    let line = &src[oy * ow + xs.start..oy * ow + xs.end];
-                    let first = ((xs.start * sx) as isize + offx) as usize;
-                    if sx == 1 {
-                        for (d, &v) in dst[first..first + line.len()].iter_mut().zip(line) {
-                            *d = *d + v;
-                        }
-                    } else {
-                        for (k, &v) in line.iter().enumerate() {
-                            let d = &mut dst[first + k * sx];
-                            *d = *d + v;
-                        }
-                    }
+    taps(d, g, c0, cg, |t| {
+        let plane = &mut x[t.c * h * w..(t.c + 1) * h * w];
+        let src = &cols[t.row * oh * ow..(t.row + 1) * oh * ow];
+        for oy in t.ys.clone() {
+            let iy = t.iy_first + (oy - t.ys.start) * sy;
+            let dst = &mut plane[iy * w..(iy + 1) * w];
+            let line = &src[oy * ow + t.xs.start..oy * ow + t.xs.end];
+            if sx == 1 {
+                for (d, &v) in dst[t.first..t.first + line.len()].iter_mut().zip(line) {
+                    *d = *d + v;
                 }
-                row += 1;
+            } else {
+                for (k, &v) in line.iter().enumerate() {
+                    let d = &mut dst[t.first + k * sx];
+                    *d = *d + v;
+                }
             }
         }
-    }
+    });
 }
 
 /// Runs `f(images, out)` on all `n` images, or on two halves of them in
