@@ -1,16 +1,20 @@
 //! A convolutional network reads handwritten digits.
 //!
-//! Conv(1→16, 3×3) · BatchNorm · ReLU · MaxPool(2) · Conv(16→32, 3×3) ·
-//! BatchNorm · ReLU · MaxPool(2) · Flatten · Linear(1568→128) · ReLU ·
-//! Dropout(0.2) · Linear(128→10), with AdamW and a cosine schedule, on the
-//! bundled 10,000 MNIST digits (8,000 to learn from, 2,000 held out),
-//! each epoch's digits shifted by up to two pixels. Shows a progress bar
-//! per epoch, writes the loss and accuracy curves (`out/mnist-cnn-curves.svg`)
-//! and a checkpoint (`out/mnist-cnn.safetensors`) that it reloads and checks.
+//! Three blocks of Conv(3×3; 16, 32, 64 channels) · BatchNorm · ReLU ·
+//! MaxPool(2), then Flatten · Linear(576→128) · ReLU · Dropout(0.2) ·
+//! Linear(128→10), trained by SGD with Nesterov momentum 0.9, weight decay
+//! 5e-4 and a cosine schedule, on the bundled 10,000 MNIST digits (8,000
+//! to learn from, 2,000 held out), each epoch's digits shifted by up to two
+//! pixels. Shows a progress bar per epoch, writes the loss and accuracy
+//! curves (`out/mnist-cnn-curves.svg`) and a checkpoint
+//! (`out/mnist-cnn.safetensors`) that it reloads and checks.
+//!
+//! With the default seed the held-out accuracy is 99.15%; seeds 1 and 7
+//! (another split, other initial weights) gave 98.75% and 98.45% in this
+//! session's runs, so 99% is the default run's figure, not a bound.
 //!
 //! ```text
-//! cargo run --release --example mnist_cnn                 # 98.3%, about 46 s on 2 cores
-//! cargo run --release --example mnist_cnn -- --epochs 20  # 98.8%, about 2 minutes
+//! cargo run --release --example mnist_cnn   # 99.15% in 20 epochs, about 2.3 minutes on 2 cores
 //! ```
 
 mod common;
@@ -22,7 +26,7 @@ use std::error::Error;
 use std::path::Path;
 use std::time::Instant;
 use tapegrad::data::{read_mnist, train_test_split, MiniBatches, Rows};
-use tapegrad::nn::{cross_entropy, AdamW, Module, Optimizer, ParamStore, Schedule};
+use tapegrad::nn::{cross_entropy, Module, Optimizer, ParamStore, Schedule, Sgd};
 use tapegrad::{Tape, Tensor};
 
 const USAGE: &str = "\
@@ -30,9 +34,9 @@ Train a small CNN on the bundled MNIST digits.
 
 usage: cargo run --release --example mnist_cnn -- [options]
 
-  --epochs N     passes over the training set (default 8; 1 with --quick)
-  --batch N      mini-batch size (default 64)
-  --lr X         AdamW learning rate, cosine-annealed (default 0.002)
+  --epochs N     passes over the training set (default 20; 1 with --quick)
+  --batch N      mini-batch size (default 32)
+  --lr X         SGD learning rate, cosine-annealed (default 0.05)
   --seed N       seed of the split, the weights and the shuffling (default 42)
   --out DIR      where the curves and the checkpoint go (default out)
   --quick        one short epoch (also: TAPEGRAD_QUICK=1)";
@@ -52,9 +56,9 @@ fn main() {
 fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse(USAGE);
     let quick = args.flag("quick");
-    let epochs = args.count("epochs", if quick { 1 } else { 8 });
-    let batch = args.count("batch", 64);
-    let lr: f64 = args.value("lr", 2e-3);
+    let epochs = args.count("epochs", if quick { 1 } else { 20 });
+    let batch = args.count("batch", 32);
+    let lr: f64 = args.value("lr", 0.05);
     let seed: u64 = args.value("seed", 42);
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
@@ -73,10 +77,13 @@ fn run() -> Result<(), Box<dyn Error>> {
     let mut params = ParamStore::<f32>::new();
     let model = mnist_cnn(&mut params, seed);
     let batches = MiniBatches::new(&x_train, &y_train, batch, seed);
-    let mut opt = AdamW::new(lr).with_schedule(Schedule::Cosine {
-        total: (epochs * batches.len()) as u64,
-        min_lr: lr * 0.01,
-    });
+    let mut opt = Sgd::new(lr)
+        .nesterov(0.9)
+        .weight_decay(5e-4)
+        .with_schedule(Schedule::Cosine {
+            total: (epochs * batches.len()) as u64,
+            min_lr: lr * 0.01,
+        });
     println!(
         "MNIST CNN: {} training and {} held-out digits, {} weights, batch {batch}, {epochs} epochs",
         y_train.len(),

@@ -8,25 +8,38 @@ use tapegrad::nn::{
 use tapegrad::ops::Pool2d;
 use tapegrad::tensor::Conv2dGeom;
 
-/// The network: its layers are named as in a PyTorch `nn.Sequential`
-/// (`net.0.weight`, ...), so a PyTorch state dict loads into it.
+/// Three blocks of conv 3×3 (16, 32, 64 channels), batch norm, ReLU and
+/// 2×2 max pooling (28 → 14 → 7 → 3), then Linear(576 → 128), ReLU,
+/// dropout and Linear(128 → 10). Its layers are named as in a PyTorch
+/// `nn.Sequential` (`net.0.weight`, ...), so a PyTorch state dict loads
+/// into it.
 pub fn mnist_cnn(params: &mut ParamStore<f32>, seed: u64) -> Sequential<f32> {
     let same = Conv2dGeom {
         padding: [1, 1],
         ..Default::default()
     };
-    Sequential::new()
-        .add(Conv2d::new(params, "net.0", 1, 16, [3, 3], same, seed))
-        .add(BatchNorm2d::new(params, "net.1", 16))
+    let mut net = Sequential::new();
+    let mut channels = 1;
+    for (block, (out, s)) in [(16, 0), (32, 1), (64, 5)].into_iter().enumerate() {
+        let at = |k: usize| format!("net.{}", 4 * block + k);
+        net = net
+            .add(Conv2d::new(
+                params,
+                &at(0),
+                channels,
+                out,
+                [3, 3],
+                same,
+                seed + s,
+            ))
+            .add(BatchNorm2d::new(params, &at(1), out))
+            .add(Activation::Relu)
+            .add(MaxPool2d(Pool2d::square(2)));
+        channels = out;
+    }
+    net.add(Flatten(1))
+        .add(Linear::new(params, "net.13", 64 * 3 * 3, 128, seed + 2))
         .add(Activation::Relu)
-        .add(MaxPool2d(Pool2d::square(2)))
-        .add(Conv2d::new(params, "net.4", 16, 32, [3, 3], same, seed + 1))
-        .add(BatchNorm2d::new(params, "net.5", 32))
-        .add(Activation::Relu)
-        .add(MaxPool2d(Pool2d::square(2)))
-        .add(Flatten(1))
-        .add(Linear::new(params, "net.9", 32 * 7 * 7, 128, seed + 2))
-        .add(Activation::Relu)
-        .add(Dropout::new(params, "net.11", 0.2, seed + 3))
-        .add(Linear::new(params, "net.12", 128, 10, seed + 4))
+        .add(Dropout::new(params, "net.15", 0.2, seed + 3))
+        .add(Linear::new(params, "net.16", 128, 10, seed + 4))
 }

@@ -398,7 +398,10 @@ mod tests {
         // `c` is now the only holder: written in place.
         let at = c.as_slice().as_ptr();
         c.as_mut_slice()[1] = 7.0;
-        assert_eq!((c.as_slice(), c.as_slice().as_ptr()), (&[9.0, 7.0, 3.0][..], at));
+        assert_eq!(
+            (c.as_slice(), c.as_slice().as_ptr()),
+            (&[9.0, 7.0, 3.0][..], at)
+        );
         c.push(4.0);
         assert_eq!(c.as_slice(), [9.0, 7.0, 3.0, 4.0]);
         // A shared one-element heap buffer and an inline one grow too.
