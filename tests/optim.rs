@@ -401,3 +401,211 @@ fn quadratic_program_with_one_active_inequality() {
     let r = InteriorPoint::new().solve(&q, &[3.0, -3.0]).unwrap();
     assert!(max_err(&r.x, &[0.5, 1.5]) < 1e-8, "{r}");
 }
+
+/// Solves a Hock–Schittkowski problem from its standard start with the
+/// default options and checks x, f and the multipliers against the
+/// published optimum (multipliers from the KKT conditions there).
+#[track_caller]
+fn hock_schittkowski(
+    name: &str,
+    p: &Problem<'_>,
+    x0: &[f64],
+    xstar: &[f64],
+    fstar: f64,
+    nu: &[f64],
+    tol_x: f64,
+) {
+    let r = InteriorPoint::new().solve(p, x0).unwrap();
+    let c = r.evaluations;
+    println!(
+        "| {name} | {} | {} | {} | {} | {} | {:.1e} | {:.1e} |",
+        r.iterations,
+        c.f,
+        c.g,
+        c.h,
+        c.constraints,
+        max_err(&r.x, xstar),
+        r.kkt_residual
+    );
+    assert!(r.termination.converged(), "{name}: {r}");
+    assert!(max_err(&r.x, xstar) < tol_x, "{name}: x\n{r}");
+    assert!(
+        (r.f - fstar).abs() < 1e-8 * (1.0 + fstar.abs()),
+        "{name}: f\n{r}"
+    );
+    assert!(
+        max_err(&r.equality_multipliers, nu) < 1e-5,
+        "{name}: ν\n{r}"
+    );
+    assert!(r.constraint_violation < 1e-8, "{name}: violation\n{r}");
+    assert!(r.iterations < 100, "{name}: {} iterations", r.iterations);
+}
+
+#[test]
+fn hs6_rosenbrock_on_a_parabola() {
+    let p = Problem::minimize(|v| (1.0 - at(v, 0)).square().sum())
+        .equalities(|v| (at(v, 1) - at(v, 0).square()) * 10.0);
+    hock_schittkowski("HS6", &p, &[-1.2, 1.0], &[1.0, 1.0], 0.0, &[0.0], 1e-6);
+}
+
+#[test]
+fn hs7_log_objective_on_a_quartic_curve() {
+    let p = Problem::minimize(|v| ((1.0 + at(v, 0).square()).ln() - at(v, 1)).sum())
+        .equalities(|v| (1.0 + at(v, 0).square()).square() + at(v, 1).square() - 4.0);
+    let nu = 1.0 / (2.0 * 3f64.sqrt());
+    hock_schittkowski(
+        "HS7",
+        &p,
+        &[2.0, 2.0],
+        &[0.0, 3f64.sqrt()],
+        -3f64.sqrt(),
+        &[nu],
+        1e-6,
+    );
+}
+
+#[test]
+fn hs26_degenerate_quartic() {
+    let p = Problem::minimize(|v| {
+        ((at(v, 0) - at(v, 1)).square() + (at(v, 1) - at(v, 2)).powf(4.0)).sum()
+    })
+    .equalities(|v| (1.0 + at(v, 1).square()) * at(v, 0) + at(v, 2).powf(4.0) - 3.0);
+    // f is quartic at the optimum: x is only determined to about f^(1/4).
+    hock_schittkowski(
+        "HS26",
+        &p,
+        &[-2.6, 2.0, 2.0],
+        &[1.0, 1.0, 1.0],
+        0.0,
+        &[0.0],
+        1e-4,
+    );
+}
+
+#[test]
+fn hs27_penalised_rosenbrock() {
+    let p = Problem::minimize(|v| {
+        ((at(v, 0) - 1.0).square() * 0.01 + (at(v, 1) - at(v, 0).square()).square()).sum()
+    })
+    .equalities(|v| at(v, 0) + at(v, 2).square() + 1.0);
+    hock_schittkowski(
+        "HS27",
+        &p,
+        &[2.0, 2.0, 2.0],
+        &[-1.0, 1.0, 0.0],
+        0.04,
+        &[0.04],
+        1e-5,
+    );
+}
+
+/// The case: a linear objective with two equalities, where the
+/// undamped method ran to x ≈ (−97, −924930, 0, −967).
+#[test]
+fn hs39_linear_objective_with_two_equalities() {
+    let p = Problem::minimize(|v| -at(v, 0).sum()).equalities(|v| {
+        let (x1, x2, x3, x4) = (at(v, 0), at(v, 1), at(v, 2), at(v, 3));
+        Var::concat(
+            &[
+                x2 - x1.powf(3.0) - x3.square(),
+                x1.square() - x2 - x4.square(),
+            ],
+            0,
+        )
+    });
+    let x0 = [2.0; 4];
+    hock_schittkowski(
+        "HS39",
+        &p,
+        &x0,
+        &[1.0, 1.0, 0.0, 0.0],
+        -1.0,
+        &[-1.0, -1.0],
+        1e-6,
+    );
+}
+
+#[test]
+fn hs40_product_with_three_equalities() {
+    let p =
+        Problem::minimize(|v| -(at(v, 0) * at(v, 1) * at(v, 2) * at(v, 3)).sum()).equalities(|v| {
+            let (x1, x2, x3, x4) = (at(v, 0), at(v, 1), at(v, 2), at(v, 3));
+            Var::concat(
+                &[
+                    x1.powf(3.0) + x2.square() - 1.0,
+                    x1.square() * x4 - x3,
+                    x4.square() - x2,
+                ],
+                0,
+            )
+        });
+    let xstar = [-1.0 / 3.0, -0.5, -11.0 / 12.0, -0.25].map(|e| 2f64.powf(e));
+    let nu = [0.5, -(2f64.powf(-13.0 / 12.0)), 0.5 / 2f64.sqrt()];
+    hock_schittkowski("HS40", &p, &[0.8; 4], &xstar, -0.25, &nu, 1e-6);
+}
+
+#[test]
+fn hs46_degenerate_sixth_power() {
+    let p = Problem::minimize(|v| {
+        let (x1, x2, x3, x4, x5) = (at(v, 0), at(v, 1), at(v, 2), at(v, 3), at(v, 4));
+        ((x1 - x2).square() + (x3 - 1.0).square() + (x4 - 1.0).powf(4.0) + (x5 - 1.0).powf(6.0))
+            .sum()
+    })
+    .equalities(|v| {
+        let (x1, x2, x3, x4, x5) = (at(v, 0), at(v, 1), at(v, 2), at(v, 3), at(v, 4));
+        Var::concat(
+            &[
+                x1.square() * x4 + (x4 - x5).sin() - 1.0,
+                x2 + x3.powf(4.0) * x4.square() - 2.0,
+            ],
+            0,
+        )
+    });
+    let x0 = [0.5 * 2f64.sqrt(), 1.75, 0.5, 2.0, 2.0];
+    // Flat to sixth order in x5 at the optimum.
+    hock_schittkowski("HS46", &p, &x0, &[1.0; 5], 0.0, &[0.0, 0.0], 1e-3);
+}
+
+/// min −x s.t. x² + y² = 1 from (0.5, 0.5): the first undamped iterate was
+/// (5e7, −5e7).
+#[test]
+fn linear_objective_on_the_circle_stays_bounded() {
+    let p = Problem::minimize(|v| -at(v, 0).sum())
+        .equalities(|v| (v.square().sum() - 1.0).reshape([1]));
+    let mut largest = 0.0f64;
+    let r = InteriorPoint::new()
+        .observe(|s| largest = largest.max(s.x.iter().fold(0.0f64, |m, v| m.max(v.abs()))))
+        .solve(&p, &[0.5, 0.5])
+        .unwrap();
+    assert!(max_err(&r.x, &[1.0, 0.0]) < 1e-7, "{r}");
+    assert!((r.equality_multipliers[0] - 0.5).abs() < 1e-7, "{r}");
+    assert!(largest < 10.0, "an iterate reached |x| = {largest}");
+}
+
+/// The barrier options change the path, not the answer; bad values are
+/// refused at the call.
+#[test]
+fn barrier_options_change_the_path_not_the_optimum() {
+    let p = Problem::minimize(|v| ((at(v, 0) - 1.0).square() + (at(v, 1) - 2.5).square()).sum())
+        .inequalities(|v| Var::concat(&[at(v, 0) + at(v, 1) - 2.0, -at(v, 0)], 0));
+    let default = InteriorPoint::new().solve(&p, &[0.5, 0.5]).unwrap();
+    let slow = InteriorPoint::new()
+        .initial_barrier(10.0)
+        .barrier_decrease(0.5)
+        .solve(&p, &[0.5, 0.5])
+        .unwrap();
+    assert!(max_err(&slow.x, &[0.25, 1.75]) < 1e-8, "{slow}");
+    assert!(slow.iterations > default.iterations, "{slow}\n{default}");
+}
+
+#[test]
+#[should_panic(expected = "InteriorPoint::initial_barrier: needs a positive barrier, got 0")]
+fn a_zero_barrier_is_refused() {
+    let _ = InteriorPoint::new().initial_barrier(0.0);
+}
+
+#[test]
+#[should_panic(expected = "InteriorPoint::barrier_decrease: needs a factor in (0, 1), got 1")]
+fn a_barrier_that_does_not_decrease_is_refused() {
+    let _ = InteriorPoint::new().barrier_decrease(1.0);
+}

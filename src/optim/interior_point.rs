@@ -2,12 +2,12 @@
 //! minimise `f(x)` subject to `g(x) <= 0` and `h(x) = 0`.
 
 use super::problem::{
-    norm_inf, values_and_jacobian, Counts, Evaluator, Observer, OptimError, Problem, Progress,
-    Termination,
+    norm_inf, values, values_and_jacobian, Counts, Evaluator, Observer, OptimError, Problem,
+    Progress, Termination,
 };
 use crate::grad;
 use crate::tensor::Tensor;
-use nalgebra::{Cholesky, DMatrix, DVector};
+use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use std::fmt;
 
 /// The result of a constrained solve. The multipliers satisfy
@@ -64,10 +64,26 @@ impl fmt::Display for ConstrainedReport {
 /// ```
 ///
 /// reduced to the symmetric system in `(Δx, Δν)` with `W + Jgᵀ(Λ/S)Jg`
-/// (`W` the Hessian of the Lagrangian, from the engine), made positive
-/// definite by adding `δI` when needed. Steps stay inside `s, λ > 0` by
-/// the fraction-to-the-boundary rule; `μ` shrinks (superlinearly) each
-/// time the barrier problem is solved to within `10μ`.
+/// (`W` the Hessian of the Lagrangian, from the engine).
+///
+/// What keeps it from running away (IPOPT's safeguards, in a simpler
+/// form):
+///
+/// - **Inertia correction**: the system's matrix must have `n` positive
+///   and `p` negative eigenvalues (the reduced Hessian positive definite
+///   on the constraints' tangent space). If not, `δ_w·I` is added to the
+///   Hessian block, from `1e-4` (or a third of the last `δ_w`) growing
+///   eightfold; a singular constraint Jacobian adds `-δ_c·I` below.
+/// - **Line search** on the ℓ1 merit function
+///   `f - μ Σ ln sᵢ + ρ (‖h‖₁ + ‖g + s‖₁)`, backtracking from the
+///   fraction-to-the-boundary step with Armijo's rule; `ρ` grows until the
+///   step is a descent direction. A trial costs values only (no gradient,
+///   no Jacobian).
+/// - **Multipliers** start from the least-squares estimate of `ν` (with
+///   `λ = 1`), or zero when that estimate is larger than `1e3`.
+///
+/// `μ` shrinks (by [`InteriorPoint::barrier_decrease`], superlinearly)
+/// each time the barrier problem is solved to within `10μ`.
 ///
 /// ```
 /// use tapegrad::optim::{InteriorPoint, Problem};
@@ -81,6 +97,8 @@ impl fmt::Display for ConstrainedReport {
 pub struct InteriorPoint<'o> {
     max_iter: usize,
     tol: f64,
+    mu0: f64,
+    kappa_mu: f64,
     observer: Option<Observer<'o>>,
 }
 
@@ -101,16 +119,20 @@ struct Local {
 }
 
 impl<'o> InteriorPoint<'o> {
-    /// Tolerance 1e-9 on the KKT residual, at most 200 iterations.
+    /// Tolerance 1e-9 on the KKT residual, at most 200 iterations, initial
+    /// barrier 0.1, barrier decrease 0.2.
     pub fn new() -> Self {
         InteriorPoint {
             max_iter: 200,
             tol: 1e-9,
+            mu0: 0.1,
+            kappa_mu: 0.2,
             observer: None,
         }
     }
 
-    /// Iteration limit.
+    /// Iteration limit (Newton steps; the line search's trials within one
+    /// step do not count).
     pub fn max_iter(mut self, n: usize) -> Self {
         self.max_iter = n;
         self
@@ -119,6 +141,34 @@ impl<'o> InteriorPoint<'o> {
     /// Tolerance on the KKT residual.
     pub fn tol(mut self, tol: f64) -> Self {
         self.tol = tol;
+        self
+    }
+
+    /// The initial barrier parameter `μ₀` (default 0.1). Larger keeps the
+    /// first iterates further inside the inequalities.
+    ///
+    /// # Panics
+    /// If `mu` is not positive and finite.
+    pub fn initial_barrier(mut self, mu: f64) -> Self {
+        assert!(
+            mu > 0.0 && mu.is_finite(),
+            "InteriorPoint::initial_barrier: needs a positive barrier, got {mu}"
+        );
+        self.mu0 = mu;
+        self
+    }
+
+    /// The barrier's decrease factor `κ` (default 0.2): once the barrier
+    /// problem is solved, `μ ← max(tol/10, min(κ·μ, μ^1.5))`.
+    ///
+    /// # Panics
+    /// If `kappa` is not in (0, 1).
+    pub fn barrier_decrease(mut self, kappa: f64) -> Self {
+        assert!(
+            kappa > 0.0 && kappa < 1.0,
+            "InteriorPoint::barrier_decrease: needs a factor in (0, 1), got {kappa}"
+        );
+        self.kappa_mu = kappa;
         self
     }
 
@@ -142,6 +192,7 @@ impl<'o> InteriorPoint<'o> {
         let mut ev = Evaluator::new(&*problem.f);
         let local = |ev: &mut Evaluator<'_, '_>, x: &[f64]| -> Local {
             let (f, grad) = ev.value_grad(x);
+            ev.counts.constraints += 1;
             let (g, jg) = match &problem.g {
                 Some(gf) => values_and_jacobian(gf, x),
                 None => (DVector::zeros(0), DMatrix::zeros(0, n)),
@@ -170,9 +221,18 @@ impl<'o> InteriorPoint<'o> {
         let (m, p) = (at.g.len(), at.h.len());
         let mut s = at.g.map(|gi| (-gi).max(1.0));
         let mut lam = DVector::from_element(m, 1.0);
-        let mut nu = DVector::zeros(p);
-        let mut mu: f64 = 0.1;
+        let mut nu = initial_nu(&at, &lam);
+        let mut mu: f64 = self.mu0;
         let mut iterations = 0;
+        // The merit function's penalty and the last Hessian shift.
+        let (mut rho, mut delta_last) = (0.0f64, 0.0f64);
+        // Values alone at a trial point: f, g and h.
+        let trial = |ev: &mut Evaluator<'_, '_>, x: &[f64]| {
+            ev.counts.constraints += 1;
+            let g = problem.g.as_ref().map_or(Vec::new(), |gf| values(gf, x));
+            let h = problem.h.as_ref().map_or(Vec::new(), |hf| values(hf, x));
+            (ev.value(x), DVector::from_vec(g), DVector::from_vec(h))
+        };
 
         let residuals = |at: &Local, s: &DVector<f64>, lam: &DVector<f64>, nu: &DVector<f64>| {
             let rd = &at.grad + at.jg.transpose() * lam + at.jh.transpose() * nu;
@@ -200,7 +260,7 @@ impl<'o> InteriorPoint<'o> {
             // Shrink the barrier once its own problem is nearly solved.
             let barrier_error = kkt(&rd, &rg, &rh, norm_inf(comp.add_scalar(-mu).as_slice()));
             if barrier_error <= 10.0 * mu {
-                mu = (self.tol / 10.0).max((0.2 * mu).min(mu.powf(1.5)));
+                mu = (self.tol / 10.0).max((self.kappa_mu * mu).min(mu.powf(1.5)));
             }
             let rc = comp.add_scalar(-mu);
 
@@ -229,35 +289,9 @@ impl<'o> InteriorPoint<'o> {
             let mut hmat = &w + at.jg.transpose() * DMatrix::from_diagonal(&sigma) * &at.jg;
             let rhs_x =
                 -(&rd + at.jg.transpose() * (lam.component_mul(&rg) - &rc).component_div(&s));
-            let scale = hmat.amax().max(1.0);
-            let mut delta = 0.0;
-            while Cholesky::new(&hmat + DMatrix::identity(n, n) * delta).is_none() {
-                delta = if delta == 0.0 {
-                    1e-8 * scale
-                } else {
-                    10.0 * delta
-                };
-                if delta > 1e10 * scale {
-                    return Err(OptimError::Singular(
-                        "Hessian of the Lagrangian could not be regularised".into(),
-                    ));
-                }
-            }
+            let (sol, delta) = inertia_corrected_solve(&hmat, &at.jh, &rhs_x, &rh, mu, delta_last)?;
+            delta_last = delta;
             hmat += DMatrix::identity(n, n) * delta;
-            let mut kkt_mat = DMatrix::zeros(n + p, n + p);
-            kkt_mat.view_mut((0, 0), (n, n)).copy_from(&hmat);
-            kkt_mat
-                .view_mut((0, n), (n, p))
-                .copy_from(&at.jh.transpose());
-            kkt_mat.view_mut((n, 0), (p, n)).copy_from(&at.jh);
-            let mut rhs = DVector::zeros(n + p);
-            rhs.rows_mut(0, n).copy_from(&rhs_x);
-            rhs.rows_mut(n, p).copy_from(&(-&rh));
-            let sol = kkt_mat.lu().solve(&rhs).ok_or_else(|| {
-                OptimError::Singular(
-                    "KKT system (are the equality constraints independent?)".into(),
-                )
-            })?;
             let dx = sol.rows(0, n).into_owned();
             let dnu = sol.rows(n, p).into_owned();
             let ds = -&rg - &at.jg * &dx;
@@ -273,11 +307,75 @@ impl<'o> InteriorPoint<'o> {
                     .fold(1.0, f64::min)
             };
             let (ap, ad) = (max_step(&s, &ds), max_step(&lam, &dlam));
-            x += &dx * ap;
-            s += &ds * ap;
+
+            // Backtracking on the ℓ1 merit function, with ρ large enough
+            // that the step descends: ρ ≥ (D_barrier + ½pᵀHp) / (0.9‖c‖₁).
+            let violation = |g: &DVector<f64>, h: &DVector<f64>, s: &DVector<f64>| {
+                h.iter().map(|v| v.abs()).sum::<f64>()
+                    + (g + s).iter().map(|v| v.abs()).sum::<f64>()
+            };
+            let barrier = |f: f64, s: &DVector<f64>| f - mu * s.iter().map(|v| v.ln()).sum::<f64>();
+            let c0 = violation(&at.g, &at.h, &s);
+            let slope = at.grad.dot(&dx) - mu * ds.component_div(&s).sum();
+            let curvature = (dx.dot(&(&hmat * &dx))
+                - dx.dot(&(at.jg.transpose() * sigma.component_mul(&(&at.jg * &dx))))
+                + ds.dot(&sigma.component_mul(&ds)))
+            .max(0.0);
+            if c0 > 0.0 {
+                // Exact penalty: ρ above the multipliers too, or the merit's
+                // minimiser is not the constrained one.
+                let multipliers = (&nu + &dnu).amax().max((&lam + &dlam).amax());
+                let needed = ((slope + 0.5 * curvature) / (0.9 * c0)).max(multipliers);
+                // Raised when too small; lowered when far above what this
+                // step needs (a ρ fixed by an early, wild iterate makes the
+                // merit reject every step that curves off the constraints).
+                if rho < needed || rho > 100.0 * (1.5 * needed + 1e-8) {
+                    rho = 1.5 * needed + 1e-8;
+                }
+            }
+            let phi0 = barrier(at.f, &s) + rho * c0;
+            let dphi = slope - rho * c0;
+            let mut alpha = ap;
+            let accepted = loop {
+                let xt = &x + &dx * alpha;
+                let st = &s + &ds * alpha;
+                let (ft, gt, ht) = trial(&mut ev, xt.as_slice());
+                let phi = barrier(ft, &st) + rho * violation(&gt, &ht, &st);
+                let armijo = |phi: f64| {
+                    phi.is_finite()
+                        && (phi <= phi0 + 1e-4 * alpha * dphi || dphi >= 0.0 && phi <= phi0)
+                };
+                if armijo(phi) {
+                    break Some((xt, st));
+                }
+                // Second-order correction of the full step (the Maratos
+                // effect: curved equalities make the merit reject the very
+                // steps that converge fast): back onto h = 0 by the
+                // least-norm x-step −Jhᵀ(JhJhᵀ)⁻¹h(x + Δx).
+                if alpha == ap && p > 0 {
+                    let jjt = &at.jh * at.jh.transpose();
+                    if let Some(y) = jjt.lu().solve(&ht) {
+                        let xc = &xt - at.jh.transpose() * y;
+                        let (fc, gc, hc) = trial(&mut ev, xc.as_slice());
+                        if armijo(barrier(fc, &st) + rho * violation(&gc, &hc, &st)) {
+                            break Some((xc, st));
+                        }
+                    }
+                }
+                alpha *= 0.5;
+                if alpha * dx.amax().max(ds.amax()) < 1e-16 * (1.0 + x.amax()) {
+                    break None;
+                }
+            };
+            let Some((xt, st)) = accepted else {
+                break Termination::LineSearchFailed;
+            };
+            x = xt;
+            s = st;
             lam += &dlam * ad;
-            nu += &dnu * ad;
+            nu += &dnu * alpha;
             at = local(&mut ev, x.as_slice());
+            let ap = alpha;
             if let Some(obs) = self.observer.as_mut() {
                 obs(&Progress {
                     iteration: iterations,
@@ -309,5 +407,90 @@ impl<'o> InteriorPoint<'o> {
             evaluations: ev.counts,
             termination,
         })
+    }
+}
+
+/// The least-squares equality multipliers at the start, given `λ`:
+/// `argmin ‖∇f + Jgᵀλ + Jhᵀν‖`, or zero if that is larger than `1e3`
+/// (IPOPT's rule: a huge estimate is worse than none).
+fn initial_nu(at: &Local, lam: &DVector<f64>) -> DVector<f64> {
+    let p = at.h.len();
+    if p == 0 {
+        return DVector::zeros(0);
+    }
+    let b = -(&at.grad + at.jg.transpose() * lam);
+    match at.jh.transpose().svd(true, true).solve(&b, 1e-12) {
+        Ok(nu) if nu.iter().all(|v| v.is_finite()) && nu.amax() <= 1e3 => nu,
+        _ => DVector::zeros(p),
+    }
+}
+
+/// Solves `[H + δ_w I, Jhᵀ; Jh, -δ_c I] (Δx, Δν) = (r_x, -r_h)` with the
+/// smallest shift `δ_w` (tried: 0, then from `1e-4` or a third of `last`,
+/// growing eightfold) that gives the matrix `n` positive and `p` negative
+/// eigenvalues; `δ_c` is `1e-8·μ^¼` when the matrix is singular. Returns
+/// the solution and `δ_w`.
+fn inertia_corrected_solve(
+    hmat: &DMatrix<f64>,
+    jh: &DMatrix<f64>,
+    rhs_x: &DVector<f64>,
+    rh: &DVector<f64>,
+    mu: f64,
+    last: f64,
+) -> Result<(DVector<f64>, f64), OptimError> {
+    let (n, p) = (hmat.nrows(), jh.nrows());
+    let assemble = |dw: f64, dc: f64| {
+        let mut k = DMatrix::zeros(n + p, n + p);
+        k.view_mut((0, 0), (n, n))
+            .copy_from(&(hmat + DMatrix::identity(n, n) * dw));
+        k.view_mut((0, n), (n, p)).copy_from(&jh.transpose());
+        k.view_mut((n, 0), (p, n)).copy_from(jh);
+        k.view_mut((n, n), (p, p))
+            .copy_from(&(DMatrix::identity(p, p) * -dc));
+        k
+    };
+    // (positive, negative, zero) eigenvalues.
+    let inertia = |k: &DMatrix<f64>| {
+        let ev = SymmetricEigen::new(k.clone()).eigenvalues;
+        let tiny = 1e-13 * ev.amax().max(1.0);
+        ev.iter().fold((0, 0, 0), |(a, b, c), &v| {
+            if !v.is_finite() || v.abs() <= tiny {
+                (a, b, c + 1)
+            } else if v > 0.0 {
+                (a + 1, b, c)
+            } else {
+                (a, b + 1, c)
+            }
+        })
+    };
+    let mut rhs = DVector::zeros(n + p);
+    rhs.rows_mut(0, n).copy_from(rhs_x);
+    rhs.rows_mut(n, p).copy_from(&(-rh));
+    let (mut dw, mut dc) = (0.0, 0.0);
+    loop {
+        let k = assemble(dw, dc);
+        let (pos, neg, zero) = inertia(&k);
+        if (pos, neg, zero) == (n, p, 0) {
+            let sol = k.lu().solve(&rhs).ok_or_else(|| {
+                OptimError::Singular(
+                    "KKT system (are the equality constraints independent?)".into(),
+                )
+            })?;
+            return Ok((sol, dw));
+        }
+        if zero > 0 && dc == 0.0 && p > 0 {
+            dc = 1e-8 * mu.powf(0.25);
+        }
+        dw = match (dw, last) {
+            (0.0, 0.0) => 1e-4,
+            (0.0, l) => (l / 3.0).max(1e-20),
+            (d, 0.0) => 100.0 * d,
+            (d, _) => 8.0 * d,
+        };
+        if dw > 1e40 {
+            return Err(OptimError::Singular(
+                "the Hessian of the Lagrangian could not be corrected to the right inertia".into(),
+            ));
+        }
     }
 }

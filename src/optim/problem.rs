@@ -108,6 +108,9 @@ pub struct Counts {
     pub g: usize,
     /// Hessians.
     pub h: usize,
+    /// Constraint evaluations (values, or values with their Jacobian):
+    /// the interior point's.
+    pub constraints: usize,
 }
 
 /// Evaluates an objective through the engine and counts the calls.
@@ -122,6 +125,14 @@ impl<'p, 'a> Evaluator<'p, 'a> {
             f,
             counts: Counts::default(),
         }
+    }
+
+    /// `f(x)` alone (a line-search trial: no gradient is recorded).
+    pub(crate) fn value(&mut self, x: &[f64]) -> f64 {
+        self.counts.f += 1;
+        let tape = crate::Tape::new();
+        let v = tape.var(tensor(x));
+        tape.no_grad(|| (self.f)(v)).item()
     }
 
     /// `f(x)` and `∇f(x)`.
