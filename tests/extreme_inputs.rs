@@ -95,3 +95,18 @@ fn tanh_derivative_keeps_digits_near_saturation() {
     let exact = 1.0 / 10f64.cosh().powi(2);
     assert!(((d - exact) / exact).abs() < 1e-8, "{d} vs {exact}");
 }
+
+#[test]
+fn atan_of_plus_minus_1e300_is_finite_with_zero_slope() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![1e300, -1e300, 0.0], [3]));
+    let y = x.atan();
+    let half_pi = std::f64::consts::FRAC_PI_2;
+    assert_eq!(y.value().data(), &[half_pi, -half_pi, 0.0]);
+    let g = y.sum().backward();
+    assert_eq!(g[x].data(), &[0.0, 0.0, 1.0]);
+    // Second derivative, -2x/(1 + x²)², also finite (0) out there.
+    let h = tape.var(Tensor::from_vec(vec![1e300], [1]));
+    let d = h.atan().sum().backward_recorded()[h];
+    assert!(all_finite(&d.sum().backward()[h]));
+}

@@ -101,6 +101,7 @@ proptest! {
         check_unary("abs", |x| x.abs(), nonzero(&s, seed), seed);
         check_unary("sin", |x| x.sin(), uniform(&s, -3.0, 3.0, seed), seed);
         check_unary("cos", |x| x.cos(), uniform(&s, -3.0, 3.0, seed), seed);
+        check_unary("atan", |x| x.atan(), uniform(&s, -3.0, 3.0, seed), seed);
     }
 
     #[test]

@@ -609,3 +609,60 @@ fn a_zero_barrier_is_refused() {
 fn a_barrier_that_does_not_decrease_is_refused() {
     let _ = InteriorPoint::new().barrier_decrease(1.0);
 }
+
+/// Each trial point's residuals are evaluated once: the Jacobian of an
+/// accepted point comes from the same recording (before, 6 of the doc
+/// example's 13 residual calls repeated the previous x).
+#[test]
+fn levenberg_marquardt_evaluates_each_point_once() {
+    let t: Vec<f64> = (0..10).map(|i| i as f64 * 0.3).collect();
+    let y: Vec<f64> = t
+        .iter()
+        .map(|t| 2.0 * (-0.5 * t).exp() + 0.01 * t.sin())
+        .collect();
+    let seen = std::cell::RefCell::new(Vec::<Vec<f64>>::new());
+    let r = LevenbergMarquardt::new()
+        .solve(
+            |p| {
+                seen.borrow_mut().push(p.value().to_vec());
+                let tape = p.tape();
+                let (a, b) = (p.narrow(0, 0, 1), p.narrow(0, 1, 1));
+                a * (b * tape.constant(Tensor::from_vec(t.clone(), [10]))).exp()
+                    - tape.constant(Tensor::from_vec(y.clone(), [10]))
+            },
+            &[1.0, 0.0],
+        )
+        .unwrap();
+    let seen = seen.into_inner();
+    assert_eq!(seen.len(), r.residual_evaluations, "{r}");
+    for (i, x) in seen.iter().enumerate() {
+        assert!(!seen[..i].contains(x), "x = {x:?} evaluated twice\n{r}");
+    }
+    assert!(r.termination.converged(), "{r}");
+}
+
+/// Tolerances of zero cannot be met in floating point: the solver says so
+/// instead of claiming convergence.
+#[test]
+fn unreachable_tolerances_are_not_convergence() {
+    let r = LevenbergMarquardt::new()
+        .f_tol(0.0)
+        .x_tol(0.0)
+        .solve(
+            |p| Var::concat(&[at(p, 0) - 1.0, at(p, 0) + 1.0, at(p, 1).exp()], 0),
+            &[3.0, 0.0],
+        )
+        .unwrap();
+    assert_eq!(r.termination, Termination::NoFurtherProgress, "{r}");
+    assert!(!r.termination.converged());
+    assert!(r.termination.message().starts_with("not converged"));
+    assert!(r.x[0].abs() < 1e-8, "{r}");
+}
+
+#[test]
+#[should_panic(
+    expected = "LevenbergMarquardt::initial_step_bound: needs a positive factor, got -1"
+)]
+fn a_negative_step_bound_is_refused() {
+    let _ = LevenbergMarquardt::new().initial_step_bound(-1.0);
+}

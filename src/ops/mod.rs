@@ -263,6 +263,7 @@ op_table! {
     Abs(unary::Abs),
     Sin(unary::Sin),
     Cos(unary::Cos),
+    Atan(unary::Atan),
     Tanh(unary::Tanh),
     Sigmoid(unary::Sigmoid),
     Relu(unary::Relu),

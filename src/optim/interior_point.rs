@@ -149,6 +149,7 @@ impl<'o> InteriorPoint<'o> {
     ///
     /// # Panics
     /// If `mu` is not positive and finite.
+    #[track_caller]
     pub fn initial_barrier(mut self, mu: f64) -> Self {
         assert!(
             mu > 0.0 && mu.is_finite(),
@@ -163,6 +164,7 @@ impl<'o> InteriorPoint<'o> {
     ///
     /// # Panics
     /// If `kappa` is not in (0, 1).
+    #[track_caller]
     pub fn barrier_decrease(mut self, kappa: f64) -> Self {
         assert!(
             kappa > 0.0 && kappa < 1.0,

@@ -1,9 +1,7 @@
 //! Levenberg–Marquardt for nonlinear least squares: minimise `Σ rᵢ(x)²`
 //! with the Jacobian of the residuals from the engine.
 
-use super::problem::{
-    dot, norm_inf, values, values_and_jacobian, Func, Observer, OptimError, Progress, Termination,
-};
+use super::problem::{norm_inf, Func, Observer, OptimError, Progress, Termination};
 use crate::tape::Var;
 use nalgebra::{DMatrix, DVector};
 use std::fmt;
@@ -17,7 +15,8 @@ pub struct LeastSquaresReport {
     pub ssr: f64,
     /// `‖Jᵀr‖∞` there.
     pub grad_norm: f64,
-    /// Iterations (accepted or rejected trial steps).
+    /// Iterations: Jacobian evaluations after the first (each may try
+    /// several steps).
     pub iterations: usize,
     /// Residual evaluations.
     pub residual_evaluations: usize,
@@ -37,16 +36,27 @@ impl fmt::Display for LeastSquaresReport {
     }
 }
 
-/// Levenberg–Marquardt with Marquardt's scaling: each step solves
-/// `(JᵀJ + μD) h = -Jᵀr` with `D` the largest diagonal of `JᵀJ` seen so far
-/// (so the method is invariant to the scale of each parameter), by QR of
-/// the stacked system `[J; √(μD)] h ≈ [-r; 0]` for accuracy. The damping `μ`
-/// follows the gain ratio of actual to predicted decrease (Nielsen's rule).
+/// Levenberg–Marquardt in Moré's trust-region form (MINPACK's `lmder`):
+/// each step minimises `‖J p + r‖` subject to `‖D p‖ ≤ Δ`, with `D` the
+/// largest column norms of `J` seen so far (so the method does not depend
+/// on the scale of each parameter). The Levenberg parameter `λ` of
+/// `(JᵀJ + λDᵀD) p = -Jᵀr` is found by Newton's method on the secular
+/// equation `‖D p(λ)‖ = Δ` to within 10%; each trial solves the stacked
+/// system `[J; √λ D] p ≈ [-r; 0]` by QR. `Δ` grows and shrinks with the
+/// ratio of actual to predicted reduction.
 ///
-/// Stops when the relative decrease of the sum of squares falls below
-/// `f_tol` (default 1e-15), the step below `x_tol` relative to `‖x‖`
-/// (default 1e-15), `‖Jᵀr‖∞` below `g_tol` (default 0), or after
-/// `max_iter` (default 1000).
+/// Each trial point's residuals are evaluated once: the Jacobian of an
+/// accepted point comes from the same recording.
+///
+/// Stops (as MINPACK) when the actual and predicted relative reductions of
+/// the sum of squares are at most `f_tol` (default 1e-14,
+/// [`Termination::FunctionTolerance`]), the trust region is at most `x_tol`
+/// relative to `‖D x‖` (default 1e-14, [`Termination::StepTolerance`]), the
+/// cosine between `r` and any column of `J` is at most `g_tol` (default 0,
+/// [`Termination::GradientTolerance`]), after `max_iter` iterations (default
+/// 1000; an iteration is one Jacobian, however many trials it takes), or
+/// when no further reduction is possible in floating point
+/// ([`Termination::NoFurtherProgress`], not counted as converged).
 ///
 /// ```
 /// use tapegrad::optim::LevenbergMarquardt;
@@ -64,6 +74,7 @@ impl fmt::Display for LeastSquaresReport {
 ///     &[1.0, 0.0],
 /// )?;
 /// assert!((report.x[0] - 2.0).abs() < 1e-10 && (report.x[1] + 0.5).abs() < 1e-10);
+/// assert!(report.termination.converged());
 /// # Ok::<(), tapegrad::optim::OptimError>(())
 /// ```
 pub struct LevenbergMarquardt<'o> {
@@ -71,6 +82,7 @@ pub struct LevenbergMarquardt<'o> {
     f_tol: f64,
     x_tol: f64,
     g_tol: f64,
+    factor: f64,
     observer: Option<Observer<'o>>,
 }
 
@@ -80,37 +92,162 @@ impl Default for LevenbergMarquardt<'_> {
     }
 }
 
+/// Residuals and, when asked, their Jacobian at `x`, from one recording.
+fn evaluate(
+    f: &Func<'_>,
+    x: &[f64],
+    jacobian: impl FnOnce(&DVector<f64>) -> bool,
+) -> (DVector<f64>, Option<DMatrix<f64>>) {
+    let tape = crate::Tape::new();
+    let v = tape.var(crate::Tensor::from_slice(x, [x.len()]));
+    let y = f(v);
+    let r = DVector::from_vec(y.value().to_vec());
+    if !jacobian(&r) {
+        return (r, None);
+    }
+    let jac = crate::grad::jacobian_batched(y, &[v]).swap_remove(0);
+    let jac = DMatrix::from_row_slice(jac.shape()[0], x.len(), jac.data());
+    (r, Some(jac))
+}
+
+/// The step `p(λ)` minimising `‖J p + r‖² + λ‖D p‖²` (λ = 0: the least-norm
+/// Gauss–Newton step) and, for the secular equation's Newton update,
+/// `‖R⁻ᵀ D²p‖ / ‖D p‖` with `RᵀR = JᵀJ + λDᵀD` (`None` if singular).
+fn damped_step(
+    jac: &DMatrix<f64>,
+    r: &DVector<f64>,
+    d: &DVector<f64>,
+    lambda: f64,
+) -> Option<(DVector<f64>, Option<f64>)> {
+    let (m, n) = jac.shape();
+    let mut stacked = DMatrix::zeros(m + n, n);
+    stacked.view_mut((0, 0), (m, n)).copy_from(jac);
+    let mut rhs = DVector::zeros(m + n);
+    rhs.rows_mut(0, m).copy_from(&(-r));
+    for j in 0..n {
+        stacked[(m + j, j)] = lambda.sqrt() * d[j];
+    }
+    let qr = stacked.clone().qr();
+    let rr = qr.r();
+    let full_rank = (0..n).all(|j| rr[(j, j)].abs() > 1e-14 * rr.amax());
+    let p = if full_rank {
+        rr.solve_upper_triangular(&(qr.q().transpose() * &rhs))?
+    } else {
+        // Rank-deficient Gauss–Newton: the least-norm solution.
+        stacked.svd(true, true).solve(&rhs, 1e-14).ok()?
+    };
+    let dp = d.component_mul(&p);
+    let dxnorm = dp.norm();
+    let slope = (full_rank && dxnorm > 0.0)
+        .then(|| rr.tr_solve_upper_triangular(&(d.component_mul(&dp) / dxnorm)))
+        .flatten()
+        .map(|w| w.norm());
+    Some((p, slope))
+}
+
+/// Moré's `lmpar`: the `λ ≥ 0` whose step satisfies `‖D p‖ ≈ Δ` (within
+/// 10%), or 0 if the Gauss–Newton step is already inside; `lambda` is the
+/// previous value (a warm start). Returns `(λ, p)`.
+fn levenberg_parameter(
+    jac: &DMatrix<f64>,
+    r: &DVector<f64>,
+    d: &DVector<f64>,
+    delta: f64,
+    lambda: f64,
+) -> Option<(f64, DVector<f64>)> {
+    let (gn, slope0) = damped_step(jac, r, d, 0.0)?;
+    let mut fp = d.component_mul(&gn).norm() - delta;
+    if fp <= 0.1 * delta {
+        return Some((0.0, gn));
+    }
+    // Bounds: from the Newton step at λ = 0 (full rank only) and ‖D⁻¹Jᵀr‖/Δ.
+    let mut lo = slope0.map_or(0.0, |s| fp / delta / (s * s));
+    let grad = jac.transpose() * r;
+    let gnorm = grad.component_div(d).norm();
+    let mut hi = gnorm / delta;
+    if hi == 0.0 {
+        hi = f64::MIN_POSITIVE / delta.min(0.1);
+    }
+    let mut par = lambda.max(lo).min(hi.max(lo));
+    if par == 0.0 {
+        par = gnorm / d.component_mul(&gn).norm();
+    }
+    let mut best = gn;
+    for _ in 0..10 {
+        if par == 0.0 {
+            par = f64::MIN_POSITIVE.max(1e-3 * hi);
+        }
+        let (p, slope) = damped_step(jac, r, d, par)?;
+        let previous = fp;
+        fp = d.component_mul(&p).norm() - delta;
+        best = p;
+        if fp.abs() <= 0.1 * delta || (lo == 0.0 && fp <= previous && previous < 0.0) {
+            break;
+        }
+        let Some(s) = slope else { break };
+        let correction = fp / delta / (s * s);
+        if fp > 0.0 {
+            lo = lo.max(par);
+        } else {
+            hi = hi.min(par);
+        }
+        par = lo.max(par + correction);
+    }
+    Some((par, best))
+}
+
 impl<'o> LevenbergMarquardt<'o> {
     /// The solver with default tolerances.
     pub fn new() -> Self {
         LevenbergMarquardt {
             max_iter: 1000,
-            f_tol: 1e-15,
-            x_tol: 1e-15,
+            f_tol: 1e-14,
+            x_tol: 1e-14,
             g_tol: 0.0,
+            factor: 1.0,
             observer: None,
         }
     }
 
-    /// Iteration limit.
+    /// The first trust region, `factor·‖D x₀‖` (MINPACK's `factor`;
+    /// default 1). MINPACK suggests 100; on the 27 NIST problems from both
+    /// starts 1 took 3,004 residual evaluations against 3,421, and from
+    /// BoxBOD's first start 100's first step lands on a plateau where the
+    /// model is constant (`e^(-111·x) = 0`), a stationary point 8.4× the
+    /// certified sum of squares.
+    ///
+    /// # Panics
+    /// If `factor` is not positive and finite.
+    #[track_caller]
+    pub fn initial_step_bound(mut self, factor: f64) -> Self {
+        assert!(
+            factor > 0.0 && factor.is_finite(),
+            "LevenbergMarquardt::initial_step_bound: needs a positive factor, got {factor}"
+        );
+        self.factor = factor;
+        self
+    }
+
+    /// Iteration limit (Jacobian evaluations; rejected trials inside an
+    /// iteration do not count).
     pub fn max_iter(mut self, n: usize) -> Self {
         self.max_iter = n;
         self
     }
 
-    /// Relative-decrease tolerance on the sum of squares.
+    /// Tolerance on the relative reduction of the sum of squares.
     pub fn f_tol(mut self, tol: f64) -> Self {
         self.f_tol = tol;
         self
     }
 
-    /// Relative step tolerance.
+    /// Tolerance on the trust region relative to `‖D x‖`.
     pub fn x_tol(mut self, tol: f64) -> Self {
         self.x_tol = tol;
         self
     }
 
-    /// Gradient tolerance on `‖Jᵀr‖∞`.
+    /// Tolerance on the largest cosine between `r` and a column of `J`.
     pub fn g_tol(mut self, tol: f64) -> Self {
         self.g_tol = tol;
         self
@@ -133,96 +270,155 @@ impl<'o> LevenbergMarquardt<'o> {
     {
         let f: &Func<'_> = &residuals;
         let n = x0.len();
-        let mut x = x0.to_vec();
-        let (mut r, mut jac) = values_and_jacobian(f, &x);
+        let eps = f64::EPSILON;
+        let mut x = DVector::from_column_slice(x0);
+        let (mut r, jac) = evaluate(f, x.as_slice(), |_| true);
+        let mut jac = jac.expect("asked for");
         let (mut n_r, mut n_j) = (1, 1);
-        let ssr = |r: &DVector<f64>| r.dot(r);
-        let mut cost = ssr(&r);
-        if !cost.is_finite() {
-            return Err(OptimError::NonFiniteStart { x, f: cost });
+        let mut fnorm = r.norm();
+        if !fnorm.is_finite() {
+            return Err(OptimError::NonFiniteStart {
+                x: x0.to_vec(),
+                f: fnorm * fnorm,
+            });
         }
-        let mut g = jac.transpose() * &r;
-        let mut scale: Vec<f64> = (0..n)
-            .map(|j| jac.column(j).norm_squared().max(f64::MIN_POSITIVE))
-            .collect();
-        let mut mu = 1e-3;
-        let mut nu = 2.0;
-        let mut iterations = 0;
-        let termination = loop {
-            if norm_inf(g.as_slice()) <= self.g_tol {
+        let column_norms = |jac: &DMatrix<f64>| DVector::from_fn(n, |j, _| jac.column(j).norm());
+        let mut d = column_norms(&jac).map(|c| if c == 0.0 { 1.0 } else { c });
+        let mut delta = {
+            let xnorm = d.component_mul(&x).norm();
+            if xnorm > 0.0 {
+                self.factor * xnorm
+            } else {
+                self.factor
+            }
+        };
+        let (mut par, mut iterations) = (0.0, 0);
+        let mut rejected: Option<(DVector<f64>, DVector<f64>)> = None;
+        let termination = 'outer: loop {
+            // The scaled gradient test: cosines between r and J's columns.
+            let norms = column_norms(&jac);
+            let g = jac.transpose() * &r;
+            let gnorm = if fnorm == 0.0 {
+                0.0
+            } else {
+                (0..n)
+                    .filter(|&j| norms[j] > 0.0)
+                    .map(|j| (g[j] / (norms[j] * fnorm)).abs())
+                    .fold(0.0, f64::max)
+            };
+            if gnorm <= self.g_tol {
                 break Termination::GradientTolerance;
             }
             if iterations == self.max_iter {
                 break Termination::MaxIterations;
             }
             iterations += 1;
-            // [J; √(μD)] h ≈ [-r; 0], solved by QR.
-            let m = r.len();
-            let mut stacked = DMatrix::zeros(m + n, n);
-            stacked.view_mut((0, 0), (m, n)).copy_from(&jac);
-            let mut rhs = DVector::zeros(m + n);
-            rhs.rows_mut(0, m).copy_from(&(-&r));
             for j in 0..n {
-                stacked[(m + j, j)] = (mu * scale[j]).sqrt();
+                d[j] = d[j].max(norms[j]);
             }
-            let qr = stacked.qr();
-            let Some(h) = qr.r().solve_upper_triangular(&(qr.q().transpose() * rhs)) else {
-                break Termination::StepTolerance;
-            };
-            let x_norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
-            if h.norm() <= self.x_tol * (x_norm + self.x_tol) {
-                break Termination::StepTolerance;
-            }
-            let x_new: Vec<f64> = x.iter().zip(h.iter()).map(|(a, b)| a + b).collect();
-            let r_new = DVector::from_vec(values(f, &x_new));
-            n_r += 1;
-            let cost_new = ssr(&r_new);
-            // Predicted decrease of the sum of squares by the linear model.
-            let dh: Vec<f64> = h.iter().zip(&scale).map(|(h, d)| mu * d * h).collect();
-            // (F - L(h) with L the linearised sum of squares; (JᵀJ + μD)h = -g.)
-            let predicted = dot(h.as_slice(), &dh) - dot(h.as_slice(), g.as_slice());
-            let rho = if cost_new.is_finite() {
-                (cost - cost_new) / predicted
-            } else {
-                -1.0
-            };
-            if rho > 0.0 {
-                let decrease = cost - cost_new;
-                x = x_new;
-                (r, jac) = values_and_jacobian(f, &x);
-                n_r += 1;
-                n_j += 1;
-                cost = ssr(&r);
-                g = jac.transpose() * &r;
-                for (j, d) in scale.iter_mut().enumerate() {
-                    *d = d.max(jac.column(j).norm_squared());
+            loop {
+                let Some((lambda, p)) = levenberg_parameter(&jac, &r, &d, delta, par) else {
+                    break 'outer Termination::SingularSystem;
+                };
+                par = lambda;
+                let pnorm = d.component_mul(&p).norm();
+                if iterations == 1 {
+                    delta = delta.min(pnorm);
                 }
-                mu *= (1.0_f64 / 3.0).max(1.0 - (2.0 * rho - 1.0).powi(3));
-                nu = 2.0;
-                if let Some(obs) = self.observer.as_mut() {
-                    obs(&Progress {
-                        iteration: iterations,
-                        x: &x,
-                        f: cost,
-                        grad_norm: norm_inf(g.as_slice()),
-                        step: h.amax(),
-                    });
+                let x_new = &x + &p;
+                // Predicted and actual relative reductions (MINPACK's
+                // forms, which stay finite for any step).
+                let jp = (&jac * &p).norm() / fnorm;
+                let damp = par.sqrt() * pnorm / fnorm;
+                let predicted = jp * jp + 2.0 * damp * damp;
+                let dirder = -(jp * jp + damp * damp);
+                // MINPACK's actual relative reduction (−1 for a step that
+                // makes ‖r‖ ten times worse or not finite).
+                let actual_of = |fnorm1: f64| {
+                    if fnorm1.is_finite() && 0.1 * fnorm1 < fnorm {
+                        1.0 - (fnorm1 / fnorm).powi(2)
+                    } else {
+                        -1.0
+                    }
+                };
+                let ratio_of = |fnorm1: f64| {
+                    if predicted != 0.0 {
+                        actual_of(fnorm1) / predicted
+                    } else {
+                        0.0
+                    }
+                };
+                // A shrunken trust region can still hold the same
+                // Gauss–Newton step: reuse the rejected point's residuals.
+                let (r_new, jac_new) = match rejected.take() {
+                    Some((xr, rr)) if xr == x_new => (rr, None),
+                    _ => {
+                        n_r += 1;
+                        evaluate(f, x_new.as_slice(), |r| ratio_of(r.norm()) >= 1e-4)
+                    }
+                };
+                let fnorm1 = r_new.norm();
+                let actual = actual_of(fnorm1);
+                let ratio = ratio_of(fnorm1);
+                // Update the trust region.
+                if ratio <= 0.25 {
+                    let mut t = if actual >= 0.0 {
+                        0.5
+                    } else {
+                        0.5 * dirder / (dirder + 0.5 * actual)
+                    };
+                    if 0.1 * fnorm1 >= fnorm || !fnorm1.is_finite() || t < 0.1 {
+                        t = 0.1;
+                    }
+                    delta = t * delta.min(pnorm / 0.1);
+                    par /= t;
+                } else if par == 0.0 || ratio >= 0.75 {
+                    delta = pnorm / 0.5;
+                    par *= 0.5;
                 }
-                if decrease <= self.f_tol * cost {
-                    break Termination::FunctionTolerance;
+                let accepted = jac_new.is_some();
+                if let Some(jn) = jac_new {
+                    x = x_new;
+                    r = r_new;
+                    jac = jn;
+                    n_j += 1;
+                    fnorm = fnorm1;
+                    if let Some(obs) = self.observer.as_mut() {
+                        obs(&Progress {
+                            iteration: iterations,
+                            x: x.as_slice(),
+                            f: fnorm * fnorm,
+                            grad_norm: norm_inf((jac.transpose() * &r).as_slice()),
+                            step: p.amax(),
+                        });
+                    }
+                } else {
+                    rejected = Some((x_new, r_new));
                 }
-            } else {
-                mu *= nu;
-                nu *= 2.0;
-                if !mu.is_finite() || mu > 1e300 {
-                    break Termination::StepTolerance;
+                let xnorm = d.component_mul(&x).norm();
+                if actual.abs() <= self.f_tol && predicted <= self.f_tol && 0.5 * ratio <= 1.0 {
+                    break 'outer Termination::FunctionTolerance;
+                }
+                if delta <= self.x_tol * xnorm {
+                    break 'outer Termination::StepTolerance;
+                }
+                if (actual.abs() <= eps && predicted <= eps && 0.5 * ratio <= 1.0)
+                    || delta <= eps * xnorm
+                {
+                    break 'outer Termination::NoFurtherProgress;
+                }
+                if fnorm == 0.0 {
+                    break 'outer Termination::FunctionTolerance;
+                }
+                if accepted {
+                    break;
                 }
             }
         };
         Ok(LeastSquaresReport {
-            grad_norm: norm_inf(g.as_slice()),
-            x,
-            ssr: cost,
+            grad_norm: norm_inf((jac.transpose() * &r).as_slice()),
+            x: x.as_slice().to_vec(),
+            ssr: fnorm * fnorm,
             iterations,
             residual_evaluations: n_r,
             jacobian_evaluations: n_j,

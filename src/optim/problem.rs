@@ -167,15 +167,37 @@ pub enum Termination {
     /// No step along the search direction decreased the function enough
     /// (usually: converged to the limit of floating-point precision).
     LineSearchFailed,
+    /// The tolerances are too small for floating point: no further
+    /// reduction of the sum of squares, or no smaller step, is possible
+    /// (MINPACK's info 6–8). The point may be good; it was not certified.
+    NoFurtherProgress,
+    /// A linear system the step needs could not be solved.
+    SingularSystem,
 }
 
 impl Termination {
-    /// True for the reasons that mean the solver converged.
+    /// True only for the reasons that mean the solver converged: a small
+    /// gradient, a small relative step, or a small relative decrease.
     pub fn converged(&self) -> bool {
-        !matches!(
+        matches!(
             self,
-            Termination::MaxIterations | Termination::LineSearchFailed
+            Termination::GradientTolerance
+                | Termination::StepTolerance
+                | Termination::FunctionTolerance
         )
+    }
+
+    /// What the code means, in a sentence.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Termination::GradientTolerance => "converged: the gradient (or KKT residual) is below its tolerance",
+            Termination::StepTolerance => "converged: the step is below its tolerance relative to x",
+            Termination::FunctionTolerance => "converged: the relative decrease of the objective is below its tolerance",
+            Termination::MaxIterations => "not converged: the iteration limit was reached",
+            Termination::LineSearchFailed => "not converged: no step along the search direction decreased the objective enough",
+            Termination::NoFurtherProgress => "not converged: the tolerances are below what floating point can reach; no further reduction is possible",
+            Termination::SingularSystem => "not converged: a linear system for the step could not be solved",
+        }
     }
 }
 
