@@ -110,3 +110,24 @@ fn atan_of_plus_minus_1e300_is_finite_with_zero_slope() {
     let d = h.atan().sum().backward_recorded()[h];
     assert!(all_finite(&d.sum().backward()[h]));
 }
+
+/// log1p and expm1 keep tiny arguments (ln(1 + 1e-300) would be 0), with
+/// slope 1 there; asin and acos stay finite up to one ulp from ±1, and
+/// their slope there is the exact 1/√((1 − x)(1 + x)).
+#[test]
+fn log1p_expm1_asin_acos_at_their_edges() {
+    let tape = Tape::<f64>::new();
+    let tiny = tape.var(Tensor::from_vec(vec![1e-300, -1e-300], [2]));
+    for y in [tiny.log1p(), tiny.expm1()] {
+        assert_eq!(y.value().data(), &[1e-300, -1e-300]);
+        assert_eq!(y.sum().backward()[tiny].data(), &[1.0, 1.0]);
+    }
+    let edge = 1.0 - f64::EPSILON / 2.0; // the largest f64 below 1
+    let x = tape.var(Tensor::from_vec(vec![edge, -edge], [2]));
+    let slope = 1.0 / ((1.0 - edge) * (1.0 + edge)).sqrt();
+    let g = x.asin().sum().backward()[x].clone();
+    assert!(all_finite(&g) && g.data().iter().all(|&d| (d - slope).abs() <= 1e-15 * slope));
+    let g = x.acos().sum().backward()[x].clone();
+    assert!(g.data().iter().all(|&d| (d + slope).abs() <= 1e-15 * slope));
+    assert!(all_finite(&x.asin().value()) && all_finite(&x.acos().value()));
+}

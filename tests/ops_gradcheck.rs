@@ -105,6 +105,24 @@ proptest! {
     }
 
     #[test]
+    fn inverse_trig_hyperbolic_log1p_expm1(s in shape(3), seed in any::<u64>()) {
+        check_unary("asin", |x| x.asin(), uniform(&s, -0.9, 0.9, seed), seed);
+        check_unary("acos", |x| x.acos(), uniform(&s, -0.9, 0.9, seed), seed);
+        check_unary("sinh", |x| x.sinh(), uniform(&s, -2.0, 2.0, seed), seed);
+        check_unary("cosh", |x| x.cosh(), uniform(&s, -2.0, 2.0, seed), seed);
+        check_unary("asinh", |x| x.asinh(), uniform(&s, -3.0, 3.0, seed), seed);
+        check_unary("log1p", |x| x.log1p(), uniform(&s, -0.5, 2.0, seed), seed);
+        check_unary("expm1", |x| x.expm1(), uniform(&s, -2.0, 2.0, seed), seed);
+        check_unary("silu", |x| x.silu(), uniform(&s, -3.0, 3.0, seed), seed);
+    }
+
+    #[test]
+    fn atan2_broadcast((sa, sb) in broadcast_pair(), seed in any::<u64>()) {
+        // Away from the origin, where the angle jumps.
+        check_binary("atan2", |a, b| a.atan2(b), uniform(&sa, 0.3, 2.0, seed), uniform(&sb, -2.0, 2.0, seed + 1), seed);
+    }
+
+    #[test]
     fn activations(s in shape(3), seed in any::<u64>()) {
         let x = nonzero(&s, seed).map(|v| 2.0 * v);
         check_unary("tanh", |x| x.tanh(), x.clone(), seed);

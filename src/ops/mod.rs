@@ -26,6 +26,7 @@ pub(crate) mod arith;
 pub(crate) mod batched;
 pub(crate) mod conv;
 mod custom;
+mod elementary;
 mod index;
 mod linalg;
 mod pool;
@@ -263,7 +264,16 @@ op_table! {
     Abs(unary::Abs),
     Sin(unary::Sin),
     Cos(unary::Cos),
-    Atan(unary::Atan),
+    Atan(elementary::Atan),
+    Asin(elementary::Asin),
+    Acos(elementary::Acos),
+    Sinh(elementary::Sinh),
+    Cosh(elementary::Cosh),
+    Asinh(elementary::Asinh),
+    Log1p(elementary::Log1p),
+    Expm1(elementary::Expm1),
+    Silu(elementary::Silu),
+    Atan2(elementary::Atan2),
     Tanh(unary::Tanh),
     Sigmoid(unary::Sigmoid),
     Relu(unary::Relu),

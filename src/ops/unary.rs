@@ -107,19 +107,6 @@ impl Unary for Cos {
     }
 }
 
-/// `atan x`; d/dx = 1/(1 + x²), which goes to 0 (not NaN) as x² overflows.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Atan;
-impl Unary for Atan {
-    const NAME: &'static str = "atan";
-    fn f<T: Element>(&self, x: T) -> T {
-        x.atan()
-    }
-    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
-        x.square().affine(T::one(), T::one()).recip()
-    }
-}
-
 /// `tanh x`; d/dx = 1 - y², computed as (1 - y)(1 + y): where y is close
 /// to ±1 the factored form keeps the digits that `1 - y²` would cancel.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -221,7 +208,7 @@ impl Unary for Erf {
 }
 
 super::unary_rules!(
-    Erf, Exp, Ln, Sqrt, Square, Abs, Sin, Cos, Atan, Tanh, Sigmoid, Relu, LeakyRelu, Softplus
+    Erf, Exp, Ln, Sqrt, Square, Abs, Sin, Cos, Tanh, Sigmoid, Relu, LeakyRelu, Softplus
 );
 
 impl super::TapeNumbers for LeakyRelu {
@@ -264,17 +251,6 @@ var_unary! {
     sin => Sin(Sin);
     /// Cosine, elementwise.
     cos => Cos(Cos);
-    /// Arctangent, elementwise, in (−π/2, π/2); d/dx = 1/(1 + x²).
-    ///
-    /// ```
-    /// use tapegrad::Tape;
-    /// let tape = Tape::<f64>::new();
-    /// let x = tape.var(1.0);
-    /// let y = x.atan();
-    /// assert!((y.item() - std::f64::consts::FRAC_PI_4).abs() < 1e-15);
-    /// assert_eq!(y.backward()[x].item(), 0.5);
-    /// ```
-    atan => Atan(Atan);
     /// Hyperbolic tangent, elementwise.
     ///
     /// ```

@@ -1,0 +1,231 @@
+//! Inverse trigonometric and hyperbolic functions, `log1p`/`expm1`, SiLU
+//! and `atan2`: each forward beside its local derivative, the derivative
+//! in a form that stays finite and accurate at the extremes (noted per op).
+
+use super::{record_binary, record_unary, Binary, Op, Pointwise, Unary};
+use crate::tape::Var;
+use crate::tensor::Element;
+
+/// `atan x`; d/dx = 1/(1 + x²), which goes to 0 (not NaN) as x² overflows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Atan;
+impl Unary for Atan {
+    const NAME: &'static str = "atan";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.atan()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.square().affine(T::one(), T::one()).recip()
+    }
+}
+
+/// `1/√((1 - x)(1 + x))`: the factored form keeps its digits near ±1,
+/// where `1 - x²` would cancel.
+fn inverse_sqrt_one_minus_square<T: Element, S: Pointwise<T>>(x: &S) -> S {
+    x.one_minus()
+        .mul(&x.affine(T::one(), T::one()))
+        .powf(T::lit(-0.5))
+}
+
+/// `asin x` on [-1, 1]; d/dx = 1/√((1 - x)(1 + x)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Asin;
+impl Unary for Asin {
+    const NAME: &'static str = "asin";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.asin()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        inverse_sqrt_one_minus_square(x)
+    }
+}
+
+/// `acos x` on [-1, 1]; d/dx = -1/√((1 - x)(1 + x)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Acos;
+impl Unary for Acos {
+    const NAME: &'static str = "acos";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.acos()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        inverse_sqrt_one_minus_square(x).neg()
+    }
+}
+
+/// `sinh x`; d/dx = cosh x = (eˣ + e⁻ˣ)/2.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Sinh;
+impl Unary for Sinh {
+    const NAME: &'static str = "sinh";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.sinh()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.exp().add(&x.neg().exp()).scale(T::lit(0.5))
+    }
+}
+
+/// `cosh x`; d/dx = sinh x = (eˣ - e⁻ˣ)/2.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Cosh;
+impl Unary for Cosh {
+    const NAME: &'static str = "cosh";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.cosh()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.exp().sub(&x.neg().exp()).scale(T::lit(0.5))
+    }
+}
+
+/// `asinh x`; d/dx = 1/√(1 + x²), 0 (not NaN) once x² overflows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Asinh;
+impl Unary for Asinh {
+    const NAME: &'static str = "asinh";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.asinh()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.square().affine(T::one(), T::one()).powf(T::lit(-0.5))
+    }
+}
+
+/// `ln(1 + x)`, exact for tiny x (log1p(1e-300) = 1e-300); d/dx = 1/(1 + x).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Log1p;
+impl Unary for Log1p {
+    const NAME: &'static str = "log1p";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.ln_1p()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        x.affine(T::one(), T::one()).recip()
+    }
+}
+
+/// `eˣ - 1`, exact for tiny x; d/dx = eˣ = y + 1 (on the output, as the
+/// chapter writes exp's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Expm1;
+impl Unary for Expm1 {
+    const NAME: &'static str = "expm1";
+    fn f<T: Element>(&self, x: T) -> T {
+        x.exp_m1()
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, _: &S, y: &S) -> S {
+        y.affine(T::one(), T::one())
+    }
+}
+
+/// SiLU (swish) `x·σ(x)`; d/dx = σ(x)(1 + x(1 - σ(x))), with σ computed
+/// without overflow.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Silu;
+impl Unary for Silu {
+    const NAME: &'static str = "silu";
+    fn f<T: Element>(&self, x: T) -> T {
+        x * super::unary::sigmoid(x)
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        let s = x.sigmoid();
+        s.mul(&x.mul(&s.one_minus()).affine(T::one(), T::one()))
+    }
+}
+
+/// `atan2(a, b)`, the angle of the point (b, a) in (-π, π];
+/// ∂/∂a = b/(a² + b²), ∂/∂b = -a/(a² + b²).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Atan2;
+impl Binary for Atan2 {
+    const NAME: &'static str = "atan2";
+    fn f<T: Element>(&self, a: T, b: T) -> T {
+        a.atan2(b)
+    }
+    fn da<T: Element, S: Pointwise<T>>(&self, a: &S, b: &S, _: &S) -> S {
+        b.div(&a.square().add(&b.square()))
+    }
+    fn db<T: Element, S: Pointwise<T>>(&self, a: &S, b: &S, _: &S) -> S {
+        a.neg().div(&a.square().add(&b.square()))
+    }
+}
+
+super::unary_rules!(Atan, Asin, Acos, Sinh, Cosh, Asinh, Log1p, Expm1, Silu);
+super::binary_rules!(Atan2);
+
+macro_rules! var_elementary {
+    ($($(#[$doc:meta])* $method:ident => $variant:ident;)*) => {
+        impl<'t, T: Element> Var<'t, T> {$(
+            $(#[$doc])*
+            #[track_caller]
+            pub fn $method(self) -> Var<'t, T> {
+                record_unary(Op::$variant($variant), &$variant, self)
+            }
+        )*}
+    };
+}
+
+var_elementary! {
+    /// Arctangent, elementwise, in (−π/2, π/2); d/dx = 1/(1 + x²).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(1.0);
+    /// let y = x.atan();
+    /// assert!((y.item() - std::f64::consts::FRAC_PI_4).abs() < 1e-15);
+    /// assert_eq!(y.backward()[x].item(), 0.5);
+    /// ```
+    atan => Atan;
+    /// Arcsine, elementwise, on [−1, 1]; d/dx = 1/√(1 − x²).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(0.6);
+    /// let d = x.asin().backward()[x].item();
+    /// assert!((d - 1.25).abs() < 1e-15); // 1/√(1 − 0.36) = 1/0.8
+    /// ```
+    asin => Asin;
+    /// Arccosine, elementwise, on [−1, 1]; d/dx = −1/√(1 − x²).
+    acos => Acos;
+    /// Hyperbolic sine, elementwise; d/dx = cosh x.
+    sinh => Sinh;
+    /// Hyperbolic cosine, elementwise; d/dx = sinh x.
+    cosh => Cosh;
+    /// Inverse hyperbolic sine, elementwise; d/dx = 1/√(1 + x²).
+    asinh => Asinh;
+    /// `ln(1 + x)`, elementwise, accurate for tiny x; d/dx = 1/(1 + x).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(1e-300);
+    /// assert_eq!(x.log1p().item(), 1e-300); // ln(1 + 1e-300) would be 0
+    /// ```
+    log1p => Log1p;
+    /// `eˣ − 1`, elementwise, accurate for tiny x; d/dx = eˣ.
+    expm1 => Expm1;
+    /// SiLU (swish), `x·σ(x)`, elementwise; d/dx = σ(x)(1 + x(1 − σ(x))).
+    silu => Silu;
+}
+
+impl<'t, T: Element> Var<'t, T> {
+    /// `atan2(self, x)`: the angle of the point `(x, self)`, in (−π, π],
+    /// elementwise with broadcasting (as `f64::atan2`, `torch.atan2`).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let (y, x) = (tape.var(1.0), tape.var(-1.0));
+    /// let a = y.atan2(x);
+    /// assert!((a.item() - 0.75 * std::f64::consts::PI).abs() < 1e-15);
+    /// let g = a.backward();
+    /// assert_eq!((g[y].item(), g[x].item()), (-0.5, -0.5)); // (x, -y)/(x² + y²)
+    /// ```
+    #[track_caller]
+    pub fn atan2(self, x: Var<'t, T>) -> Var<'t, T> {
+        record_binary(Op::Atan2(Atan2), &Atan2, self, x)
+    }
+}
