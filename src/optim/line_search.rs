@@ -112,15 +112,15 @@ fn backtracking(
     c1: f64,
     shrink: f64,
 ) -> Option<Step> {
+    // Only the accepted trial's gradient is computed (from its recording).
     let mut a = alpha0;
     for _ in 0..MAX_TRIALS {
-        let p = line.at(a);
-        if p.f <= p0.f + c1 * a * p0.df {
-            return Some(Step {
-                alpha: a,
-                f: p.f,
-                g: std::mem::take(&mut line.g_last),
-            });
+        let xa: Vec<f64> = line.x.iter().zip(line.d).map(|(x, d)| x + a * d).collect();
+        let sufficient = |f: f64| f.is_finite() && f <= p0.f + c1 * a * p0.df;
+        if let (f, Some(g)) = line.ev.value_then_grad(&xa, sufficient) {
+            if g.iter().all(|v| v.is_finite()) {
+                return Some(Step { alpha: a, f, g });
+            }
         }
         a *= shrink;
     }

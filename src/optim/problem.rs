@@ -135,6 +135,27 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         tape.no_grad(|| (self.f)(v)).item()
     }
 
+    /// `f(x)`, and `∇f(x)` only if `wanted(f)`, from one recording: a
+    /// rejected trial costs a forward pass, no gradient and no second
+    /// forward.
+    pub(crate) fn value_then_grad(
+        &mut self,
+        x: &[f64],
+        wanted: impl FnOnce(f64) -> bool,
+    ) -> (f64, Option<Vec<f64>>) {
+        self.counts.f += 1;
+        let tape = crate::Tape::new();
+        let v = tape.var(tensor(x));
+        let y = (self.f)(v);
+        let f = y.item();
+        if !wanted(f) {
+            return (f, None);
+        }
+        self.counts.g += 1;
+        let g = y.backward()[v].to_vec();
+        (f, Some(g))
+    }
+
     /// `f(x)` and `∇f(x)`.
     pub(crate) fn value_grad(&mut self, x: &[f64]) -> (f64, Vec<f64>) {
         self.counts.f += 1;
