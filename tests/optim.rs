@@ -1,6 +1,7 @@
 //! The classical solvers on problems with known answers: the standard
-//! unconstrained test functions, NIST StRD least-squares problems with
-//! certified values, and constrained problems with known multipliers.
+//! unconstrained test functions, Levenberg–Marquardt's evaluation and
+//! termination rules (the 27 NIST StRD problems are in `tests/nist.rs`),
+//! and constrained problems with known multipliers.
 
 use tapegrad::optim::{
     CgVariant, InteriorPoint, LevenbergMarquardt, Method, Minimizer, OptimError, Problem,
@@ -250,96 +251,6 @@ fn a_start_where_f_is_not_finite_is_an_error() {
         Minimizer::new(Method::Bfgs).solve(&constrained, &[0.0]),
         Err(OptimError::Unsupported(_))
     ));
-}
-
-// ---- Levenberg–Marquardt on NIST StRD -------------------------------------
-
-struct Nist {
-    x: Vec<f64>,
-    y: Vec<f64>,
-    start1: Vec<f64>,
-    start2: Vec<f64>,
-    certified: Vec<f64>,
-    rss: f64,
-}
-
-fn nist(name: &str) -> Nist {
-    let path = format!("{}/data/nist-strd/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let list = |v: &serde_json::Value| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect::<Vec<f64>>()
-    };
-    Nist {
-        x: list(&v["x"]),
-        y: list(&v["y"]),
-        start1: list(&v["start1"]),
-        start2: list(&v["start2"]),
-        certified: list(&v["certified"]["params"]),
-        rss: v["certified"]["rss"].as_f64().unwrap(),
-    }
-}
-
-fn check_nist(name: &str, model: impl for<'t> Fn(Var<'t, f64>, Var<'t, f64>) -> Var<'t, f64>) {
-    let d = nist(name);
-    let (xs, ys) = (
-        Tensor::from_vec(d.x.clone(), [d.x.len()]),
-        Tensor::from_vec(d.y.clone(), [d.y.len()]),
-    );
-    for (k, start) in [&d.start1, &d.start2].into_iter().enumerate() {
-        let r = LevenbergMarquardt::new()
-            .solve(
-                |b| model(b, b.tape().constant(xs.clone())) - b.tape().constant(ys.clone()),
-                start,
-            )
-            .unwrap();
-        for (j, (got, want)) in r.x.iter().zip(&d.certified).enumerate() {
-            let rel = ((got - want) / want).abs();
-            assert!(
-                rel < 1e-6,
-                "{name} start {}: b{} = {got} vs certified {want} (rel {rel:e})\n{r}",
-                k + 1,
-                j + 1
-            );
-        }
-        assert!(
-            ((r.ssr - d.rss) / d.rss).abs() < 1e-8,
-            "{name}: SSR {} vs {}",
-            r.ssr,
-            d.rss
-        );
-    }
-}
-
-#[test]
-fn misra1a_from_both_start_points() {
-    check_nist("Misra1a", |b, x| at(b, 0) * (1.0 - (-at(b, 1) * x).exp()));
-}
-
-#[test]
-fn thurber_from_both_start_points() {
-    check_nist("Thurber", |b, x| {
-        let (x2, x3) = (x.square(), x.powf(3.0));
-        (at(b, 0) + at(b, 1) * x + at(b, 2) * x2 + at(b, 3) * x3)
-            / (1.0 + at(b, 4) * x + at(b, 5) * x2 + at(b, 6) * x3)
-    });
-}
-
-#[test]
-fn more_nist_problems() {
-    check_nist("Chwirut2", |b, x| {
-        (-at(b, 0) * x).exp() / (at(b, 1) + at(b, 2) * x)
-    });
-    check_nist("DanWood", |b, x| {
-        at(b, 0) * x.pow(at(b, 1).broadcast_to(x.shape()))
-    });
-    check_nist("Misra1b", |b, x| {
-        at(b, 0) * (1.0 - (1.0 + at(b, 1) * x * 0.5).powf(-2.0))
-    });
 }
 
 // ---- Interior point ----------------------------------------------------------
