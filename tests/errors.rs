@@ -204,3 +204,24 @@ fn convolution_mistakes_name_the_op_and_shapes_at_the_callers_line() {
         );
     }
 }
+
+#[test]
+fn clamp_with_lo_above_hi_panics_at_the_callers_line() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::zeros([2, 2]));
+    let (msg, file) = panic_of(|| {
+        let _ = x.clamp(1.0, -1.0);
+    });
+    assert_eq!(
+        msg,
+        "clamp: needs lo <= hi, got lo = 1, hi = -1 (input of shape [2, 2])"
+    );
+    assert!(file.ends_with("tests/errors.rs"), "points at {file}");
+    let (msg, _) = panic_of(|| {
+        let _ = x.clamp(f64::NAN, 1.0);
+    });
+    assert!(
+        msg.starts_with("clamp: needs lo <= hi, got lo = NaN"),
+        "{msg}"
+    );
+}

@@ -114,6 +114,12 @@ proptest! {
         check_unary("log1p", |x| x.log1p(), uniform(&s, -0.5, 2.0, seed), seed);
         check_unary("expm1", |x| x.expm1(), uniform(&s, -2.0, 2.0, seed), seed);
         check_unary("silu", |x| x.silu(), uniform(&s, -3.0, 3.0, seed), seed);
+        // ELU's second derivative jumps at 0 and clamp's first at ±1: the
+        // values keep away from the kinks.
+        check_unary("elu", |x| x.elu(), nonzero(&s, seed), seed);
+        check_unary("elu_with", |x| x.elu_with(0.5), nonzero(&s, seed), seed);
+        let off_edges = nonzero(&s, seed).map(|v| if (v.abs() - 1.0).abs() < 0.05 { 1.2 * v } else { v });
+        check_unary("clamp", |x| x.clamp(-1.0, 1.0), off_edges, seed);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Inverse trigonometric and hyperbolic functions, `log1p`/`expm1`, SiLU
-//! and `atan2`: each forward beside its local derivative, the derivative
+//! Inverse trigonometric and hyperbolic functions, `log1p`/`expm1`, SiLU,
+//! ELU, `clamp` and `atan2`: each forward beside its local derivative, the derivative
 //! in a form that stays finite and accurate at the extremes (noted per op).
 
 use super::{record_binary, record_unary, Binary, Op, Pointwise, Unary};
@@ -151,7 +151,79 @@ impl Binary for Atan2 {
     }
 }
 
-super::unary_rules!(Atan, Asin, Acos, Sinh, Cosh, Asinh, Log1p, Expm1, Silu);
+/// `x` limited to `[lo, hi]` (NaN stays NaN, as in PyTorch); d/dx = 1 on
+/// `lo ≤ x ≤ hi`, 0 outside.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Clamp {
+    pub(crate) lo: f64,
+    pub(crate) hi: f64,
+}
+impl Unary for Clamp {
+    const NAME: &'static str = "clamp";
+    fn f<T: Element>(&self, x: T) -> T {
+        let (lo, hi) = (T::lit(self.lo), T::lit(self.hi));
+        if x < lo {
+            lo
+        } else if x > hi {
+            hi
+        } else {
+            x
+        }
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, _: &S) -> S {
+        let (lo, hi) = (T::lit(self.lo), T::lit(self.hi));
+        x.constant_map(move |v| {
+            if v >= lo && v <= hi {
+                T::one()
+            } else {
+                T::zero()
+            }
+        })
+    }
+}
+
+/// ELU: `x` if x > 0 else `α(eˣ - 1)`; d/dx = 1 if x > 0 else `y + α`
+/// (written on the output, so the second derivative follows).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Elu {
+    pub(crate) alpha: f64,
+}
+impl Unary for Elu {
+    const NAME: &'static str = "elu";
+    fn f<T: Element>(&self, x: T) -> T {
+        if x > T::zero() {
+            x
+        } else {
+            T::lit(self.alpha) * x.exp_m1()
+        }
+    }
+    fn df<T: Element, S: Pointwise<T>>(&self, x: &S, y: &S) -> S {
+        let positive = x.constant_map(|v| if v > T::zero() { T::one() } else { T::zero() });
+        y.affine(T::one(), T::lit(self.alpha))
+            .mul(&positive.one_minus())
+            .add(&positive)
+    }
+}
+
+impl super::TapeNumbers for Clamp {
+    fn to_numbers(&self) -> [f64; 2] {
+        [self.lo, self.hi]
+    }
+    fn from_numbers([lo, hi]: [f64; 2]) -> Self {
+        Clamp { lo, hi }
+    }
+}
+
+impl super::TapeNumbers for Elu {
+    fn to_numbers(&self) -> [f64; 2] {
+        [self.alpha, 0.0]
+    }
+    fn from_numbers([alpha, _]: [f64; 2]) -> Self {
+        Elu { alpha }
+    }
+}
+
+super::unary_rules!(Atan, Asin, Acos, Sinh, Cosh, Asinh, Log1p, Expm1, Silu, Clamp, Elu);
 super::binary_rules!(Atan2);
 
 macro_rules! var_elementary {
@@ -227,5 +299,53 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn atan2(self, x: Var<'t, T>) -> Var<'t, T> {
         record_binary(Op::Atan2(Atan2), &Atan2, self, x)
+    }
+
+    /// `self` limited to `[lo, hi]`, elementwise, as `torch.clamp`: the
+    /// gradient passes where `lo ≤ x ≤ hi` and is 0 outside.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![-2.0, 0.5, 3.0], [3]));
+    /// let y = x.clamp(-1.0, 1.0);
+    /// assert_eq!(y.value().data(), &[-1.0, 0.5, 1.0]);
+    /// assert_eq!(y.sum().backward()[x].data(), &[0.0, 1.0, 0.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `lo > hi` or either is NaN.
+    #[track_caller]
+    pub fn clamp(self, lo: T, hi: T) -> Var<'t, T> {
+        let (lo, hi) = (lo.to_f64().unwrap(), hi.to_f64().unwrap());
+        assert!(
+            lo <= hi,
+            "clamp: needs lo <= hi, got lo = {lo}, hi = {hi} (input of shape {:?})",
+            self.shape()
+        );
+        super::record_numbered(Op::Clamp, Clamp { lo, hi }, self)
+    }
+
+    /// ELU with α = 1 (PyTorch's default): `x` if x > 0 else `eˣ − 1`.
+    #[track_caller]
+    pub fn elu(self) -> Var<'t, T> {
+        self.elu_with(T::one())
+    }
+
+    /// ELU with a chosen α: `x` if x > 0 else `α(eˣ − 1)`; d/dx = 1 or
+    /// `y + α`.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(-1.0);
+    /// let y = x.elu_with(2.0);
+    /// assert!((y.item() - 2.0 * (-1f64).exp_m1()).abs() < 1e-15);
+    /// assert!((y.backward()[x].item() - 2.0 * (-1f64).exp()).abs() < 1e-15);
+    /// ```
+    #[track_caller]
+    pub fn elu_with(self, alpha: T) -> Var<'t, T> {
+        let alpha = alpha.to_f64().unwrap();
+        super::record_numbered(Op::Elu, Elu { alpha }, self)
     }
 }

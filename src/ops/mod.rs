@@ -302,7 +302,9 @@ op_table! {
     numbered:
     Affine(arith::Affine),
     PowConst(arith::PowConst),
-    LeakyRelu(unary::LeakyRelu);
+    LeakyRelu(unary::LeakyRelu),
+    Clamp(elementary::Clamp),
+    Elu(elementary::Elu);
     packed:
     Conv2d(Conv2d),
     Conv2dInputGrad(Conv2dInputGrad),
