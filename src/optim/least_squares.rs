@@ -1,7 +1,10 @@
 //! Levenberg–Marquardt for nonlinear least squares: minimise `Σ rᵢ(x)²`
 //! with the Jacobian of the residuals from the engine.
 
-use super::problem::{norm_inf, Func, Observer, OptimError, Progress, Termination};
+use super::problem::{
+    norm_inf, values_and_jacobian, values_then_jacobian, Func, Observer, OptimError, Progress,
+    Termination,
+};
 use crate::tape::Var;
 use nalgebra::{DMatrix, DVector};
 use std::fmt;
@@ -90,24 +93,6 @@ impl Default for LevenbergMarquardt<'_> {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Residuals and, when asked, their Jacobian at `x`, from one recording.
-fn evaluate(
-    f: &Func<'_>,
-    x: &[f64],
-    jacobian: impl FnOnce(&DVector<f64>) -> bool,
-) -> (DVector<f64>, Option<DMatrix<f64>>) {
-    let tape = crate::Tape::new();
-    let v = tape.var(crate::Tensor::from_slice(x, [x.len()]));
-    let y = f(v);
-    let r = DVector::from_vec(y.value().to_vec());
-    if !jacobian(&r) {
-        return (r, None);
-    }
-    let jac = crate::grad::jacobian_batched(y, &[v]).swap_remove(0);
-    let jac = DMatrix::from_row_slice(jac.shape()[0], x.len(), jac.data());
-    (r, Some(jac))
 }
 
 /// The step `p(λ)` minimising `‖J p + r‖² + λ‖D p‖²` (λ = 0: the least-norm
@@ -272,8 +257,7 @@ impl<'o> LevenbergMarquardt<'o> {
         let n = x0.len();
         let eps = f64::EPSILON;
         let mut x = DVector::from_column_slice(x0);
-        let (mut r, jac) = evaluate(f, x.as_slice(), |_| true);
-        let mut jac = jac.expect("asked for");
+        let (mut r, mut jac) = values_and_jacobian(f, x.as_slice());
         let (mut n_r, mut n_j) = (1, 1);
         let mut fnorm = r.norm();
         if !fnorm.is_finite() {
@@ -354,7 +338,7 @@ impl<'o> LevenbergMarquardt<'o> {
                     Some((xr, rr)) if xr == x_new => (rr, None),
                     _ => {
                         n_r += 1;
-                        evaluate(f, x_new.as_slice(), |r| ratio_of(r.norm()) >= 1e-4)
+                        values_then_jacobian(f, x_new.as_slice(), |r| ratio_of(r.norm()) >= 1e-4)
                     }
                 };
                 let fnorm1 = r_new.norm();

@@ -91,12 +91,28 @@ pub(crate) fn values(f: &Func<'_>, x: &[f64]) -> Vec<f64> {
 
 /// A vector function's values and Jacobian at `x`, from one recording.
 pub(crate) fn values_and_jacobian(f: &Func<'_>, x: &[f64]) -> (DVector<f64>, DMatrix<f64>) {
+    let (r, jac) = values_then_jacobian(f, x, |_| true);
+    (r, jac.expect("asked for"))
+}
+
+/// A vector function's values at `x`, and its Jacobian only if
+/// `wanted(values)`, from one recording: a rejected trial point costs one
+/// forward pass and no second one.
+pub(crate) fn values_then_jacobian(
+    f: &Func<'_>,
+    x: &[f64],
+    wanted: impl FnOnce(&DVector<f64>) -> bool,
+) -> (DVector<f64>, Option<DMatrix<f64>>) {
     let tape = crate::Tape::new();
     let v = tape.var(tensor(x));
     let y = f(v);
+    let r = DVector::from_vec(y.value().to_vec());
+    if !wanted(&r) {
+        return (r, None);
+    }
     let jac = grad::jacobian_batched(y, &[v]).swap_remove(0);
     let jac = DMatrix::from_row_slice(jac.shape()[0], x.len(), jac.data());
-    (DVector::from_vec(y.value().to_vec()), jac)
+    (r, Some(jac))
 }
 
 /// How many times a solver evaluated the function and its derivatives.
