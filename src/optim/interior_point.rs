@@ -288,12 +288,11 @@ impl<'o> InteriorPoint<'o> {
 
             // Reduced system in (Δx, Δν).
             let sigma = lam.component_div(&s);
-            let mut hmat = &w + at.jg.transpose() * DMatrix::from_diagonal(&sigma) * &at.jg;
+            let hmat = &w + at.jg.transpose() * DMatrix::from_diagonal(&sigma) * &at.jg;
             let rhs_x =
                 -(&rd + at.jg.transpose() * (lam.component_mul(&rg) - &rc).component_div(&s));
             let (sol, delta) = inertia_corrected_solve(&hmat, &at.jh, &rhs_x, &rh, mu, delta_last)?;
             delta_last = delta;
-            hmat += DMatrix::identity(n, n) * delta;
             let dx = sol.rows(0, n).into_owned();
             let dnu = sol.rows(n, p).into_owned();
             let ds = -&rg - &at.jg * &dx;
@@ -319,8 +318,9 @@ impl<'o> InteriorPoint<'o> {
             let barrier = |f: f64, s: &DVector<f64>| f - mu * s.iter().map(|v| v.ln()).sum::<f64>();
             let c0 = violation(&at.g, &at.h, &s);
             let slope = at.grad.dot(&dx) - mu * ds.component_div(&s).sum();
-            let curvature = (dx.dot(&(&hmat * &dx))
-                - dx.dot(&(at.jg.transpose() * sigma.component_mul(&(&at.jg * &dx))))
+            // pᵀHp in (x, s): the shifted Hessian of the Lagrangian, and Σ.
+            let curvature = (dx.dot(&(&w * &dx))
+                + delta * dx.norm_squared()
                 + ds.dot(&sigma.component_mul(&ds)))
             .max(0.0);
             if c0 > 0.0 {
@@ -377,14 +377,13 @@ impl<'o> InteriorPoint<'o> {
             lam += &dlam * ad;
             nu += &dnu * alpha;
             at = local(&mut ev, x.as_slice());
-            let ap = alpha;
             if let Some(obs) = self.observer.as_mut() {
                 obs(&Progress {
                     iteration: iterations,
                     x: x.as_slice(),
                     f: problem.sign * at.f,
                     grad_norm: error,
-                    step: dx.amax() * ap,
+                    step: dx.amax() * alpha,
                 });
             }
         };
