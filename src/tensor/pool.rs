@@ -249,7 +249,13 @@ impl<T: Pooled + Copy + Default> Buffer<T> {
     where
         T: Send + Sync,
     {
-        self.vec_mut()
+        if matches!(self.0, Repr::Inline(_)) {
+            let Repr::Inline(v) = &mut self.0 else {
+                unreachable!()
+            };
+            return v;
+        }
+        self.heap_mut(0)
     }
 
     /// The unshared heap `Vec` (after a copy, if shared; moving an inline
@@ -276,19 +282,6 @@ impl<T: Pooled + Copy + Default> Buffer<T> {
             Repr::Heap(h) => unique(h),
             Repr::Inline(_) => unreachable!("a copy of more than one element is on the heap"),
         }
-    }
-
-    fn vec_mut(&mut self) -> &mut [T]
-    where
-        T: Send + Sync,
-    {
-        if matches!(self.0, Repr::Inline(_)) {
-            let Repr::Inline(v) = &mut self.0 else {
-                unreachable!()
-            };
-            return v;
-        }
-        self.heap_mut(0)
     }
 
     pub(crate) fn push(&mut self, x: T)
