@@ -15,13 +15,9 @@ fn b(v: Var<'_, f64>, i: usize) -> Var<'_, f64> {
 
 /// Each problem's model, as NIST states it (`x` the predictor columns).
 const MODELS: [(&str, Model); 27] = [
-    ("Misra1a", |p, x| b(p, 0) * (1.0 - (-b(p, 1) * x[0]).exp())),
-    ("Chwirut2", |p, x| {
-        (-b(p, 0) * x[0]).exp() / (b(p, 1) + b(p, 2) * x[0])
-    }),
-    ("Chwirut1", |p, x| {
-        (-b(p, 0) * x[0]).exp() / (b(p, 1) + b(p, 2) * x[0])
-    }),
+    ("Misra1a", exponential_rise),
+    ("Chwirut2", chwirut),
+    ("Chwirut1", chwirut),
     ("Lanczos3", lanczos),
     ("Gauss1", gauss),
     ("Gauss2", gauss),
@@ -67,7 +63,7 @@ const MODELS: [(&str, Model); 27] = [
         b(p, 0) * (x.square() + x * b(p, 1)) / (x.square() + x * b(p, 2) + b(p, 3))
     }),
     ("Thurber", rational_cubic),
-    ("BoxBOD", |p, x| b(p, 0) * (1.0 - (-b(p, 1) * x[0]).exp())),
+    ("BoxBOD", exponential_rise),
     ("Rat42", |p, x| {
         b(p, 0) / (1.0 + (b(p, 1) - b(p, 2) * x[0]).exp())
     }),
@@ -82,6 +78,16 @@ const MODELS: [(&str, Model); 27] = [
         b(p, 0) * (b(p, 1) + x[0]).pow(-1.0 / b(p, 2))
     }),
 ];
+
+/// Misra1a and BoxBOD: `b1·(1 − e^(−b2·x))`.
+fn exponential_rise<'t>(p: Var<'t, f64>, x: &[Var<'t, f64>]) -> Var<'t, f64> {
+    b(p, 0) * (1.0 - (-b(p, 1) * x[0]).exp())
+}
+
+/// Chwirut1 and Chwirut2: `e^(−b1·x) / (b2 + b3·x)`.
+fn chwirut<'t>(p: Var<'t, f64>, x: &[Var<'t, f64>]) -> Var<'t, f64> {
+    (-b(p, 0) * x[0]).exp() / (b(p, 1) + b(p, 2) * x[0])
+}
 
 fn lanczos<'t>(p: Var<'t, f64>, x: &[Var<'t, f64>]) -> Var<'t, f64> {
     let x = x[0];
