@@ -2,7 +2,7 @@
 //! ELU, `clamp` and `atan2`: each forward beside its local derivative, the derivative
 //! in a form that stays finite and accurate at the extremes (noted per op).
 
-use super::{record_binary, record_unary, Binary, Op, Pointwise, Unary};
+use super::{record_binary, Binary, Op, Pointwise, Unary};
 use crate::tape::Var;
 use crate::tensor::Element;
 
@@ -226,19 +226,7 @@ impl super::TapeNumbers for Elu {
 super::unary_rules!(Atan, Asin, Acos, Sinh, Cosh, Asinh, Log1p, Expm1, Silu, Clamp, Elu);
 super::binary_rules!(Atan2);
 
-macro_rules! var_elementary {
-    ($($(#[$doc:meta])* $method:ident => $variant:ident;)*) => {
-        impl<'t, T: Element> Var<'t, T> {$(
-            $(#[$doc])*
-            #[track_caller]
-            pub fn $method(self) -> Var<'t, T> {
-                record_unary(Op::$variant($variant), &$variant, self)
-            }
-        )*}
-    };
-}
-
-var_elementary! {
+super::var_unary! {
     /// Arctangent, elementwise, in (−π/2, π/2); d/dx = 1/(1 + x²).
     ///
     /// ```
@@ -249,7 +237,7 @@ var_elementary! {
     /// assert!((y.item() - std::f64::consts::FRAC_PI_4).abs() < 1e-15);
     /// assert_eq!(y.backward()[x].item(), 0.5);
     /// ```
-    atan => Atan;
+    atan => Atan(Atan);
     /// Arcsine, elementwise, on [−1, 1]; d/dx = 1/√(1 − x²).
     ///
     /// ```
@@ -259,15 +247,15 @@ var_elementary! {
     /// let d = x.asin().backward()[x].item();
     /// assert!((d - 1.25).abs() < 1e-15); // 1/√(1 − 0.36) = 1/0.8
     /// ```
-    asin => Asin;
+    asin => Asin(Asin);
     /// Arccosine, elementwise, on [−1, 1]; d/dx = −1/√(1 − x²).
-    acos => Acos;
+    acos => Acos(Acos);
     /// Hyperbolic sine, elementwise; d/dx = cosh x.
-    sinh => Sinh;
+    sinh => Sinh(Sinh);
     /// Hyperbolic cosine, elementwise; d/dx = sinh x.
-    cosh => Cosh;
+    cosh => Cosh(Cosh);
     /// Inverse hyperbolic sine, elementwise; d/dx = 1/√(1 + x²).
-    asinh => Asinh;
+    asinh => Asinh(Asinh);
     /// `ln(1 + x)`, elementwise, accurate for tiny x; d/dx = 1/(1 + x).
     ///
     /// ```
@@ -276,11 +264,11 @@ var_elementary! {
     /// let x = tape.var(1e-300);
     /// assert_eq!(x.log1p().item(), 1e-300); // ln(1 + 1e-300) would be 0
     /// ```
-    log1p => Log1p;
+    log1p => Log1p(Log1p);
     /// `eˣ − 1`, elementwise, accurate for tiny x; d/dx = eˣ.
-    expm1 => Expm1;
+    expm1 => Expm1(Expm1);
     /// SiLU (swish), `x·σ(x)`, elementwise; d/dx = σ(x)(1 + x(1 − σ(x))).
-    silu => Silu;
+    silu => Silu(Silu);
 }
 
 impl<'t, T: Element> Var<'t, T> {

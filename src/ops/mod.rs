@@ -163,7 +163,21 @@ macro_rules! binary_rules {
         }
     )*};
 }
-pub(crate) use {binary_rules, unary_rules};
+/// `Var` methods for elementwise ops of one input, each recording its op:
+/// `method => Variant(op value);`, with the method's doc comments.
+macro_rules! var_unary {
+    ($($(#[$doc:meta])* $method:ident => $variant:ident($op:expr);)*) => {
+        impl<'t, T: Element> Var<'t, T> {$(
+            $(#[$doc])*
+            #[track_caller]
+            pub fn $method(self) -> Var<'t, T> {
+                let op = $op;
+                crate::ops::record_unary(crate::ops::Op::$variant(op), &op, self)
+            }
+        )*}
+    };
+}
+pub(crate) use {binary_rules, unary_rules, var_unary};
 
 /// Where the numbers of an op that carries some (an affine map's scale and
 /// shift, `powf`'s exponent, a leaky ReLU's slope) sit on the tape: kept

@@ -2,7 +2,7 @@
 //! local derivative, written on the output where that is simplest (as the
 //! chapter does: tanh' = 1 - y², sigmoid' = y(1 - y)).
 
-use super::{record_unary, Op, Pointwise, Unary};
+use super::{Op, Pointwise, Unary};
 use crate::tape::Var;
 use crate::tensor::Element;
 
@@ -223,20 +223,7 @@ impl super::TapeNumbers for LeakyRelu {
 /// The slope `leaky_relu` uses unless told otherwise.
 pub const DEFAULT_LEAKY_SLOPE: f64 = 0.01;
 
-macro_rules! var_unary {
-    ($($(#[$doc:meta])* $method:ident => $variant:ident($op:expr);)*) => {
-        impl<'t, T: Element> Var<'t, T> {$(
-            $(#[$doc])*
-            #[track_caller]
-            pub fn $method(self) -> Var<'t, T> {
-                let op = $op;
-                record_unary(Op::$variant(op), &op, self)
-            }
-        )*}
-    };
-}
-
-var_unary! {
+super::var_unary! {
     /// `e^x`, elementwise.
     exp => Exp(Exp);
     /// Natural logarithm, elementwise.
