@@ -130,34 +130,52 @@ fn damped_step(
     Some((p, slope))
 }
 
+/// What [`levenberg_parameter`] needs at λ = 0, fixed while J, r and D
+/// are (so once per Jacobian, not once per trial): the Gauss–Newton step,
+/// its `‖D p‖`, its secular-equation slope, and `‖D⁻¹Jᵀr‖`.
+struct GaussNewton {
+    step: DVector<f64>,
+    dnorm: f64,
+    slope: Option<f64>,
+    gnorm: f64,
+}
+
+fn gauss_newton(jac: &DMatrix<f64>, r: &DVector<f64>, d: &DVector<f64>) -> Option<GaussNewton> {
+    let (step, slope) = damped_step(jac, r, d, 0.0)?;
+    Some(GaussNewton {
+        dnorm: d.component_mul(&step).norm(),
+        gnorm: (jac.transpose() * r).component_div(d).norm(),
+        step,
+        slope,
+    })
+}
+
 /// Moré's `lmpar`: the `λ ≥ 0` whose step satisfies `‖D p‖ ≈ Δ` (within
-/// 10%), or 0 if the Gauss–Newton step is already inside; `lambda` is the
-/// previous value (a warm start). Returns `(λ, p)`.
+/// 10%), or 0 if the Gauss–Newton step `gn` is already inside; `lambda` is
+/// the previous value (a warm start). Returns `(λ, p)`.
 fn levenberg_parameter(
     jac: &DMatrix<f64>,
     r: &DVector<f64>,
     d: &DVector<f64>,
+    gn: &GaussNewton,
     delta: f64,
     lambda: f64,
 ) -> Option<(f64, DVector<f64>)> {
-    let (gn, slope0) = damped_step(jac, r, d, 0.0)?;
-    let mut fp = d.component_mul(&gn).norm() - delta;
+    let mut fp = gn.dnorm - delta;
     if fp <= 0.1 * delta {
-        return Some((0.0, gn));
+        return Some((0.0, gn.step.clone()));
     }
     // Bounds: from the Newton step at λ = 0 (full rank only) and ‖D⁻¹Jᵀr‖/Δ.
-    let mut lo = slope0.map_or(0.0, |s| fp / delta / (s * s));
-    let grad = jac.transpose() * r;
-    let gnorm = grad.component_div(d).norm();
-    let mut hi = gnorm / delta;
+    let mut lo = gn.slope.map_or(0.0, |s| fp / delta / (s * s));
+    let mut hi = gn.gnorm / delta;
     if hi == 0.0 {
         hi = f64::MIN_POSITIVE / delta.min(0.1);
     }
     let mut par = lambda.max(lo).min(hi.max(lo));
     if par == 0.0 {
-        par = gnorm / d.component_mul(&gn).norm();
+        par = gn.gnorm / gn.dnorm;
     }
-    let mut best = gn;
+    let mut best = gn.step.clone();
     for _ in 0..10 {
         if par == 0.0 {
             par = f64::MIN_POSITIVE.max(1e-3 * hi);
@@ -300,8 +318,11 @@ impl<'o> LevenbergMarquardt<'o> {
             for j in 0..n {
                 d[j] = d[j].max(norms[j]);
             }
+            let Some(gn) = gauss_newton(&jac, &r, &d) else {
+                break Termination::SingularSystem;
+            };
             loop {
-                let Some((lambda, p)) = levenberg_parameter(&jac, &r, &d, delta, par) else {
+                let Some((lambda, p)) = levenberg_parameter(&jac, &r, &d, &gn, delta, par) else {
                     break 'outer Termination::SingularSystem;
                 };
                 par = lambda;
