@@ -200,3 +200,54 @@ fn unreached_branches_pass_nothing_back() {
     let y = x * 3.0;
     assert_eq!(y.backward().item(x), 3.0);
 }
+
+/// `-1` names the last axis in every op that takes an axis, and gives the
+/// same values and gradients as the positive index.
+#[test]
+fn negative_axes_mean_counting_from_the_end() {
+    let x0 = tapegrad::Tensor::from_fn([2, 3, 4], |i| {
+        (i[0] * 12 + i[1] * 4 + i[2]) as f64 * 0.1 - 1.0
+    });
+    type Op = for<'t> fn(tapegrad::Var<'t, f64>, i32) -> tapegrad::Var<'t, f64>;
+    let ops: [(&str, Op); 9] = [
+        ("sum_axis", |x, a| x.sum_axis(a, false)),
+        ("mean_axis", |x, a| x.mean_axis(a, true)),
+        ("max_axis", |x, a| x.max_axis(a, false)),
+        ("logsumexp", |x, a| x.logsumexp(a, false)),
+        ("softmax", |x, a| x.softmax(a)),
+        ("log_softmax", |x, a| x.log_softmax(a)),
+        ("narrow", |x, a| x.narrow(a, 1, 1)),
+        ("index_select", |x, a| x.index_select(a, &[1, 0])),
+        ("stack", |x, a| tapegrad::Var::stack(&[x, x * 2.0], a)),
+    ];
+    for (name, op) in ops {
+        for (neg, pos) in [(-1, 2), (-2, 1), (-3, 0)] {
+            let tape = tapegrad::Tape::<f64>::new();
+            let x = tape.var(x0.clone());
+            let (a, b) = (op(x, neg), op(x, pos));
+            // stack has one more axis to place the new one among.
+            let b = if name == "stack" { op(x, pos + 1) } else { b };
+            assert_eq!(a.value(), b.value(), "{name} axis {neg}");
+            let (ga, gb) = ((a.tanh().sum()).backward(), (b.tanh().sum()).backward());
+            assert_eq!(ga[x], gb[x], "{name} axis {neg}");
+        }
+    }
+    assert_eq!(x0.argmax(-1), x0.argmax(2));
+}
+
+/// Coordinates out of a vector and back: `at` and `from_scalars` carry
+/// gradients both ways.
+#[test]
+fn coordinates_as_scalars_and_back() {
+    let tape = tapegrad::Tape::<f64>::new();
+    let x = tape.var(tapegrad::Tensor::from_vec(vec![1.5, -2.0, 0.5], [3]));
+    let (a, b, c) = (x.at(0), x.at(1), x.at(2));
+    assert_eq!(a.shape().len(), 0);
+    let v = tapegrad::Var::from_scalars(&[a * b, b * c, c]);
+    assert_eq!(v.value().data(), &[-3.0, -1.0, 0.5]);
+    let g = v.sum().backward();
+    // d/dx (x0 x1 + x1 x2 + x2) = (x1, x0 + x2, x1 + 1)
+    assert_eq!(g[x].data(), &[-2.0, 2.0, -1.0]);
+    let m = tape.var(tapegrad::Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2]));
+    assert_eq!(m.at(1).value().data(), &[3.0, 4.0]);
+}

@@ -84,9 +84,32 @@ fn reshape_axis_and_index_errors() {
     });
     assert_eq!(
         msg,
-        "sum_axis: axis 2 is out of range for %0 with shape [2, 3] (2 dimensions)"
+        "sum_axis: axis 2 is out of range for %0 with shape [2, 3] (2 dimensions; \
+         axes run from 0 to 1, or from -2 to -1 counted from the end)"
     );
     assert!(file.ends_with("tests/errors.rs"), "points at {file}");
+    let (msg, _) = panic_of(|| {
+        let _ = x.softmax(-3);
+    });
+    assert!(
+        msg.starts_with("softmax: axis -3 is out of range for %0"),
+        "{msg}"
+    );
+    let (msg, file) = panic_of(|| {
+        let _ = x.at(2);
+    });
+    assert_eq!(
+        msg,
+        "at: index 2 is out of range (it needs an axis 0 longer than 2): %0 with shape [2, 3]"
+    );
+    assert!(file.ends_with("tests/errors.rs"), "points at {file}");
+    let (msg, _) = panic_of(|| {
+        let _ = tapegrad::Var::from_scalars(&[x.at(0).at(0), x]);
+    });
+    assert_eq!(
+        msg,
+        "from_scalars: every part must be a scalar (0-d): %0 with shape [2, 3]"
+    );
     let (msg, _) = panic_of(|| {
         let _ = x.index_select(1, &[0, 3]);
     });

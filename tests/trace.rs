@@ -256,12 +256,30 @@ fn explain_output_snapshots() {
     snapshot("explain_functions.txt", &e.to_string());
 }
 
+/// Every function the language names is the engine's op: its explained
+/// derivative matches a central difference of the explained value.
+#[test]
+fn every_function_explains_with_the_right_derivative() {
+    for f in tapegrad::trace::expr::FUNCTIONS {
+        let src = format!("{f}(x)");
+        let at = |x: f64| explain(&src, &[("x", x)]).unwrap();
+        let (x, h) = (0.3, 1e-6);
+        let value = |x: f64| at(x).forward.last().unwrap().1;
+        let fd = (value(x + h) - value(x - h)) / (2.0 * h);
+        let g = at(x).gradient("x").unwrap();
+        assert!(
+            (g - fd).abs() < 1e-7,
+            "{f}: explained {g}, finite difference {fd}"
+        );
+    }
+}
+
 #[test]
 fn parse_errors_point_at_the_column() {
     let cases = [
         ("tanh(w*x + b", "expected `)` (column 13)\n  tanh(w*x + b\n              ^"),
         ("w * * x", "expected a number, a variable, a function or `(`, found `*` (column 5)\n  w * * x\n      ^"),
-        ("foo(x)", "unknown function `foo` (known: exp, log, sqrt, abs, sin, cos, tanh, sigmoid, relu, leaky_relu) (column 1)\n  foo(x)\n  ^"),
+        ("foo(x)", "unknown function `foo` (known: exp, log, sqrt, abs, sin, cos, tanh, sigmoid, relu, leaky_relu, atan, asin, acos, sinh, cosh, asinh, log1p, expm1, erf, softplus, silu, elu) (column 1)\n  foo(x)\n  ^"),
         ("x + 2)", "unmatched `)` (column 6)\n  x + 2)\n       ^"),
         ("x $ y", "unexpected character `$` (column 3)\n  x $ y\n    ^"),
         ("tanh x", "expected `(` after the function `tanh` (column 6)\n  tanh x\n       ^"),

@@ -3,7 +3,7 @@
 //! their adjoints index_add and scatter_add. Indices ride on the tape as a
 //! constant input holding exact integers.
 
-use super::{check_axis, index_tensor, shape_error, Algebra, Axis, Op, Rule};
+use super::{check_axis, index_tensor, shape_error, Algebra, Axis, AxisIndex, Op, Rule};
 use crate::tape::Var;
 use crate::tensor::{Element, Shape};
 
@@ -143,8 +143,8 @@ impl<'t, T: Element> Var<'t, T> {
     /// assert_eq!(rows.sum().backward()[x].data(), &[1.0, 1.0, 2.0, 2.0]);
     /// ```
     #[track_caller]
-    pub fn index_select(self, axis: usize, indices: &[usize]) -> Var<'t, T> {
-        check_axis("index_select", self, axis);
+    pub fn index_select(self, axis: impl AxisIndex, indices: &[usize]) -> Var<'t, T> {
+        let axis = check_axis("index_select", self, axis);
         let idx = index_tensor("index_select", self, axis, indices, &[indices.len()]);
         record_index_select(self, axis, self.constant_like(idx))
     }
@@ -164,8 +164,8 @@ impl<'t, T: Element> Var<'t, T> {
     /// assert_eq!(picked.value().data(), &[0.9, 0.7]);
     /// ```
     #[track_caller]
-    pub fn gather(self, axis: usize, indices: &[usize]) -> Var<'t, T> {
-        check_axis("gather", self, axis);
+    pub fn gather(self, axis: impl AxisIndex, indices: &[usize]) -> Var<'t, T> {
+        let axis = check_axis("gather", self, axis);
         let shape = self.shape();
         let others: usize = shape
             .iter()

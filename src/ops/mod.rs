@@ -43,7 +43,7 @@ pub use unary::DEFAULT_LEAKY_SLOPE;
 
 use crate::tape::Arena;
 use crate::tape::Var;
-use crate::tensor::{Element, Shape, Tensor};
+use crate::tensor::{AxisIndex, Element, Shape, Tensor};
 
 /// A vector-Jacobian product rule.
 pub(crate) trait Rule {
@@ -417,17 +417,23 @@ pub(crate) fn shape_error<T: Element>(op: &str, inputs: &[Var<'_, T>], why: &str
     panic!("{op}: {why}: {}", described.join(" and "))
 }
 
-/// Panics if `axis` is not a dimension of `x`.
+/// The axis `axis` names among `x`'s dimensions (`-1` is the last);
+/// panics naming the op, the node and its shape if there is none.
 #[track_caller]
-pub(crate) fn check_axis<T: Element>(op: &str, x: Var<'_, T>, axis: usize) {
+pub(crate) fn check_axis<T: Element>(op: &str, x: Var<'_, T>, axis: impl AxisIndex) -> usize {
     let shape = x.shape();
-    if axis >= shape.len() {
-        panic!(
-            "{op}: axis {axis} is out of range for {} with shape {:?} ({} dimensions)",
+    // A `match`, not `unwrap_or_else`: a closure would lose the caller's line.
+    match axis.resolve(shape.len()) {
+        Some(a) => a,
+        None => panic!(
+            "{op}: axis {axis} is out of range for {} with shape {:?} ({} dimensions; \
+             axes run from 0 to {}, or from -{} to -1 counted from the end)",
             x.label(),
             shape.as_slice(),
+            shape.len(),
+            shape.len().saturating_sub(1),
             shape.len()
-        );
+        ),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reductions: sum and mean (of everything or along an axis), max along an
 //! axis (gradient to the first maximum), logsumexp along an axis (stable).
 
-use super::{check_axis, keepdim_shape, Algebra, Axis, Op, Rule};
+use super::{check_axis, keepdim_shape, Algebra, Axis, AxisIndex, Op, Rule};
 use crate::tape::Var;
 use crate::tensor::{kernels::logsumexp_lane, Element};
 
@@ -137,8 +137,8 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Sum along `axis`, dropping it unless `keepdim`.
     #[track_caller]
-    pub fn sum_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
-        check_axis("sum_axis", self, axis);
+    pub fn sum_axis(self, axis: impl AxisIndex, keepdim: bool) -> Var<'t, T> {
+        let axis = check_axis("sum_axis", self, axis);
         let v = self.with_value(|v| v.sum_axis(axis, keepdim));
         self.tape().record(
             Op::Sum(Sum {
@@ -169,8 +169,8 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Mean along `axis`, dropping it unless `keepdim`.
     #[track_caller]
-    pub fn mean_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
-        check_axis("mean_axis", self, axis);
+    pub fn mean_axis(self, axis: impl AxisIndex, keepdim: bool) -> Var<'t, T> {
+        let axis = check_axis("mean_axis", self, axis);
         let v = self.with_value(|v| {
             let n = T::from_usize(v.shape()[axis]).unwrap();
             v.sum_axis(axis, keepdim).map(|s| s / n)
@@ -187,8 +187,8 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Maximum along `axis`; the gradient goes to the first maximum.
     #[track_caller]
-    pub fn max_axis(self, axis: usize, keepdim: bool) -> Var<'t, T> {
-        check_axis("max_axis", self, axis);
+    pub fn max_axis(self, axis: impl AxisIndex, keepdim: bool) -> Var<'t, T> {
+        let axis = check_axis("max_axis", self, axis);
         let v = self.with_value(|v| v.reduce_lanes(axis, keepdim, max_lane));
         self.tape().record(
             Op::Max(Max {
@@ -212,8 +212,8 @@ impl<'t, T: Element> Var<'t, T> {
     /// assert_eq!(l.backward()[x].data(), &[0.5, 0.5]);
     /// ```
     #[track_caller]
-    pub fn logsumexp(self, axis: usize, keepdim: bool) -> Var<'t, T> {
-        check_axis("logsumexp", self, axis);
+    pub fn logsumexp(self, axis: impl AxisIndex, keepdim: bool) -> Var<'t, T> {
+        let axis = check_axis("logsumexp", self, axis);
         let v = self.with_value(|v| v.reduce_lanes(axis, keepdim, logsumexp_lane));
         self.tape().record(
             Op::LogSumExp(LogSumExp {

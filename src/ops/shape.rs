@@ -2,7 +2,7 @@
 //! broadcast_to and its adjoint sum_to, narrow (slice) and its adjoint pad,
 //! concat and stack. Each backward is the inverse movement.
 
-use super::{check_axis, shape_error, Algebra, Axis, Op, Rule, U32Bytes};
+use super::{check_axis, shape_error, Algebra, Axis, AxisIndex, Op, Rule, U32Bytes};
 use crate::tape::Var;
 use crate::tensor::{broadcasts_to, numel, Element, Shape, Tensor};
 
@@ -272,8 +272,8 @@ impl<'t, T: Element> Var<'t, T> {
     /// assert_eq!(x.narrow(0, 1, 3).value().data(), &[1.0, 2.0, 3.0]);
     /// ```
     #[track_caller]
-    pub fn narrow(self, axis: usize, start: usize, len: usize) -> Var<'t, T> {
-        check_axis("narrow", self, axis);
+    pub fn narrow(self, axis: impl AxisIndex, start: usize, len: usize) -> Var<'t, T> {
+        let axis = check_axis("narrow", self, axis);
         let n = self.shape()[axis];
         if start + len > n {
             shape_error(
@@ -290,11 +290,53 @@ impl<'t, T: Element> Var<'t, T> {
             .record(Op::Narrow(Narrow::new(axis, start)), &[self], v)
     }
 
+    /// Entry `i` along the first axis: for a vector, coordinate `i` as a
+    /// scalar node (`x.at(0)` is x₀ in an objective); for a matrix, row `i`.
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![3.0, 4.0], [2]));
+    /// let f = x.at(0) * x.at(1).square();
+    /// assert_eq!(f.item(), 48.0);
+    /// assert_eq!(f.backward()[x].data(), &[16.0, 24.0]);
+    /// ```
+    #[track_caller]
+    pub fn at(self, i: usize) -> Var<'t, T> {
+        let shape = self.shape();
+        if shape.is_empty() || i >= shape[0] {
+            shape_error(
+                "at",
+                &[self],
+                &format!("index {i} is out of range (it needs an axis 0 longer than {i})"),
+            );
+        }
+        self.narrow(0, i, 1).reshape(&shape[1..])
+    }
+
+    /// A vector built from scalar nodes (the inverse of [`Var::at`]).
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor, Var};
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![1.0, 2.0], [2]));
+    /// // The residuals of Rosenbrock's function as one vector.
+    /// let r = Var::from_scalars(&[(x.at(1) - x.at(0).square()) * 10.0, 1.0 - x.at(0)]);
+    /// assert_eq!(r.value().data(), &[10.0, 0.0]);
+    /// ```
+    #[track_caller]
+    pub fn from_scalars(parts: &[Var<'t, T>]) -> Var<'t, T> {
+        if let Some(p) = parts.iter().find(|p| !p.shape().is_empty()) {
+            shape_error("from_scalars", &[*p], "every part must be a scalar (0-d)");
+        }
+        Var::stack(parts, 0)
+    }
+
     /// Zero-pads along `axis` to length `total`, placing this tensor at
     /// `start` (the adjoint of [`Var::narrow`]).
     #[track_caller]
-    pub fn pad(self, axis: usize, start: usize, total: usize) -> Var<'t, T> {
-        check_axis("pad", self, axis);
+    pub fn pad(self, axis: impl AxisIndex, start: usize, total: usize) -> Var<'t, T> {
+        let axis = check_axis("pad", self, axis);
         let n = self.shape()[axis];
         if start + n > total {
             shape_error(
@@ -318,9 +360,9 @@ impl<'t, T: Element> Var<'t, T> {
     /// assert_eq!(Var::concat(&[a, b], 1).shape().as_slice(), &[2, 3]);
     /// ```
     #[track_caller]
-    pub fn concat(parts: &[Var<'t, T>], axis: usize) -> Var<'t, T> {
+    pub fn concat(parts: &[Var<'t, T>], axis: impl AxisIndex) -> Var<'t, T> {
         let first = *parts.first().expect("concat: needs at least one input");
-        check_axis("concat", first, axis);
+        let axis = check_axis("concat", first, axis);
         let s0 = first.shape();
         for p in parts {
             first.same_tape(p, "concat");
@@ -351,16 +393,17 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Joins equal-shaped tensors along a new axis at position `axis`.
     #[track_caller]
-    pub fn stack(parts: &[Var<'t, T>], axis: usize) -> Var<'t, T> {
+    pub fn stack(parts: &[Var<'t, T>], axis: impl AxisIndex) -> Var<'t, T> {
         let first = *parts.first().expect("stack: needs at least one input");
         let s0 = first.shape();
-        if axis > s0.len() {
+        // The new axis can go anywhere among the result's ndim + 1 axes.
+        let Some(axis) = axis.resolve(s0.len() + 1) else {
             shape_error(
                 "stack",
                 &[first],
                 &format!("axis {axis} is out of range for stacking"),
             );
-        }
+        };
         for p in parts {
             first.same_tape(p, "stack");
             if p.shape() != s0 {

@@ -1,7 +1,7 @@
 //! Softmax and log-softmax along an axis, fused and shifted by the lane
 //! maximum so that logits of ±1000 stay finite.
 
-use super::{check_axis, Algebra, Axis, Op, Rule};
+use super::{check_axis, Algebra, Axis, AxisIndex, Op, Rule};
 use crate::tape::Var;
 use crate::tensor::{
     kernels::{log_softmax_lane, softmax_lane},
@@ -47,8 +47,8 @@ impl<'t, T: Element> Var<'t, T> {
     /// assert_eq!(p.data(), &[1.0, 0.0, 0.0]);
     /// ```
     #[track_caller]
-    pub fn softmax(self, axis: usize) -> Var<'t, T> {
-        check_axis("softmax", self, axis);
+    pub fn softmax(self, axis: impl AxisIndex) -> Var<'t, T> {
+        let axis = check_axis("softmax", self, axis);
         let v = self.with_value(|v| v.map_lanes(axis, softmax_lane));
         self.tape().record(
             Op::Softmax(Softmax {
@@ -61,8 +61,8 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Log-softmax along `axis` (finite where `softmax(..).ln()` is not).
     #[track_caller]
-    pub fn log_softmax(self, axis: usize) -> Var<'t, T> {
-        check_axis("log_softmax", self, axis);
+    pub fn log_softmax(self, axis: impl AxisIndex) -> Var<'t, T> {
+        let axis = check_axis("log_softmax", self, axis);
         let v = self.with_value(|v| v.map_lanes(axis, log_softmax_lane));
         self.tape().record(
             Op::LogSoftmax(LogSoftmax {

@@ -82,6 +82,14 @@ impl<T: Element> From<Tensor<T>> for NodeValue<T> {
     }
 }
 
+impl<T: Element> From<&Tensor<T>> for NodeValue<T> {
+    /// Shares the tensor's buffer (no copy of the data), so data captured
+    /// once outside a closure can go on every call's tape for free.
+    fn from(t: &Tensor<T>) -> Self {
+        t.clone().into()
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Arena<T: Element> {
     pub(crate) nodes: Vec<Node<T>>,

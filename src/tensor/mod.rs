@@ -21,7 +21,7 @@ pub(crate) mod simd;
 pub use conv::Conv2dGeom;
 pub use element::{gemm_calls, inside_gemm, Element};
 pub use pool::{trim_pool, Pool, Pooled};
-pub use shape::{broadcast_shapes, broadcasts_to, numel, strides, Shape};
+pub use shape::{broadcast_shapes, broadcasts_to, numel, strides, AxisIndex, Shape};
 
 pub(crate) use pool::Buffer;
 pub(crate) use shape::{broadcast_strides, for_each_offset2, split_at_axis};
@@ -331,12 +331,12 @@ impl<T: Element> Tensor<T> {
     /// # Panics
     /// If `axis` is not an axis of the tensor or has length 0.
     #[track_caller]
-    pub fn argmax(&self, axis: usize) -> Vec<usize> {
+    pub fn argmax(&self, axis: impl AxisIndex) -> Vec<usize> {
         let shape = self.shape();
-        assert!(
-            axis < shape.len() && shape[axis] > 0,
-            "argmax: axis {axis} of a tensor of shape {shape:?} (it needs a non-empty axis)"
-        );
+        let resolved = axis.resolve(shape.len()).filter(|&a| shape[a] > 0);
+        let Some(axis) = resolved else {
+            panic!("argmax: axis {axis} of a tensor of shape {shape:?} (it needs a non-empty axis)")
+        };
         let n = shape[axis];
         let inner: usize = shape[axis + 1..].iter().product();
         let outer: usize = shape[..axis].iter().product();

@@ -150,3 +150,37 @@ mod tests {
         assert_eq!(seen, vec![(0, 0), (1, 1), (2, 2), (3, 0), (4, 1), (5, 2)]);
     }
 }
+
+/// An axis argument: a `usize` counted from the front, or a signed index
+/// where `-1` is the last axis (as in NumPy and PyTorch). Every op that
+/// takes an axis accepts either.
+///
+/// ```
+/// use tapegrad::{Tape, Tensor};
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2]));
+/// assert_eq!(x.sum_axis(-1, false).value(), x.sum_axis(1, false).value());
+/// assert_eq!(x.softmax(-1).value(), x.softmax(1).value());
+/// ```
+pub trait AxisIndex: Copy + std::fmt::Display {
+    /// The axis among `ndim` axes, or `None` if out of range.
+    fn resolve(self, ndim: usize) -> Option<usize>;
+}
+
+impl AxisIndex for usize {
+    fn resolve(self, ndim: usize) -> Option<usize> {
+        (self < ndim).then_some(self)
+    }
+}
+
+macro_rules! signed_axis {
+    ($($t:ty),*) => {$(
+        impl AxisIndex for $t {
+            fn resolve(self, ndim: usize) -> Option<usize> {
+                let a = if self < 0 { ndim as i64 + self as i64 } else { self as i64 };
+                (0..ndim as i64).contains(&a).then_some(a as usize)
+            }
+        }
+    )*};
+}
+signed_axis!(i32, i64, isize);

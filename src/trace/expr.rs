@@ -40,7 +40,7 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// The functions the language knows.
-pub const FUNCTIONS: [&str; 10] = [
+pub const FUNCTIONS: [&str; 22] = [
     "exp",
     "log",
     "sqrt",
@@ -51,6 +51,18 @@ pub const FUNCTIONS: [&str; 10] = [
     "sigmoid",
     "relu",
     "leaky_relu",
+    "atan",
+    "asin",
+    "acos",
+    "sinh",
+    "cosh",
+    "asinh",
+    "log1p",
+    "expm1",
+    "erf",
+    "softplus",
+    "silu",
+    "elu",
 ];
 
 /// A parsed expression; `text` is its source, used to name its node.
@@ -336,7 +348,20 @@ pub fn build<'t>(
                 "tanh" => x.tanh(),
                 "sigmoid" => x.sigmoid(),
                 "relu" => x.relu(),
-                _ => x.leaky_relu(),
+                "leaky_relu" => x.leaky_relu(),
+                "atan" => x.atan(),
+                "asin" => x.asin(),
+                "acos" => x.acos(),
+                "sinh" => x.sinh(),
+                "cosh" => x.cosh(),
+                "asinh" => x.asinh(),
+                "log1p" => x.log1p(),
+                "expm1" => x.expm1(),
+                "erf" => x.erf(),
+                "softplus" => x.softplus(),
+                "silu" => x.silu(),
+                "elu" => x.elu(),
+                other => unreachable!("the parser admits only FUNCTIONS, not {other}"),
             };
             v.named(text)
         }
