@@ -250,3 +250,104 @@ fn custom_ops_compose_with_everything() {
 fn tape_free_softsign(x: Var<'_, f64>) -> Var<'_, f64> {
     x.tape().custom(Softsign, &[x])
 }
+
+/// The several-input operators agree with the single-input ones applied to
+/// the inputs concatenated into one vector (an independent route).
+#[test]
+fn several_inputs_agree_with_one_concatenated_input() {
+    use tapegrad::grad::{
+        hessian_multi, hvp_multi, jacobian_multi, jvp_multi, value_grad_hessian, vjp_multi,
+    };
+    let (a, b) = (Tensor::randn([3], 11), Tensor::randn([2], 12));
+    // f(a, b) = [Σ sin(a)·b₀ + a₀ b₁², tanh(a₁ a₂ b₀)], a 2-vector.
+    fn body<'t>(a: Var<'t, f64>, b: Var<'t, f64>) -> Var<'t, f64> {
+        let first = a.sin().sum() * b.at(0) + a.at(0) * b.at(1).square();
+        let second = (a.at(1) * a.at(2) * b.at(0)).tanh();
+        Var::from_scalars(&[first, second])
+    }
+    let joined = Tensor::from_vec([a.data(), b.data()].concat(), [5]);
+    let split = tapegrad::grad::func(|x| body(x.narrow(0, 0, 3), x.narrow(0, 3, 2)));
+    let xs = [a.clone(), b.clone()];
+    let j = tapegrad::grad::jacobian(split, &joined);
+    let jm = jacobian_multi(|x| body(x[0], x[1]), &xs);
+    assert_eq!((jm[0].shape(), jm[1].shape()), (&[2, 3][..], &[2, 2][..]));
+    for i in 0..2 {
+        for k in 0..5 {
+            let want = j.data()[i * 5 + k];
+            let got = if k < 3 {
+                jm[0].data()[i * 3 + k]
+            } else {
+                jm[1].data()[i * 2 + k - 3]
+            };
+            assert!((want - got).abs() < 1e-14, "J[{i}][{k}]: {got} vs {want}");
+        }
+    }
+    let u = Tensor::from_vec(vec![0.7, -1.3], [2]);
+    let (_, g1) = tapegrad::grad::vjp(split, &joined, &u);
+    let (_, gm) = vjp_multi(|x| body(x[0], x[1]), &xs, &u);
+    close(
+        &g1,
+        &Tensor::from_vec([gm[0].data(), gm[1].data()].concat(), [5]),
+        1e-14,
+    );
+    let (va, vb) = (Tensor::randn([3], 13), Tensor::randn([2], 14));
+    let vjoined = Tensor::from_vec([va.data(), vb.data()].concat(), [5]);
+    let (_, jv1) = tapegrad::grad::jvp(split, &joined, &vjoined);
+    let (_, jvm) = jvp_multi(|x| body(x[0], x[1]), &xs, &[va.clone(), vb.clone()]);
+    close(&jv1, &jvm, 1e-14);
+
+    // A scalar function for the second-order operators: f = Σ body(a, b)².
+    let scalar = tapegrad::grad::func(|x| split(x).square().sum());
+    let h = tapegrad::grad::hessian(scalar, &joined);
+    let hm = hessian_multi(|x| body(x[0], x[1]).square().sum(), &xs);
+    let sizes = [3, 2];
+    for (jb, rowb) in hm.iter().enumerate() {
+        for (kb, block) in rowb.iter().enumerate() {
+            assert_eq!(block.shape(), &[sizes[jb], sizes[kb]]);
+            for r in 0..sizes[jb] {
+                for c in 0..sizes[kb] {
+                    let want = h.data()[(r + 3 * jb) * 5 + c + 3 * kb];
+                    let got = block.data()[r * sizes[kb] + c];
+                    assert!((want - got).abs() < 1e-12, "H[{jb}{kb}][{r}][{c}]");
+                }
+            }
+        }
+    }
+    let hv1 = tapegrad::grad::hvp(scalar, &joined, &vjoined);
+    let hvm = hvp_multi(|x| body(x[0], x[1]).square().sum(), &xs, &[va, vb]);
+    close(
+        &hv1,
+        &Tensor::from_vec([hvm[0].data(), hvm[1].data()].concat(), [5]),
+        1e-12,
+    );
+    let (f, g, hh) = value_grad_hessian(scalar, &joined);
+    let (f1, g1) = tapegrad::grad::value_and_grad(scalar, &joined);
+    assert_eq!((f, &g), (f1, &g1));
+    assert_eq!(hh, h);
+}
+
+/// An input the function ignores gets zero blocks, not a panic.
+#[test]
+fn unused_inputs_get_zero_blocks() {
+    use tapegrad::grad::{hessian_multi, hvp_multi, jvp_multi};
+    let xs = [Tensor::from_vec(vec![1.0, 2.0], [2]), Tensor::zeros([3])];
+    let h = hessian_multi(|x| x[0].square().sum(), &xs);
+    assert_eq!(h[1][1], Tensor::zeros([3, 3]));
+    assert_eq!(h[0][1], Tensor::zeros([2, 3]));
+    assert_eq!(h[0][0].data(), &[2.0, 0.0, 0.0, 2.0]);
+    let hv = hvp_multi(
+        |x| x[0].square().sum(),
+        &xs,
+        &[Tensor::ones([2]), Tensor::ones([3])],
+    );
+    assert_eq!(
+        (hv[0].data(), hv[1].data()),
+        (&[2.0, 2.0][..], &[0.0, 0.0, 0.0][..])
+    );
+    let (_, jv) = jvp_multi(
+        |x| x[0] * 0.0 + 1.0,
+        &xs,
+        &[Tensor::ones([2]), Tensor::ones([3])],
+    );
+    assert_eq!(jv.data(), &[0.0, 0.0]);
+}

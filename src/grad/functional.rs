@@ -56,7 +56,7 @@ where
 }
 
 #[track_caller]
-fn expect_scalar<T: Element>(op: &str, y: Var<'_, T>) {
+pub(crate) fn expect_scalar<T: Element>(op: &str, y: Var<'_, T>) {
     let shape = y.shape();
     assert!(
         numel(&shape) == 1,

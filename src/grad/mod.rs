@@ -12,6 +12,12 @@
 //! | [`jacobian_fwd`] | J | 1 recorded backward + 1 batched backward |
 //! | [`hessian`] | H, shape `in ++ in` | 1 recorded backward + 1 batched backward |
 //! | [`hvp`] | Hv | 1 recorded backward + 1 backward |
+//! | [`value_grad_hessian`] | f, ∇f, H | as [`hessian`] |
+//!
+//! For functions of several inputs (`f(&[Var]) -> Var`, as [`func_multi`]
+//! pins), [`jacobian_multi`], [`vjp_multi`], [`jvp_multi`],
+//! [`hessian_multi`] (blocks `H_jk`) and [`hvp_multi`] give one block (or
+//! one product) per input, each from a single recording of `f`.
 //!
 //! A closure kept in a variable and passed to several operators needs
 //! [`func`] (or [`func_multi`]) around it, so that Rust gives it the
@@ -23,9 +29,13 @@
 
 mod check;
 mod functional;
+mod multi;
 
 pub use check::{assert_gradcheck, gradcheck, gradgradcheck, GradcheckError, GradcheckOptions};
 pub(crate) use functional::jacobian_batched;
 pub use functional::{
     func, func_multi, grad, hessian, hvp, jacobian, jacobian_fwd, jvp, value_and_grad, vjp,
+};
+pub use multi::{
+    hessian_multi, hvp_multi, jacobian_multi, jvp_multi, value_grad_hessian, vjp_multi,
 };
