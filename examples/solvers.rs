@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Method::ConjugateGradient(CgVariant::FletcherReeves),
         Method::ConjugateGradient(CgVariant::PolakRibierePlus),
         Method::Bfgs,
-        Method::Lbfgs { history: 10 },
+        Method::Lbfgs,
         Method::Newton,
     ];
     for method in methods {

@@ -15,11 +15,9 @@ pub enum Method {
     GradientDescent,
     /// BFGS with a dense inverse-Hessian approximation.
     Bfgs,
-    /// Limited-memory BFGS keeping the last `history` steps.
-    Lbfgs {
-        /// Number of (s, y) pairs kept (SciPy uses 10).
-        history: usize,
-    },
+    /// Limited-memory BFGS keeping the last [`Minimizer::history`] steps
+    /// (10 unless set, as in SciPy).
+    Lbfgs,
     /// Nonlinear conjugate gradients.
     ConjugateGradient(CgVariant),
     /// Newton's method with the exact Hessian from the engine.
@@ -32,18 +30,38 @@ impl Method {
         match self {
             Method::GradientDescent => "gradient descent",
             Method::Bfgs => "BFGS",
-            Method::Lbfgs { .. } => "L-BFGS",
+            Method::Lbfgs => "L-BFGS",
             Method::ConjugateGradient(CgVariant::FletcherReeves) => "CG (Fletcher-Reeves)",
             Method::ConjugateGradient(CgVariant::PolakRibierePlus) => "CG (Polak-Ribiere+)",
             Method::Newton => "Newton",
         }
     }
 
-    fn direction(&self) -> Box<dyn Direction> {
+    /// The iteration limit a [`Minimizer`] uses unless told otherwise:
+    /// gradient descent needs tens of thousands of iterations on
+    /// Rosenbrock-like valleys (16,231 on the 2-d Rosenbrock function from
+    /// (-1.2, 1)), conjugate gradients more than quasi-Newton methods.
+    ///
+    /// | method | default `max_iter` |
+    /// |---|---|
+    /// | gradient descent | 100,000 |
+    /// | conjugate gradients | 20,000 |
+    /// | BFGS, L-BFGS | 15,000 (SciPy's L-BFGS-B default) |
+    /// | Newton | 1,000 |
+    pub fn default_max_iter(&self) -> usize {
+        match self {
+            Method::GradientDescent => 100_000,
+            Method::ConjugateGradient(_) => 20_000,
+            Method::Bfgs | Method::Lbfgs => 15_000,
+            Method::Newton => 1_000,
+        }
+    }
+
+    fn direction(&self, history: usize) -> Box<dyn Direction> {
         match *self {
             Method::GradientDescent => Box::new(Steepest),
             Method::Bfgs => Box::new(Bfgs::new()),
-            Method::Lbfgs { history } => Box::new(Lbfgs::new(history)),
+            Method::Lbfgs => Box::new(Lbfgs::new(history)),
             Method::ConjugateGradient(v) => Box::new(ConjugateGradient::new(v)),
             Method::Newton => Box::new(Newton),
         }
@@ -52,7 +70,7 @@ impl Method {
     fn default_line_search(&self) -> LineSearch {
         match self {
             Method::GradientDescent | Method::Newton => LineSearch::BACKTRACKING,
-            Method::Bfgs | Method::Lbfgs { .. } => LineSearch::WOLFE,
+            Method::Bfgs | Method::Lbfgs => LineSearch::WOLFE,
             Method::ConjugateGradient(_) => LineSearch::WOLFE_CG,
         }
     }
@@ -63,10 +81,13 @@ impl Method {
 /// Stops when `‖∇f‖∞ <= grad_tol` (default 1e-8), when a step is shorter
 /// than `step_tol·(1 + ‖x‖∞)` (default 1e-14), when `f` decreases by less
 /// than `f_tol·max(1, |f|)` (default 0: off), or after `max_iter`
-/// iterations (default 1000).
+/// iterations (default per method: [`Method::default_max_iter`]). An
+/// iteration is one accepted step; line-search trials within it do not
+/// count.
 pub struct Minimizer<'o> {
     method: Method,
     max_iter: usize,
+    history: usize,
     grad_tol: f64,
     step_tol: f64,
     f_tol: f64,
@@ -81,7 +102,8 @@ impl<'o> Minimizer<'o> {
     pub fn new(method: Method) -> Self {
         Minimizer {
             method,
-            max_iter: 1000,
+            max_iter: method.default_max_iter(),
+            history: 10,
             grad_tol: 1e-8,
             step_tol: 1e-14,
             f_tol: 0.0,
@@ -93,6 +115,21 @@ impl<'o> Minimizer<'o> {
     /// Iteration limit.
     pub fn max_iter(mut self, n: usize) -> Self {
         self.max_iter = n;
+        self
+    }
+
+    /// How many (s, y) pairs L-BFGS keeps (default 10; other methods
+    /// ignore it).
+    ///
+    /// # Panics
+    /// If `m` is 0.
+    #[track_caller]
+    pub fn history(mut self, m: usize) -> Self {
+        assert!(
+            m > 0,
+            "Minimizer::history: L-BFGS needs at least one (s, y) pair"
+        );
+        self.history = m;
         self
     }
 
@@ -147,7 +184,7 @@ impl<'o> Minimizer<'o> {
                 f: problem.sign * f,
             });
         }
-        let mut dir = self.method.direction();
+        let mut dir = self.method.direction(self.history);
         let mut previous_alpha = None;
         let mut iterations = 0;
         let termination = loop {

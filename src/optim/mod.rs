@@ -18,7 +18,7 @@
 //!     let (x, y) = (v.narrow(0, 0, 1), v.narrow(0, 1, 1));
 //!     ((y - x.square()).square() * 100.0 + (x - 1.0).square()).sum()
 //! });
-//! let report = Minimizer::new(Method::Lbfgs { history: 10 }).solve(&problem, &[-1.2, 1.0])?;
+//! let report = Minimizer::new(Method::Lbfgs).solve(&problem, &[-1.2, 1.0])?;
 //! assert!((report.x[0] - 1.0).abs() < 1e-6 && (report.x[1] - 1.0).abs() < 1e-6);
 //! println!("{report}");
 //! # Ok::<(), tapegrad::optim::OptimError>(())
