@@ -242,6 +242,20 @@ fn default_options_solve_rosenbrock_with_every_method() {
             );
         }
     }
+    // Line-search trials rejected on their value cost no gradient: the
+    // strong-Wolfe methods evaluate fewer gradients than values here.
+    let p = Problem::minimize(|v| {
+        let (x, y) = (v.at(0), v.at(1));
+        (y - x.square()).square() * 100.0 + (x - 1.0).square()
+    });
+    for m in [
+        Method::Bfgs,
+        Method::Lbfgs,
+        Method::ConjugateGradient(CgVariant::FletcherReeves),
+    ] {
+        let r = Minimizer::new(m).solve(&p, &[-1.2, 1.0]).unwrap();
+        assert!(r.evaluations.g < r.evaluations.f, "{r}");
+    }
     let short = Minimizer::new(Method::Lbfgs).history(1).solve(
         &Problem::minimize(|v| (v - 3.0).square().sum()),
         &[0.0, 1.0],

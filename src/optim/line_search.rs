@@ -15,7 +15,9 @@ pub enum LineSearch {
     },
     /// Strong Wolfe conditions, by bracketing and zooming with cubic
     /// interpolation (Nocedal & Wright, algorithms 3.5 and 3.6): sufficient
-    /// decrease and `|φ'(α)| <= c2·|φ'(0)|`.
+    /// decrease and `|φ'(α)| <= c2·|φ'(0)|`. A trial that fails on its
+    /// value alone costs no gradient; the zoom then interpolates with a
+    /// quadratic through that end's value.
     StrongWolfe {
         /// Sufficient-decrease constant (1e-4).
         c1: f64,
@@ -61,12 +63,18 @@ struct Line<'e, 'p, 'a> {
 }
 
 impl Line<'_, '_, '_> {
-    fn at(&mut self, a: f64) -> Point {
+    /// `φ(a)`, and `φ'(a)` only if `wanted(φ(a))`: a trial that is rejected
+    /// on its value alone costs no gradient (its slope is NaN, unknown).
+    fn at(&mut self, a: f64, wanted: impl FnOnce(f64) -> bool) -> Point {
         let xa: Vec<f64> = self.x.iter().zip(self.d).map(|(x, d)| x + a * d).collect();
-        let (f, g) = self.ev.value_grad(&xa);
+        let (f, g) = self.ev.value_then_grad(&xa, |f| f.is_finite() && wanted(f));
+        let Some(g) = g else {
+            let f = if f.is_finite() { f } else { f64::INFINITY };
+            return Point { a, f, df: f64::NAN };
+        };
         let df = dot(&g, self.d);
         self.g_last = g;
-        let finite = f.is_finite() && df.is_finite();
+        let finite = df.is_finite();
         Point {
             a,
             f: if finite { f } else { f64::INFINITY },
@@ -133,8 +141,11 @@ fn wolfe(line: &mut Line<'_, '_, '_>, p0: Point, alpha0: f64, c1: f64, c2: f64) 
     let mut prev = p0;
     let mut a = alpha0;
     for i in 0..MAX_TRIALS {
-        let p = line.at(a);
-        if !armijo(&p) || (i > 0 && p.f >= prev.f) {
+        // A trial that fails sufficient decrease (or does not improve on
+        // the last one) ends the bracket on its value alone.
+        let prev_f = prev.f;
+        let p = line.at(a, |f| f <= p0.f + c1 * a * p0.df && (i == 0 || f < prev_f));
+        if p.df.is_nan() || !armijo(&p) || (i > 0 && p.f >= prev.f) {
             return zoom(line, p0, prev, p, c1, c2);
         }
         if curvature(&p) {
@@ -166,6 +177,15 @@ fn cubic_min(p: Point, q: Point) -> Option<f64> {
     a.is_finite().then_some(a)
 }
 
+/// The minimiser of the quadratic through `p` with its slope and through
+/// `q`'s value (for a bracket end whose slope was never computed).
+fn quadratic_min(p: Point, q: Point) -> Option<f64> {
+    let h = q.a - p.a;
+    let curv = q.f - p.f - p.df * h;
+    let a = p.a - p.df * h * h / (2.0 * curv);
+    (curv > 0.0 && a.is_finite()).then_some(a)
+}
+
 /// Narrows `[lo, hi]` (lo satisfies sufficient decrease and has the lower
 /// f) until a point satisfies the strong Wolfe conditions.
 fn zoom(
@@ -188,17 +208,20 @@ fn zoom(
         }
         // Cubic interpolation where it is usable (finite end values),
         // kept away from the ends; bisection otherwise.
-        let guess = if hi.f.is_finite() {
-            cubic_min(lo, hi)
-        } else {
+        let guess = if !hi.f.is_finite() {
             None
+        } else if hi.df.is_nan() {
+            quadratic_min(lo, hi)
+        } else {
+            cubic_min(lo, hi)
         };
         let a = match guess {
             Some(a) if a > left + 0.1 * width && a < right - 0.1 * width => a,
             _ => 0.5 * (lo.a + hi.a),
         };
-        let p = line.at(a);
-        if p.f > p0.f + c1 * a * p0.df || p.f >= lo.f {
+        let lo_f = lo.f;
+        let p = line.at(a, |f| f <= p0.f + c1 * a * p0.df && f < lo_f);
+        if p.df.is_nan() || p.f > p0.f + c1 * a * p0.df || p.f >= lo.f {
             hi = p;
         } else {
             if p.df.abs() <= -c2 * p0.df {
@@ -216,7 +239,10 @@ fn zoom(
     }
     // Out of trials: take the best sufficient-decrease point, if it moves.
     if lo.a > 0.0 {
-        let p = line.at(lo.a);
+        let p = line.at(lo.a, |_| true);
+        if p.df.is_nan() {
+            return None;
+        }
         return Some(Step {
             alpha: p.a,
             f: p.f,
