@@ -61,25 +61,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     }
     let mut points = vec![(0.0, f0)];
+    let residuals = Problem::least_squares(|v| {
+        Var::from_scalars(&[(v.at(1) - v.at(0).square()) * 10.0, 1.0 - v.at(0)])
+    });
     let lm = LevenbergMarquardt::new()
         .observe(|p| points.push((p.iteration as f64, p.f.max(1e-30))))
-        .solve(
-            |v| {
-                let (x, y) = (v.narrow(0, 0, 1), v.narrow(0, 1, 1));
-                Var::concat(&[(y - x.square()) * 10.0, 1.0 - x], 0)
-            },
-            &start,
-        )?;
+        .solve(&residuals, &start)?;
+    let e = lm.evaluations;
     println!(
         "{:<22} {:>6} {:>8} {:>8} {:>8}  {:>12.3e}  ({:.8}, {:.8})",
-        "Levenberg-Marquardt",
-        lm.iterations,
-        lm.residual_evaluations,
-        lm.jacobian_evaluations,
-        0,
-        lm.ssr,
-        lm.x[0],
-        lm.x[1]
+        lm.method, lm.iterations, e.f, e.g, e.h, lm.f, lm.x[0], lm.x[1]
     );
     curves.push(Series {
         name: "Levenberg-Marquardt",

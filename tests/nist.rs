@@ -4,7 +4,7 @@
 //! `docs/solvers.md` keeps: `cargo test --release --test nist -- --nocapture`.
 
 use std::f64::consts::PI;
-use tapegrad::optim::LevenbergMarquardt;
+use tapegrad::optim::{self, LevenbergMarquardt};
 use tapegrad::{Tensor, Var};
 
 type Model = for<'t> fn(Var<'t, f64>, &[Var<'t, f64>]) -> Var<'t, f64>;
@@ -169,17 +169,12 @@ fn every_nist_problem_from_both_starts() {
     for (name, model) in MODELS {
         let d = load(name);
         for (k, start) in d.starts.iter().enumerate() {
-            let r = LevenbergMarquardt::new()
-                .solve(
-                    |p| {
-                        let tape = p.tape();
-                        let x: Vec<Var<'_, f64>> =
-                            d.x.iter().map(|c| tape.constant(c.clone())).collect();
-                        model(p, &x) - tape.constant(d.y.clone())
-                    },
-                    start,
-                )
-                .unwrap();
+            let fit = optim::Problem::least_squares(|p| {
+                let tape = p.tape();
+                let x: Vec<Var<'_, f64>> = d.x.iter().map(|c| tape.constant(c)).collect();
+                model(p, &x) - tape.constant(&d.y)
+            });
+            let r = LevenbergMarquardt::new().solve(&fit, start).unwrap();
             let worst =
                 r.x.iter()
                     .zip(&d.certified)
@@ -187,16 +182,16 @@ fn every_nist_problem_from_both_starts() {
                     .fold(15.0, f64::min);
             // Lanczos1's certified RSS (1.4e-25) is below what f64 residuals
             // of size 1e-13 can sum to: count it exact at rounding level.
-            let rss = if (r.ssr - d.rss).abs() < 1e-20 {
+            let rss = if (r.f - d.rss).abs() < 1e-20 {
                 15.0
             } else {
-                digits(r.ssr, d.rss)
+                digits(r.f, d.rss)
             };
             println!(
                 "| {name} | {} | {worst:.1} | {rss:.1} | {} | {} | {:?} |",
                 k + 1,
-                r.residual_evaluations,
-                r.jacobian_evaluations,
+                r.evaluations.f,
+                r.evaluations.g,
                 r.termination
             );
             if worst < 6.0 || rss < 6.0 {

@@ -330,20 +330,23 @@ fn hock_schittkowski_71() {
     let xstar = [1.0, 4.742_999_63, 3.821_149_98, 1.379_408_29];
     assert!(max_err(&r.x, &xstar) < 1e-6, "{r}");
     // Active: the product constraint and the bound x1 >= 1 (index 1).
-    assert_eq!(r.active, vec![0, 1], "{r}");
+    assert_eq!(r.constrained().active, vec![0, 1], "{r}");
     assert!(
-        (r.inequality_multipliers[0] - 0.552_293_66).abs() < 1e-6,
+        (r.constrained().inequality_multipliers[0] - 0.552_293_66).abs() < 1e-6,
         "{r}"
     );
     assert!(
-        (r.inequality_multipliers[1] - 1.087_871_21).abs() < 1e-6,
+        (r.constrained().inequality_multipliers[1] - 1.087_871_21).abs() < 1e-6,
         "{r}"
     );
     assert!(
-        (r.equality_multipliers[0] - 0.161_468_57).abs() < 1e-6,
+        (r.constrained().equality_multipliers[0] - 0.161_468_57).abs() < 1e-6,
         "{r}"
     );
-    assert!(r.constraint_violation < 1e-9 && r.termination == Termination::GradientTolerance);
+    assert!(
+        r.constrained().constraint_violation < 1e-9
+            && r.termination == Termination::GradientTolerance
+    );
 }
 
 #[test]
@@ -358,9 +361,12 @@ fn quadratic_program_with_one_active_inequality() {
         });
     let r = InteriorPoint::new().solve(&p, &[0.5, 0.5]).unwrap();
     assert!(max_err(&r.x, &[0.25, 1.75]) < 1e-8, "{r}");
-    assert_eq!(r.active, vec![0]);
-    assert!((r.inequality_multipliers[0] - 1.5).abs() < 1e-8);
-    assert!(r.inequality_multipliers[1].abs() < 1e-8 && r.inequality_multipliers[2].abs() < 1e-8);
+    assert_eq!(r.constrained().active, vec![0]);
+    assert!((r.constrained().inequality_multipliers[0] - 1.5).abs() < 1e-8);
+    assert!(
+        r.constrained().inequality_multipliers[1].abs() < 1e-8
+            && r.constrained().inequality_multipliers[2].abs() < 1e-8
+    );
     // With an equality instead: x - y = -1 moves the optimum to (0.5, 1.5).
     let q = Problem::minimize(|v| ((at(v, 0) - 1.0).square() + (at(v, 1) - 2.5).square()).sum())
         .inequalities(|v| (at(v, 0) + at(v, 1) - 2.0).reshape([1]))
@@ -392,7 +398,7 @@ fn hock_schittkowski(
         c.h,
         c.constraints,
         max_err(&r.x, xstar),
-        r.kkt_residual
+        r.constrained().kkt_residual
     );
     assert!(r.termination.converged(), "{name}: {r}");
     assert!(max_err(&r.x, xstar) < tol_x, "{name}: x\n{r}");
@@ -401,10 +407,13 @@ fn hock_schittkowski(
         "{name}: f\n{r}"
     );
     assert!(
-        max_err(&r.equality_multipliers, nu) < 1e-5,
+        max_err(&r.constrained().equality_multipliers, nu) < 1e-5,
         "{name}: ν\n{r}"
     );
-    assert!(r.constraint_violation < 1e-8, "{name}: violation\n{r}");
+    assert!(
+        r.constrained().constraint_violation < 1e-8,
+        "{name}: violation\n{r}"
+    );
     assert!(r.iterations < 100, "{name}: {} iterations", r.iterations);
 }
 
@@ -545,7 +554,10 @@ fn linear_objective_on_the_circle_stays_bounded() {
         .solve(&p, &[0.5, 0.5])
         .unwrap();
     assert!(max_err(&r.x, &[1.0, 0.0]) < 1e-7, "{r}");
-    assert!((r.equality_multipliers[0] - 0.5).abs() < 1e-7, "{r}");
+    assert!(
+        (r.constrained().equality_multipliers[0] - 0.5).abs() < 1e-7,
+        "{r}"
+    );
     assert!(largest < 10.0, "an iterate reached |x| = {largest}");
 }
 
@@ -588,20 +600,16 @@ fn levenberg_marquardt_evaluates_each_point_once() {
         .map(|t| 2.0 * (-0.5 * t).exp() + 0.01 * t.sin())
         .collect();
     let seen = std::cell::RefCell::new(Vec::<Vec<f64>>::new());
-    let r = LevenbergMarquardt::new()
-        .solve(
-            |p| {
-                seen.borrow_mut().push(p.value().to_vec());
-                let tape = p.tape();
-                let (a, b) = (p.narrow(0, 0, 1), p.narrow(0, 1, 1));
-                a * (b * tape.constant(Tensor::from_vec(t.clone(), [10]))).exp()
-                    - tape.constant(Tensor::from_vec(y.clone(), [10]))
-            },
-            &[1.0, 0.0],
-        )
-        .unwrap();
+    let (t, y) = (Tensor::from_vec(t, [10]), Tensor::from_vec(y, [10]));
+    let fit = Problem::least_squares(|p| {
+        seen.borrow_mut().push(p.value().to_vec());
+        let tape = p.tape();
+        p.at(0) * (p.at(1) * tape.constant(&t)).exp() - tape.constant(&y)
+    });
+    let r = LevenbergMarquardt::new().solve(&fit, &[1.0, 0.0]).unwrap();
+    drop(fit);
     let seen = seen.into_inner();
-    assert_eq!(seen.len(), r.residual_evaluations, "{r}");
+    assert_eq!(seen.len(), r.evaluations.f, "{r}");
     for (i, x) in seen.iter().enumerate() {
         assert!(!seen[..i].contains(x), "x = {x:?} evaluated twice\n{r}");
     }
@@ -614,9 +622,11 @@ fn levenberg_marquardt_evaluates_each_point_once() {
 fn unreachable_tolerances_are_not_convergence() {
     let r = LevenbergMarquardt::new()
         .f_tol(0.0)
-        .x_tol(0.0)
+        .step_tol(0.0)
         .solve(
-            |p| Var::concat(&[at(p, 0) - 1.0, at(p, 0) + 1.0, at(p, 1).exp()], 0),
+            &Problem::least_squares(|p| {
+                Var::concat(&[at(p, 0) - 1.0, at(p, 0) + 1.0, at(p, 1).exp()], 0)
+            }),
             &[3.0, 0.0],
         )
         .unwrap();

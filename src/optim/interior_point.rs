@@ -2,58 +2,12 @@
 //! minimise `f(x)` subject to `g(x) <= 0` and `h(x) = 0`.
 
 use super::problem::{
-    norm_inf, values, values_and_jacobian, Counts, Evaluator, Observer, OptimError, Problem,
-    Progress, Termination,
+    norm_inf, values, values_and_jacobian, Constrained, Evaluator, Observer, OptimError, Problem,
+    Progress, Report, Solver, Termination,
 };
 use crate::grad;
 use crate::tensor::Tensor;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
-use std::fmt;
-
-/// The result of a constrained solve. The multipliers satisfy
-/// `∇f + Σ λᵢ∇gᵢ + Σ νⱼ∇hⱼ = 0` with `λ >= 0` (for a maximised problem,
-/// of `-f`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConstrainedReport {
-    /// The final point.
-    pub x: Vec<f64>,
-    /// The objective there (as posed).
-    pub f: f64,
-    /// Multipliers of the inequalities `g(x) <= 0`.
-    pub inequality_multipliers: Vec<f64>,
-    /// Multipliers of the equalities `h(x) = 0`.
-    pub equality_multipliers: Vec<f64>,
-    /// Indices of the inequalities that hold with equality at `x`.
-    pub active: Vec<usize>,
-    /// The largest violation of any constraint.
-    pub constraint_violation: f64,
-    /// The largest residual of the optimality (KKT) conditions.
-    pub kkt_residual: f64,
-    /// Iterations taken.
-    pub iterations: usize,
-    /// Function, gradient (and Jacobian) and Hessian evaluations.
-    pub evaluations: Counts,
-    /// Why it stopped.
-    pub termination: Termination,
-}
-
-impl fmt::Display for ConstrainedReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "interior point: f = {:.10e} at x = {:?}\n  active inequalities {:?}, lambda = {:?}, nu = {:?}\n  violation {:.2e}, KKT residual {:.2e}, {} iterations, stopped: {:?}",
-            self.f,
-            self.x,
-            self.active,
-            self.inequality_multipliers,
-            self.equality_multipliers,
-            self.constraint_violation,
-            self.kkt_residual,
-            self.iterations,
-            self.termination
-        )
-    }
-}
 
 /// Primal-dual interior point with slacks `s` (`g(x) + s = 0`, `s > 0`)
 /// and a log barrier `-μ Σ ln sᵢ`. Each iteration takes one Newton step
@@ -90,8 +44,9 @@ impl fmt::Display for ConstrainedReport {
 /// // min x² + y² subject to x + y >= 1: x = y = 1/2, λ = 1.
 /// let p = Problem::minimize(|v| v.square().sum()).inequalities(|v| 1.0 - v.sum().reshape([1]));
 /// let r = InteriorPoint::new().solve(&p, &[2.0, 0.0])?;
-/// assert!((r.x[0] - 0.5).abs() < 1e-7 && (r.inequality_multipliers[0] - 1.0).abs() < 1e-7);
-/// assert_eq!(r.active, vec![0]);
+/// let c = r.constrained();
+/// assert!((r.x[0] - 0.5).abs() < 1e-7 && (c.inequality_multipliers[0] - 1.0).abs() < 1e-7);
+/// assert_eq!(c.active, vec![0]);
 /// # Ok::<(), tapegrad::optim::OptimError>(())
 /// ```
 pub struct InteriorPoint<'o> {
@@ -138,8 +93,9 @@ impl<'o> InteriorPoint<'o> {
         self
     }
 
-    /// Tolerance on the KKT residual.
-    pub fn tol(mut self, tol: f64) -> Self {
+    /// Tolerance on the KKT residual (the name every solver uses for its
+    /// stationarity test).
+    pub fn grad_tol(mut self, tol: f64) -> Self {
         self.tol = tol;
         self
     }
@@ -185,11 +141,7 @@ impl<'o> InteriorPoint<'o> {
     /// # Errors
     /// [`OptimError::NonFiniteStart`] if `f` is not finite at `x0`;
     /// [`OptimError::Singular`] if a Newton system cannot be solved.
-    pub fn solve(
-        &mut self,
-        problem: &Problem<'_>,
-        x0: &[f64],
-    ) -> Result<ConstrainedReport, OptimError> {
+    pub fn solve(&mut self, problem: &Problem<'_>, x0: &[f64]) -> Result<Report, OptimError> {
         let n = x0.len();
         let mut ev = Evaluator::new(&*problem.f);
         let local = |ev: &mut Evaluator<'_, '_>, x: &[f64]| -> Local {
@@ -396,18 +348,28 @@ impl<'o> InteriorPoint<'o> {
         let active = (0..m)
             .filter(|&i| lam[i] > s[i] && at.g[i] > -1e-6 * (1.0 + at.g[i].abs()))
             .collect();
-        Ok(ConstrainedReport {
+        Ok(Report {
+            method: "interior point",
             x: x.as_slice().to_vec(),
             f: problem.sign * at.f,
-            inequality_multipliers: lam.as_slice().to_vec(),
-            equality_multipliers: nu.as_slice().to_vec(),
-            active,
-            constraint_violation: violation,
-            kkt_residual: kkt(&rd, &rg, &rh, norm_inf(comp.as_slice())),
+            grad_norm: norm_inf(rd.as_slice()),
             iterations,
             evaluations: ev.counts,
             termination,
+            constrained: Some(Constrained {
+                inequality_multipliers: lam.as_slice().to_vec(),
+                equality_multipliers: nu.as_slice().to_vec(),
+                active,
+                constraint_violation: violation,
+                kkt_residual: kkt(&rd, &rg, &rh, norm_inf(comp.as_slice())),
+            }),
         })
+    }
+}
+
+impl Solver for InteriorPoint<'_> {
+    fn solve(&mut self, problem: &Problem<'_>, x0: &[f64]) -> Result<Report, OptimError> {
+        InteriorPoint::solve(self, problem, x0)
     }
 }
 

@@ -2,42 +2,10 @@
 //! with the Jacobian of the residuals from the engine.
 
 use super::problem::{
-    norm_inf, values_and_jacobian, values_then_jacobian, Func, Observer, OptimError, Progress,
-    Termination,
+    norm_inf, values_and_jacobian, values_then_jacobian, Counts, Func, Observer, OptimError,
+    Problem, Progress, Report, Solver, Termination,
 };
-use crate::tape::Var;
 use nalgebra::{DMatrix, DVector};
-use std::fmt;
-
-/// The result of a least-squares solve.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LeastSquaresReport {
-    /// The final parameters.
-    pub x: Vec<f64>,
-    /// The residual sum of squares `Σ rᵢ²` there.
-    pub ssr: f64,
-    /// `‖Jᵀr‖∞` there.
-    pub grad_norm: f64,
-    /// Iterations: Jacobian evaluations after the first (each may try
-    /// several steps).
-    pub iterations: usize,
-    /// Residual evaluations.
-    pub residual_evaluations: usize,
-    /// Jacobian evaluations.
-    pub jacobian_evaluations: usize,
-    /// Why it stopped.
-    pub termination: Termination,
-}
-
-impl fmt::Display for LeastSquaresReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Levenberg-Marquardt: SSR = {:.10e} at x = {:?}\n  |J^T r|inf = {:.3e}, {} iterations, {} residual / {} Jacobian evaluations, stopped: {:?}",
-            self.ssr, self.x, self.grad_norm, self.iterations, self.residual_evaluations, self.jacobian_evaluations, self.termination
-        )
-    }
-}
 
 /// Levenberg–Marquardt in Moré's trust-region form (MINPACK's `lmder`):
 /// each step minimises `‖J p + r‖` subject to `‖D p‖ ≤ Δ`, with `D` the
@@ -53,29 +21,26 @@ impl fmt::Display for LeastSquaresReport {
 ///
 /// Stops (as MINPACK) when the actual and predicted relative reductions of
 /// the sum of squares are at most `f_tol` (default 1e-14,
-/// [`Termination::FunctionTolerance`]), the trust region is at most `x_tol`
+/// [`Termination::FunctionTolerance`]), the trust region is at most `step_tol`
 /// relative to `‖D x‖` (default 1e-14, [`Termination::StepTolerance`]), the
-/// cosine between `r` and any column of `J` is at most `g_tol` (default 0,
+/// cosine between `r` and any column of `J` is at most `grad_tol` (default 0,
 /// [`Termination::GradientTolerance`]), after `max_iter` iterations (default
 /// 1000; an iteration is one Jacobian, however many trials it takes), or
 /// when no further reduction is possible in floating point
 /// ([`Termination::NoFurtherProgress`], not counted as converged).
 ///
 /// ```
-/// use tapegrad::optim::LevenbergMarquardt;
+/// use tapegrad::optim::{LevenbergMarquardt, Problem};
 /// use tapegrad::Tensor;
-/// // Fit y = a·e^(b·t) to exact data from a = 2, b = -0.5.
-/// let t: Vec<f64> = (0..10).map(|i| i as f64 * 0.3).collect();
-/// let y: Vec<f64> = t.iter().map(|t| 2.0 * (-0.5 * t).exp()).collect();
-/// let report = LevenbergMarquardt::new().solve(
-///     |p| {
-///         let tape = p.tape();
-///         let (a, b) = (p.narrow(0, 0, 1), p.narrow(0, 1, 1));
-///         let tt = tape.constant(Tensor::from_vec(t.clone(), [10]));
-///         a * (b * tt).exp() - tape.constant(Tensor::from_vec(y.clone(), [10]))
-///     },
-///     &[1.0, 0.0],
-/// )?;
+/// // Fit y = a·e^(b·t) to exact data from a = 2, b = -0.5. The data are
+/// // captured once; `constant(&t)` shares them with each call's tape.
+/// let t = Tensor::from_fn([10], |i| i[0] as f64 * 0.3);
+/// let y = t.map(|t| 2.0 * (-0.5 * t).exp());
+/// let fit = Problem::least_squares(|p| {
+///     let tape = p.tape();
+///     p.at(0) * (p.at(1) * tape.constant(&t)).exp() - tape.constant(&y)
+/// });
+/// let report = LevenbergMarquardt::new().solve(&fit, &[1.0, 0.0])?;
 /// assert!((report.x[0] - 2.0).abs() < 1e-10 && (report.x[1] + 0.5).abs() < 1e-10);
 /// assert!(report.termination.converged());
 /// # Ok::<(), tapegrad::optim::OptimError>(())
@@ -83,8 +48,8 @@ impl fmt::Display for LeastSquaresReport {
 pub struct LevenbergMarquardt<'o> {
     max_iter: usize,
     f_tol: f64,
-    x_tol: f64,
-    g_tol: f64,
+    step_tol: f64,
+    grad_tol: f64,
     factor: f64,
     observer: Option<Observer<'o>>,
 }
@@ -205,8 +170,8 @@ impl<'o> LevenbergMarquardt<'o> {
         LevenbergMarquardt {
             max_iter: 1000,
             f_tol: 1e-14,
-            x_tol: 1e-14,
-            g_tol: 0.0,
+            step_tol: 1e-14,
+            grad_tol: 0.0,
             factor: 1.0,
             observer: None,
         }
@@ -244,15 +209,16 @@ impl<'o> LevenbergMarquardt<'o> {
         self
     }
 
-    /// Tolerance on the trust region relative to `‖D x‖`.
-    pub fn x_tol(mut self, tol: f64) -> Self {
-        self.x_tol = tol;
+    /// Tolerance on the trust region relative to `‖D x‖` (MINPACK's `xtol`).
+    pub fn step_tol(mut self, tol: f64) -> Self {
+        self.step_tol = tol;
         self
     }
 
-    /// Tolerance on the largest cosine between `r` and a column of `J`.
-    pub fn g_tol(mut self, tol: f64) -> Self {
-        self.g_tol = tol;
+    /// Tolerance on the largest cosine between `r` and a column of `J`
+    /// (MINPACK's `gtol`).
+    pub fn grad_tol(mut self, tol: f64) -> Self {
+        self.grad_tol = tol;
         self
     }
 
@@ -262,16 +228,27 @@ impl<'o> LevenbergMarquardt<'o> {
         self
     }
 
-    /// Minimises `Σ rᵢ(x)²` from `x0`, where `residuals` returns the 1-d
-    /// vector `r(x)` (for data fits, `model - observations`).
+    /// Minimises `Σ rᵢ(x)²` from `x0` for a problem made by
+    /// [`Problem::least_squares`].
     ///
     /// # Errors
-    /// [`OptimError::NonFiniteStart`] if a residual is not finite at `x0`.
-    pub fn solve<F>(&mut self, residuals: F, x0: &[f64]) -> Result<LeastSquaresReport, OptimError>
-    where
-        F: for<'t> Fn(Var<'t, f64>) -> Var<'t, f64>,
-    {
-        let f: &Func<'_> = &residuals;
+    /// [`OptimError::NonFiniteStart`] if a residual is not finite at `x0`;
+    /// [`OptimError::Unsupported`] if the problem has no residuals or has
+    /// constraints.
+    pub fn solve(&mut self, problem: &Problem<'_>, x0: &[f64]) -> Result<Report, OptimError> {
+        let Some(residuals) = &problem.residuals else {
+            return Err(OptimError::Unsupported(
+                "Levenberg-Marquardt needs residuals: build the problem with Problem::least_squares"
+                    .into(),
+            ));
+        };
+        if problem.is_constrained() {
+            return Err(OptimError::Unsupported(
+                "Levenberg-Marquardt handles unconstrained least squares; use InteriorPoint for constraints"
+                    .into(),
+            ));
+        }
+        let f: &Func<'_> = &**residuals;
         let n = x0.len();
         let eps = f64::EPSILON;
         let mut x = DVector::from_column_slice(x0);
@@ -308,7 +285,7 @@ impl<'o> LevenbergMarquardt<'o> {
                     .map(|j| (g[j] / (norms[j] * fnorm)).abs())
                     .fold(0.0, f64::max)
             };
-            if gnorm <= self.g_tol {
+            if gnorm <= self.grad_tol {
                 break Termination::GradientTolerance;
             }
             if iterations == self.max_iter {
@@ -404,7 +381,7 @@ impl<'o> LevenbergMarquardt<'o> {
                 if actual.abs() <= self.f_tol && predicted <= self.f_tol && 0.5 * ratio <= 1.0 {
                     break 'outer Termination::FunctionTolerance;
                 }
-                if delta <= self.x_tol * xnorm {
+                if delta <= self.step_tol * xnorm {
                     break 'outer Termination::StepTolerance;
                 }
                 if (actual.abs() <= eps && predicted <= eps && 0.5 * ratio <= 1.0)
@@ -420,14 +397,25 @@ impl<'o> LevenbergMarquardt<'o> {
                 }
             }
         };
-        Ok(LeastSquaresReport {
+        Ok(Report {
+            method: "Levenberg-Marquardt",
             grad_norm: norm_inf((jac.transpose() * &r).as_slice()),
             x: x.as_slice().to_vec(),
-            ssr: fnorm * fnorm,
+            f: fnorm * fnorm,
             iterations,
-            residual_evaluations: n_r,
-            jacobian_evaluations: n_j,
+            evaluations: Counts {
+                f: n_r,
+                g: n_j,
+                ..Counts::default()
+            },
             termination,
+            constrained: None,
         })
+    }
+}
+
+impl Solver for LevenbergMarquardt<'_> {
+    fn solve(&mut self, problem: &Problem<'_>, x0: &[f64]) -> Result<Report, OptimError> {
+        LevenbergMarquardt::solve(self, problem, x0)
     }
 }

@@ -5,7 +5,7 @@ pub use super::directions::CgVariant;
 use super::directions::{Bfgs, ConjugateGradient, Direction, Lbfgs, Newton, Steepest};
 use super::line_search::{self, LineSearch};
 use super::problem::{
-    dot, norm_inf, Evaluator, Observer, OptimError, Problem, Progress, Report, Termination,
+    dot, norm_inf, Evaluator, Observer, OptimError, Problem, Progress, Report, Solver, Termination,
 };
 
 /// An unconstrained method.
@@ -252,6 +252,13 @@ impl<'o> Minimizer<'o> {
             iterations,
             evaluations: ev.counts,
             termination,
+            constrained: None,
         })
+    }
+}
+
+impl Solver for Minimizer<'_> {
+    fn solve(&mut self, problem: &Problem<'_>, x0: &[f64]) -> Result<Report, OptimError> {
+        Minimizer::solve(self, problem, x0)
     }
 }

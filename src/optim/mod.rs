@@ -33,9 +33,11 @@ mod line_search;
 mod minimizer;
 mod problem;
 
-pub use interior_point::{ConstrainedReport, InteriorPoint};
-pub use least_squares::{LeastSquaresReport, LevenbergMarquardt};
+pub use interior_point::InteriorPoint;
+pub use least_squares::LevenbergMarquardt;
 pub use line_search::LineSearch;
 pub use minimizer::{CgVariant, Method, Minimizer};
 pub(crate) use problem::dot;
-pub use problem::{Counts, Func, Observer, OptimError, Problem, Progress, Report, Termination};
+pub use problem::{
+    Constrained, Counts, Func, Observer, OptimError, Problem, Progress, Report, Solver, Termination,
+};

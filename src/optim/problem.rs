@@ -26,6 +26,8 @@ pub struct Problem<'a> {
     pub(crate) f: Box<Func<'a>>,
     pub(crate) g: Option<Box<Func<'a>>>,
     pub(crate) h: Option<Box<Func<'a>>>,
+    /// The residuals of a least-squares problem (`f` is then `Σ rᵢ²`).
+    pub(crate) residuals: Option<std::rc::Rc<Func<'a>>>,
     pub(crate) sign: f64,
 }
 
@@ -36,6 +38,40 @@ impl<'a> Problem<'a> {
             f: Box::new(f),
             g: None,
             h: None,
+            residuals: None,
+            sign: 1.0,
+        }
+    }
+
+    /// Minimise `Σ rᵢ(x)²`, where `residuals` returns the 1-d vector `r(x)`
+    /// (for data fits, `model - observations`). [`LevenbergMarquardt`]
+    /// uses the residuals and their Jacobian; the unconstrained methods of
+    /// [`Minimizer`] see the sum of squares.
+    ///
+    /// [`LevenbergMarquardt`]: super::LevenbergMarquardt
+    /// [`Minimizer`]: super::Minimizer
+    ///
+    /// ```
+    /// use tapegrad::optim::{LevenbergMarquardt, Method, Minimizer, Problem};
+    /// use tapegrad::Var;
+    /// // Rosenbrock as residuals: (10 (y - x²), 1 - x).
+    /// let p = Problem::least_squares(|v| {
+    ///     Var::from_scalars(&[(v.at(1) - v.at(0).square()) * 10.0, 1.0 - v.at(0)])
+    /// });
+    /// let lm = LevenbergMarquardt::new().solve(&p, &[-1.2, 1.0])?;
+    /// let bfgs = Minimizer::new(Method::Bfgs).solve(&p, &[-1.2, 1.0])?;
+    /// assert!((lm.x[0] - 1.0).abs() < 1e-10 && (bfgs.x[0] - 1.0).abs() < 1e-6);
+    /// assert!(lm.evaluations.f < bfgs.evaluations.f);
+    /// # Ok::<(), tapegrad::optim::OptimError>(())
+    /// ```
+    pub fn least_squares(residuals: impl for<'t> Fn(Var<'t, f64>) -> Var<'t, f64> + 'a) -> Self {
+        let r: std::rc::Rc<Func<'a>> = std::rc::Rc::new(residuals);
+        let sum_of_squares = std::rc::Rc::clone(&r);
+        Problem {
+            f: Box::new(move |x| sum_of_squares(x).square().sum()),
+            g: None,
+            h: None,
+            residuals: Some(r),
             sign: 1.0,
         }
     }
@@ -46,6 +82,7 @@ impl<'a> Problem<'a> {
             f: Box::new(move |x| -f(x)),
             g: None,
             h: None,
+            residuals: None,
             sign: -1.0,
         }
     }
@@ -238,7 +275,14 @@ impl Termination {
     }
 }
 
-/// The result of an unconstrained solve.
+/// What every solver returns: the point, the objective, the gradient norm,
+/// iterations, evaluation counts and why it stopped, plus (for the
+/// interior point) the multipliers and the constraints' state.
+///
+/// For a least-squares problem `f` is the residual sum of squares `Σ rᵢ²`,
+/// `grad_norm` is `‖Jᵀr‖∞`, and `evaluations.f` / `.g` count residual and
+/// Jacobian evaluations. For a constrained problem `grad_norm` is the
+/// largest entry of the Lagrangian's gradient.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     /// The solver that produced it.
@@ -248,21 +292,41 @@ pub struct Report {
     /// The objective there (of the problem as posed: maximised problems
     /// report `f`, not `-f`).
     pub f: f64,
-    /// `‖∇f‖∞` there.
+    /// `‖∇f‖∞` there (see above for least squares and constraints).
     pub grad_norm: f64,
-    /// Iterations taken.
+    /// Iterations taken (accepted steps or, for Levenberg–Marquardt,
+    /// Jacobians; trials within an iteration do not count).
     pub iterations: usize,
-    /// Function, gradient and Hessian evaluations.
+    /// Function, gradient, Hessian and constraint evaluations.
     pub evaluations: Counts,
     /// Why it stopped.
     pub termination: Termination,
+    /// Multipliers and constraint state, for constrained solves.
+    pub constrained: Option<Constrained>,
+}
+
+/// The interior point's extras in a [`Report`]. The multipliers satisfy
+/// `∇f + Σ λᵢ∇gᵢ + Σ νⱼ∇hⱼ = 0` with `λ >= 0` (for a maximised problem,
+/// of `-f`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constrained {
+    /// Multipliers of the inequalities `g(x) <= 0`.
+    pub inequality_multipliers: Vec<f64>,
+    /// Multipliers of the equalities `h(x) = 0`.
+    pub equality_multipliers: Vec<f64>,
+    /// Indices of the inequalities that hold with equality at `x`.
+    pub active: Vec<usize>,
+    /// The largest violation of any constraint.
+    pub constraint_violation: f64,
+    /// The largest residual of the optimality (KKT) conditions.
+    pub kkt_residual: f64,
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: f = {:.10e} at x = {:?}\n  |grad|inf = {:.3e}, {} iterations, {} f / {} grad / {} Hessian evaluations, stopped: {:?}",
+            "{}: f = {:.10e} at x = {:?}\n  |grad|inf = {:.3e}, {} iterations, {} f / {} grad / {} Hessian / {} constraint evaluations, stopped: {:?}",
             self.method,
             self.f,
             self.x,
@@ -271,9 +335,61 @@ impl fmt::Display for Report {
             self.evaluations.f,
             self.evaluations.g,
             self.evaluations.h,
+            self.evaluations.constraints,
             self.termination
-        )
+        )?;
+        if let Some(c) = &self.constrained {
+            write!(
+                f,
+                "\n  active inequalities {:?}, lambda = {:?}, nu = {:?}, violation {:.2e}, KKT residual {:.2e}",
+                c.active,
+                c.inequality_multipliers,
+                c.equality_multipliers,
+                c.constraint_violation,
+                c.kkt_residual
+            )?;
+        }
+        Ok(())
     }
+}
+
+impl Report {
+    /// The constrained extras.
+    ///
+    /// # Panics
+    /// If the report is not from a constrained solve.
+    #[track_caller]
+    pub fn constrained(&self) -> &Constrained {
+        self.constrained
+            .as_ref()
+            .expect("Report::constrained: this report is from an unconstrained solver")
+    }
+}
+
+/// Every solver's calling convention: a [`Problem`] and a start point in,
+/// a [`Report`] out. Lets code pick a solver at run time.
+///
+/// ```
+/// use tapegrad::optim::{InteriorPoint, LevenbergMarquardt, Method, Minimizer, Problem, Solver};
+/// let p = Problem::least_squares(|v| v - 2.0);
+/// let mut solvers: Vec<Box<dyn Solver>> = vec![
+///     Box::new(Minimizer::new(Method::Lbfgs)),
+///     Box::new(LevenbergMarquardt::new()),
+///     Box::new(InteriorPoint::new()),
+/// ];
+/// for s in &mut solvers {
+///     let r = s.solve(&p, &[0.0, 5.0])?;
+///     assert!((r.x[0] - 2.0).abs() < 1e-6, "{r}");
+/// }
+/// # Ok::<(), tapegrad::optim::OptimError>(())
+/// ```
+pub trait Solver {
+    /// Solves `problem` from `x0`.
+    ///
+    /// # Errors
+    /// [`OptimError`] when the solver cannot start (a non-finite start, a
+    /// problem of a kind it does not handle, a singular system).
+    fn solve(&mut self, problem: &Problem<'_>, x0: &[f64]) -> Result<Report, OptimError>;
 }
 
 /// One iteration as seen by an observer.
