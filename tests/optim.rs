@@ -643,3 +643,83 @@ fn unreachable_tolerances_are_not_convergence() {
 fn a_negative_step_bound_is_refused() {
     let _ = LevenbergMarquardt::new().initial_step_bound(-1.0);
 }
+
+/// Rosenbrock on the box [-1.5, 0.5] × [-1.5, 2]: the minimum moves to the
+/// bound x = 0.5, y = x² = 0.25, f = 0.25, where ∂f/∂x = -1, so the upper
+/// bound's multiplier is 1. Projected L-BFGS and the interior point agree.
+#[test]
+fn bounds_with_projected_lbfgs_and_the_interior_point() {
+    let p = Problem::minimize(|v| {
+        let (x, y) = (v.at(0), v.at(1));
+        (y - x.square()).square() * 100.0 + (x - 1.0).square()
+    })
+    .bounds(&[-1.5, -1.5], &[0.5, 2.0]);
+    for m in [Method::Lbfgs, Method::Bfgs] {
+        let r = Minimizer::new(m).solve(&p, &[-1.2, 1.0]).unwrap();
+        assert!(r.termination.converged(), "{r}");
+        assert_eq!(r.x[0], 0.5, "{r}");
+        assert!(
+            (r.x[1] - 0.25).abs() < 1e-8 && (r.f - 0.25).abs() < 1e-12,
+            "{r}"
+        );
+    }
+    // A start outside the box is projected into it first.
+    let r = Minimizer::new(Method::Lbfgs)
+        .solve(&p, &[3.0, -4.0])
+        .unwrap();
+    assert!((r.x[1] - 0.25).abs() < 1e-8, "{r}");
+    let r = InteriorPoint::new().solve(&p, &[-1.2, 1.0]).unwrap();
+    let c = r.constrained();
+    assert!(
+        (r.x[0] - 0.5).abs() < 1e-8 && (r.x[1] - 0.25).abs() < 1e-8,
+        "{r}"
+    );
+    assert!((c.upper_bound_multipliers[0] - 1.0).abs() < 1e-6, "{r}");
+    assert!(c.upper_bound_multipliers[1].abs() < 1e-6 && c.lower_bound_multipliers[0].abs() < 1e-6);
+    assert!(c.inequality_multipliers.is_empty());
+
+    // Ten variables, half of them pushed onto a bound: x_i >= 1.5 for even
+    // i on a separable quadratic with minimum at 1, so those end at 1.5.
+    let n = 10;
+    let lo: Vec<f64> = (0..n)
+        .map(|i| if i % 2 == 0 { 1.5 } else { f64::NEG_INFINITY })
+        .collect();
+    let q = Problem::minimize(|v| (v - 1.0).square().sum()).bounds(&lo, &vec![f64::INFINITY; n]);
+    let r = Minimizer::new(Method::Lbfgs)
+        .solve(&q, &vec![5.0; n])
+        .unwrap();
+    for i in 0..n {
+        let want = if i % 2 == 0 { 1.5 } else { 1.0 };
+        assert!((r.x[i] - want).abs() < 1e-9, "x[{i}]: {r}");
+    }
+}
+
+/// Solvers that cannot honour bounds say so; bounds of the wrong length
+/// are an error, not a silent truncation.
+#[test]
+fn bounds_a_solver_cannot_honour_are_refused() {
+    let p = Problem::least_squares(|v| v - 2.0).bounds(&[0.0, 0.0], &[1.0, 1.0]);
+    for m in [
+        Method::Newton,
+        Method::ConjugateGradient(CgVariant::FletcherReeves),
+    ] {
+        let e = Minimizer::new(m).solve(&p, &[0.5, 0.5]).unwrap_err();
+        assert!(e.to_string().contains("does not handle bounds"), "{e}");
+    }
+    let e = LevenbergMarquardt::new()
+        .solve(&p, &[0.5, 0.5])
+        .unwrap_err();
+    assert!(e.to_string().contains("bounds"), "{e}");
+    let e = Minimizer::new(Method::Lbfgs)
+        .solve(&p, &[0.5, 0.5, 0.5])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("bounds for 2 variables but the start point has 3"),
+        "{e}"
+    );
+    let panicked = std::panic::catch_unwind(|| {
+        Problem::minimize(|v| v.sum()).bounds(&[1.0], &[0.0]);
+    });
+    assert!(panicked.is_err());
+}

@@ -2,8 +2,8 @@
 //! minimise `f(x)` subject to `g(x) <= 0` and `h(x) = 0`.
 
 use super::problem::{
-    norm_inf, values, values_and_jacobian, Constrained, Evaluator, Observer, OptimError, Problem,
-    Progress, Report, Solver, Termination,
+    norm_inf, values, values_and_jacobian, Constrained, Evaluator, Func, Observer, OptimError,
+    Problem, Progress, Report, Solver, Termination,
 };
 use crate::grad;
 use crate::tensor::Tensor;
@@ -143,11 +143,53 @@ impl<'o> InteriorPoint<'o> {
     /// [`OptimError::Singular`] if a Newton system cannot be solved.
     pub fn solve(&mut self, problem: &Problem<'_>, x0: &[f64]) -> Result<Report, OptimError> {
         let n = x0.len();
+        // Bounds join the inequalities as rows `l - x <= 0` and `x - u <= 0`
+        // (finite sides only), after the problem's own.
+        let (lower_rows, upper_rows): (Vec<usize>, Vec<usize>) = match problem.bounds_for(x0)? {
+            None => (Vec::new(), Vec::new()),
+            Some((lo, hi)) => (
+                (0..n).filter(|&i| lo[i].is_finite()).collect(),
+                (0..n).filter(|&i| hi[i].is_finite()).collect(),
+            ),
+        };
+        let bound_rows = lower_rows.len() + upper_rows.len();
+        let (lo_t, hi_t) = match &problem.bounds {
+            Some((lo, hi)) => (
+                Tensor::from_vec(
+                    lower_rows.iter().map(|&i| lo[i]).collect(),
+                    [lower_rows.len()],
+                ),
+                Tensor::from_vec(
+                    upper_rows.iter().map(|&i| hi[i]).collect(),
+                    [upper_rows.len()],
+                ),
+            ),
+            None => (Tensor::zeros([0]), Tensor::zeros([0])),
+        };
+        let with_bounds = grad::func(|v: crate::Var<'_, f64>| {
+            let tape = v.tape();
+            let mut parts = Vec::new();
+            if let Some(gf) = &problem.g {
+                parts.push(gf(v));
+            }
+            if !lower_rows.is_empty() {
+                parts.push(tape.constant(&lo_t) - v.index_select(0, &lower_rows));
+            }
+            if !upper_rows.is_empty() {
+                parts.push(v.index_select(0, &upper_rows) - tape.constant(&hi_t));
+            }
+            crate::Var::concat(&parts, 0)
+        });
+        let inequalities: Option<&Func<'_>> = if bound_rows > 0 {
+            Some(&with_bounds)
+        } else {
+            problem.g.as_deref()
+        };
         let mut ev = Evaluator::new(&*problem.f);
         let local = |ev: &mut Evaluator<'_, '_>, x: &[f64]| -> Local {
             let (f, grad) = ev.value_grad(x);
             ev.counts.constraints += 1;
-            let (g, jg) = match &problem.g {
+            let (g, jg) = match inequalities {
                 Some(gf) => values_and_jacobian(gf, x),
                 None => (DVector::zeros(0), DMatrix::zeros(0, n)),
             };
@@ -183,7 +225,7 @@ impl<'o> InteriorPoint<'o> {
         // Values alone at a trial point: f, g and h.
         let trial = |ev: &mut Evaluator<'_, '_>, x: &[f64]| {
             ev.counts.constraints += 1;
-            let g = problem.g.as_ref().map_or(Vec::new(), |gf| values(gf, x));
+            let g = inequalities.map_or(Vec::new(), |gf| values(gf, x));
             let h = problem.h.as_ref().map_or(Vec::new(), |hf| values(hf, x));
             (ev.value(x), DVector::from_vec(g), DVector::from_vec(h))
         };
@@ -227,7 +269,7 @@ impl<'o> InteriorPoint<'o> {
             let lagrangian = grad::func(|v| {
                 let tape = v.tape();
                 let mut l = (problem.f)(v);
-                if let Some(gf) = &problem.g {
+                if let Some(gf) = inequalities {
                     l = l + (gf(v) * tape.constant(lam_t.clone())).sum();
                 }
                 if let Some(hf) = &problem.h {
@@ -345,7 +387,20 @@ impl<'o> InteriorPoint<'o> {
             at.g.iter()
                 .fold(0.0f64, |v, gi| v.max(*gi))
                 .max(norm_inf(at.h.as_slice()));
-        let active = (0..m)
+        let m_own = m - bound_rows;
+        let per_variable = |rows: &[usize], offset: usize| -> Vec<f64> {
+            if problem.bounds.is_none() {
+                return Vec::new();
+            }
+            let mut z = vec![0.0; n];
+            rows.iter()
+                .enumerate()
+                .for_each(|(k, &i)| z[i] = lam[offset + k]);
+            z
+        };
+        let lower_bound_multipliers = per_variable(&lower_rows, m_own);
+        let upper_bound_multipliers = per_variable(&upper_rows, m_own + lower_rows.len());
+        let active = (0..m_own)
             .filter(|&i| lam[i] > s[i] && at.g[i] > -1e-6 * (1.0 + at.g[i].abs()))
             .collect();
         Ok(Report {
@@ -357,7 +412,9 @@ impl<'o> InteriorPoint<'o> {
             evaluations: ev.counts,
             termination,
             constrained: Some(Constrained {
-                inequality_multipliers: lam.as_slice().to_vec(),
+                inequality_multipliers: lam.as_slice()[..m_own].to_vec(),
+                lower_bound_multipliers,
+                upper_bound_multipliers,
                 equality_multipliers: nu.as_slice().to_vec(),
                 active,
                 constraint_violation: violation,

@@ -242,9 +242,9 @@ impl<'o> LevenbergMarquardt<'o> {
                     .into(),
             ));
         };
-        if problem.is_constrained() {
+        if problem.is_constrained() || problem.bounds.is_some() {
             return Err(OptimError::Unsupported(
-                "Levenberg-Marquardt handles unconstrained least squares; use InteriorPoint for constraints"
+                "Levenberg-Marquardt handles unconstrained least squares; use InteriorPoint for constraints or bounds"
                     .into(),
             ));
         }

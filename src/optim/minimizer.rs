@@ -175,8 +175,27 @@ impl<'o> Minimizer<'o> {
                 self.method.name()
             )));
         }
+        let bounds = problem.bounds_for(x0)?;
+        if bounds.is_some()
+            && !matches!(
+                self.method,
+                Method::Lbfgs | Method::Bfgs | Method::GradientDescent
+            )
+        {
+            return Err(OptimError::Unsupported(format!(
+                "{} does not handle bounds; use Method::Lbfgs (projected, L-BFGS-B style) or InteriorPoint",
+                self.method.name()
+            )));
+        }
         let mut ev = Evaluator::new(&*problem.f);
         let mut x = x0.to_vec();
+        if let Some((lo, hi)) = bounds {
+            project(&mut x, lo, hi);
+        }
+        let stationarity = |x: &[f64], g: &[f64]| match bounds {
+            None => norm_inf(g),
+            Some((lo, hi)) => projected_gradient_norm(x, g, lo, hi),
+        };
         let (mut f, mut g) = ev.value_grad(&x);
         if !f.is_finite() || g.iter().any(|v| !v.is_finite()) {
             return Err(OptimError::NonFiniteStart {
@@ -188,13 +207,41 @@ impl<'o> Minimizer<'o> {
         let mut previous_alpha = None;
         let mut iterations = 0;
         let termination = loop {
-            if norm_inf(&g) <= self.grad_tol {
+            if stationarity(&x, &g) <= self.grad_tol {
                 break Termination::GradientTolerance;
             }
             if iterations == self.max_iter {
                 break Termination::MaxIterations;
             }
             iterations += 1;
+            if let Some((lo, hi)) = bounds {
+                let Some((x_new, f_new, g_new)) =
+                    projected_step(&mut *dir, &mut ev, &x, f, &g, lo, hi, previous_alpha)?
+                else {
+                    break Termination::LineSearchFailed;
+                };
+                let s: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
+                let decrease = f - f_new;
+                (x, f, g) = (x_new, f_new, g_new);
+                previous_alpha = Some(1.0);
+                let step_len = norm_inf(&s);
+                if let Some(obs) = self.observer.as_mut() {
+                    obs(&Progress {
+                        iteration: iterations,
+                        x: &x,
+                        f: problem.sign * f,
+                        grad_norm: stationarity(&x, &g),
+                        step: step_len,
+                    });
+                }
+                if step_len <= self.step_tol * (1.0 + norm_inf(&x)) {
+                    break Termination::StepTolerance;
+                }
+                if self.f_tol > 0.0 && decrease <= self.f_tol * f.abs().max(1.0) {
+                    break Termination::FunctionTolerance;
+                }
+                continue;
+            }
             let mut d = dir.direction(&x, &g, &mut ev)?;
             if dot(&g, &d) >= 0.0 {
                 dir.reset();
@@ -246,7 +293,7 @@ impl<'o> Minimizer<'o> {
         };
         Ok(Report {
             method: self.method.name(),
-            grad_norm: norm_inf(&g),
+            grad_norm: stationarity(&x, &g),
             x,
             f: problem.sign * f,
             iterations,
@@ -255,6 +302,78 @@ impl<'o> Minimizer<'o> {
             constrained: None,
         })
     }
+}
+
+/// Clips `x` into the box.
+fn project(x: &mut [f64], lo: &[f64], hi: &[f64]) {
+    for ((x, l), h) in x.iter_mut().zip(lo).zip(hi) {
+        *x = x.clamp(*l, *h);
+    }
+}
+
+/// `‖P(x - ∇f) - x‖∞`: zero exactly at a point satisfying the bounded
+/// problem's first-order conditions.
+fn projected_gradient_norm(x: &[f64], g: &[f64], lo: &[f64], hi: &[f64]) -> f64 {
+    (0..x.len()).fold(0.0, |m, i| {
+        m.max(((x[i] - g[i]).clamp(lo[i], hi[i]) - x[i]).abs())
+    })
+}
+
+/// An accepted projected step: the new point, `f` and `∇f` there.
+type Accepted = (Vec<f64>, f64, Vec<f64>);
+
+/// One step of projected quasi-Newton (the two-metric projection of
+/// Bertsekas, as L-BFGS-B's simpler relatives do): variables at a bound
+/// whose gradient pushes outward are held fixed; the method's direction
+/// on the free ones, searched along the projected path `P(x + αd)` with
+/// Armijo's rule on the actual displacement. Curvature pairs are kept on
+/// the free variables only. `None` if no trial decreased `f`.
+#[allow(clippy::too_many_arguments)]
+fn projected_step(
+    dir: &mut dyn Direction,
+    ev: &mut Evaluator<'_, '_>,
+    x: &[f64],
+    f: f64,
+    g: &[f64],
+    lo: &[f64],
+    hi: &[f64],
+    previous_alpha: Option<f64>,
+) -> Result<Option<Accepted>, OptimError> {
+    let n = x.len();
+    let eps = projected_gradient_norm(x, g, lo, hi).min(1e-3);
+    let fixed: Vec<bool> = (0..n)
+        .map(|i| (x[i] <= lo[i] + eps && g[i] > 0.0) || (x[i] >= hi[i] - eps && g[i] < 0.0))
+        .collect();
+    let free_g: Vec<f64> = (0..n).map(|i| if fixed[i] { 0.0 } else { g[i] }).collect();
+    let mut d = dir.direction(x, &free_g, ev)?;
+    d.iter_mut().zip(&fixed).for_each(|(d, &k)| {
+        if k {
+            *d = 0.0
+        }
+    });
+    if dot(&free_g, &d) >= 0.0 {
+        dir.reset();
+        d = free_g.iter().map(|v| -v).collect();
+    }
+    let mut a = dir.first_trial(previous_alpha, &free_g, &d);
+    for _ in 0..60 {
+        let mut xa: Vec<f64> = x.iter().zip(&d).map(|(x, d)| x + a * d).collect();
+        project(&mut xa, lo, hi);
+        let slope: f64 = (0..n).map(|i| g[i] * (xa[i] - x[i])).sum();
+        let sufficient = |fa: f64| fa.is_finite() && fa <= f + 1e-4 * slope && slope < 0.0;
+        if let (fa, Some(ga)) = ev.value_then_grad(&xa, sufficient) {
+            if ga.iter().all(|v| v.is_finite()) {
+                let s: Vec<f64> = (0..n).map(|i| xa[i] - x[i]).collect();
+                let y: Vec<f64> = (0..n)
+                    .map(|i| if fixed[i] { 0.0 } else { ga[i] - g[i] })
+                    .collect();
+                dir.update(&s, &y);
+                return Ok(Some((xa, fa, ga)));
+            }
+        }
+        a *= 0.5;
+    }
+    Ok(None)
 }
 
 impl Solver for Minimizer<'_> {

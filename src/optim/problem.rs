@@ -12,6 +12,9 @@ use std::fmt;
 /// vector (constraints, residuals).
 pub type Func<'a> = dyn for<'t> Fn(Var<'t, f64>) -> Var<'t, f64> + 'a;
 
+/// Lower and upper bounds, one pair per variable.
+pub(crate) type Bounds = (Vec<f64>, Vec<f64>);
+
 /// `minimise f(x)` subject to `g_i(x) <= 0` and `h_j(x) = 0`, in the
 /// chapter's standard form. [`Problem::maximize`] negates the objective.
 ///
@@ -28,6 +31,8 @@ pub struct Problem<'a> {
     pub(crate) h: Option<Box<Func<'a>>>,
     /// The residuals of a least-squares problem (`f` is then `Σ rᵢ²`).
     pub(crate) residuals: Option<std::rc::Rc<Func<'a>>>,
+    /// Lower and upper bounds on each variable (±∞ where there is none).
+    pub(crate) bounds: Option<Bounds>,
     pub(crate) sign: f64,
 }
 
@@ -39,6 +44,7 @@ impl<'a> Problem<'a> {
             g: None,
             h: None,
             residuals: None,
+            bounds: None,
             sign: 1.0,
         }
     }
@@ -72,6 +78,7 @@ impl<'a> Problem<'a> {
             g: None,
             h: None,
             residuals: Some(r),
+            bounds: None,
             sign: 1.0,
         }
     }
@@ -83,6 +90,7 @@ impl<'a> Problem<'a> {
             g: None,
             h: None,
             residuals: None,
+            bounds: None,
             sign: -1.0,
         }
     }
@@ -97,6 +105,55 @@ impl<'a> Problem<'a> {
     pub fn equalities(mut self, h: impl for<'t> Fn(Var<'t, f64>) -> Var<'t, f64> + 'a) -> Self {
         self.h = Some(Box::new(h));
         self
+    }
+
+    /// Bounds `lower[i] <= x[i] <= upper[i]` (use `f64::NEG_INFINITY` /
+    /// `f64::INFINITY` where a side has none). L-BFGS, BFGS and gradient
+    /// descent handle them by projection (L-BFGS-B style), the interior
+    /// point as inequalities; other solvers refuse a bounded problem.
+    ///
+    /// ```
+    /// use tapegrad::optim::{Method, Minimizer, Problem};
+    /// // min (x - 2)² + (y + 1)² on the box [0, 1] × [0, 1]: (1, 0).
+    /// let p = Problem::minimize(|v| ((v.at(0) - 2.0).square() + (v.at(1) + 1.0).square()))
+    ///     .bounds(&[0.0, 0.0], &[1.0, 1.0]);
+    /// let r = Minimizer::new(Method::Lbfgs).solve(&p, &[0.5, 0.5])?;
+    /// assert_eq!(r.x, vec![1.0, 0.0]);
+    /// # Ok::<(), tapegrad::optim::OptimError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If the two slices differ in length, or a lower bound exceeds its
+    /// upper bound or is NaN.
+    #[track_caller]
+    pub fn bounds(mut self, lower: &[f64], upper: &[f64]) -> Self {
+        assert_eq!(
+            lower.len(),
+            upper.len(),
+            "Problem::bounds: {} lower and {} upper bounds",
+            lower.len(),
+            upper.len()
+        );
+        if let Some(i) = (0..lower.len()).find(|&i| lower[i].is_nan() || lower[i] > upper[i]) {
+            panic!(
+                "Problem::bounds: variable {i} has lower bound {} above upper bound {}",
+                lower[i], upper[i]
+            );
+        }
+        self.bounds = Some((lower.to_vec(), upper.to_vec()));
+        self
+    }
+
+    /// The bounds, checked against the start point's length.
+    pub(crate) fn bounds_for(&self, x0: &[f64]) -> Result<Option<&Bounds>, OptimError> {
+        match &self.bounds {
+            Some(b) if b.0.len() != x0.len() => Err(OptimError::Unsupported(format!(
+                "the problem has bounds for {} variables but the start point has {}",
+                b.0.len(),
+                x0.len()
+            ))),
+            b => Ok(b.as_ref()),
+        }
     }
 
     /// Number of inequality constraints (evaluated at `x`).
@@ -312,6 +369,11 @@ pub struct Report {
 pub struct Constrained {
     /// Multipliers of the inequalities `g(x) <= 0`.
     pub inequality_multipliers: Vec<f64>,
+    /// Multipliers of the lower bounds `l - x <= 0`, one per variable
+    /// (0 where unbounded; empty without bounds).
+    pub lower_bound_multipliers: Vec<f64>,
+    /// Multipliers of the upper bounds `x - u <= 0`, likewise.
+    pub upper_bound_multipliers: Vec<f64>,
     /// Multipliers of the equalities `h(x) = 0`.
     pub equality_multipliers: Vec<f64>,
     /// Indices of the inequalities that hold with equality at `x`.
