@@ -10,7 +10,7 @@
 mod common;
 
 use common::{save_panels, Args, Panel, Series};
-use tapegrad::optim::{CgVariant, LevenbergMarquardt, Method, Minimizer, Problem};
+use tapegrad::optim::{LevenbergMarquardt, Method, Minimizer, Problem};
 use tapegrad::Var;
 
 const USAGE: &str = "\
@@ -35,15 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "method", "iters", "f evals", "g evals", "H evals", "f"
     );
     let mut curves = vec![];
-    let methods = [
-        Method::GradientDescent,
-        Method::ConjugateGradient(CgVariant::FletcherReeves),
-        Method::ConjugateGradient(CgVariant::PolakRibierePlus),
-        Method::Bfgs,
-        Method::Lbfgs,
-        Method::Newton,
-    ];
-    for method in methods {
+    for method in Method::ALL {
         let mut points = vec![(0.0, f0)];
         let report = Minimizer::new(method)
             .grad_tol(1e-10)

@@ -221,14 +221,7 @@ fn default_options_solve_rosenbrock_with_every_method() {
         let x0: Vec<f64> = (0..n)
             .map(|i| if i % 2 == 0 { -1.2 } else { 1.0 })
             .collect();
-        for m in [
-            Method::GradientDescent,
-            Method::ConjugateGradient(CgVariant::FletcherReeves),
-            Method::ConjugateGradient(CgVariant::PolakRibierePlus),
-            Method::Bfgs,
-            Method::Lbfgs,
-            Method::Newton,
-        ] {
+        for m in Method::ALL {
             let r = Minimizer::new(m).solve(&p, &x0).unwrap();
             assert!(r.termination.converged(), "{} n={n}: {r}", m.name());
             // For n >= 4 the extended function has a second local minimum,

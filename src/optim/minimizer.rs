@@ -25,6 +25,16 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, from first order to second.
+    pub const ALL: [Method; 6] = [
+        Method::GradientDescent,
+        Method::ConjugateGradient(CgVariant::FletcherReeves),
+        Method::ConjugateGradient(CgVariant::PolakRibierePlus),
+        Method::Bfgs,
+        Method::Lbfgs,
+        Method::Newton,
+    ];
+
     /// A short name for reports.
     pub fn name(&self) -> &'static str {
         match self {
@@ -214,73 +224,50 @@ impl<'o> Minimizer<'o> {
                 break Termination::MaxIterations;
             }
             iterations += 1;
-            if let Some((lo, hi)) = bounds {
+            let (x_new, f_new, g_new, alpha) = if let Some((lo, hi)) = bounds {
                 let Some((x_new, f_new, g_new)) =
                     projected_step(&mut *dir, &mut ev, &x, f, &g, lo, hi, previous_alpha)?
                 else {
                     break Termination::LineSearchFailed;
                 };
-                let s: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
-                let decrease = f - f_new;
-                (x, f, g) = (x_new, f_new, g_new);
-                previous_alpha = Some(1.0);
-                let step_len = norm_inf(&s);
-                if let Some(obs) = self.observer.as_mut() {
-                    obs(&Progress {
-                        iteration: iterations,
-                        x: &x,
-                        f: problem.sign * f,
-                        grad_norm: stationarity(&x, &g),
-                        step: step_len,
-                    });
+                (x_new, f_new, g_new, 1.0)
+            } else {
+                let mut d = dir.direction(&x, &g, &mut ev)?;
+                if dot(&g, &d) >= 0.0 {
+                    dir.reset();
+                    d = g.iter().map(|v| -v).collect();
                 }
-                if step_len <= self.step_tol * (1.0 + norm_inf(&x)) {
-                    break Termination::StepTolerance;
+                let a0 = dir.first_trial(previous_alpha, &g, &d);
+                let mut step = line_search::search(self.line_search, &mut ev, &x, f, &g, &d, a0);
+                if step.is_none() && dot(&g, &d) != -dot(&g, &g) {
+                    // One retry along the steepest direction before giving up.
+                    dir.reset();
+                    d = g.iter().map(|v| -v).collect();
+                    let a0 = (1.0 / norm_inf(&g)).min(1.0);
+                    step = line_search::search(self.line_search, &mut ev, &x, f, &g, &d, a0);
                 }
-                if self.f_tol > 0.0 && decrease <= self.f_tol * f.abs().max(1.0) {
-                    break Termination::FunctionTolerance;
-                }
-                continue;
-            }
-            let mut d = dir.direction(&x, &g, &mut ev)?;
-            if dot(&g, &d) >= 0.0 {
-                dir.reset();
-                d = g.iter().map(|v| -v).collect();
-            }
-            let a0 = dir.first_trial(previous_alpha, &g, &d);
-            let mut step = line_search::search(self.line_search, &mut ev, &x, f, &g, &d, a0);
-            if step.is_none() && dot(&g, &d) != -dot(&g, &g) {
-                // One retry along the steepest direction before giving up.
-                dir.reset();
-                d = g.iter().map(|v| -v).collect();
-                step = line_search::search(
-                    self.line_search,
-                    &mut ev,
-                    &x,
-                    f,
-                    &g,
-                    &d,
-                    (1.0 / norm_inf(&g)).min(1.0),
-                );
-            }
-            let Some(step) = step else {
-                break Termination::LineSearchFailed;
+                let Some(step) = step else {
+                    break Termination::LineSearchFailed;
+                };
+                let s: Vec<f64> = d.iter().map(|d| step.alpha * d).collect();
+                let y: Vec<f64> = step.g.iter().zip(&g).map(|(a, b)| a - b).collect();
+                dir.update(&s, &y);
+                let x_new = x.iter().zip(&s).map(|(x, s)| x + s).collect();
+                (x_new, step.f, step.g, step.alpha)
             };
-            let s: Vec<f64> = d.iter().map(|d| step.alpha * d).collect();
-            let y: Vec<f64> = step.g.iter().zip(&g).map(|(a, b)| a - b).collect();
-            dir.update(&s, &y);
-            x.iter_mut().zip(&s).for_each(|(x, s)| *x += s);
-            let decrease = f - step.f;
-            f = step.f;
-            g = step.g;
-            previous_alpha = Some(step.alpha);
-            let step_len = norm_inf(&s);
+            let step_len = x_new
+                .iter()
+                .zip(&x)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            let decrease = f - f_new;
+            (x, f, g) = (x_new, f_new, g_new);
+            previous_alpha = Some(alpha);
             if let Some(obs) = self.observer.as_mut() {
                 obs(&Progress {
                     iteration: iterations,
                     x: &x,
                     f: problem.sign * f,
-                    grad_norm: norm_inf(&g),
+                    grad_norm: stationarity(&x, &g),
                     step: step_len,
                 });
             }
