@@ -41,6 +41,21 @@ fn same_shapes<T: Element>(op: &str, xs: &[Tensor<T>], vs: &[Tensor<T>]) {
     }
 }
 
+/// `Σ_k <parts_k, vectors_k>` recorded on the tape (the parts that carry
+/// no gradient are zero and left out); `None` if no part does.
+fn recorded_inner_product<'t, T: Element>(
+    tape: &'t Tape<T>,
+    parts: &[Var<'t, T>],
+    vectors: &[Tensor<T>],
+) -> Option<Var<'t, T>> {
+    parts
+        .iter()
+        .zip(vectors)
+        .filter(|(p, _)| p.requires_grad())
+        .map(|(p, v)| (*p * tape.constant(v)).sum())
+        .reduce(|s, t| s + t)
+}
+
 /// The Jacobian of `f` with respect to each input, from one recording and
 /// one batched backward pass: block `k` has shape `out.shape ++ xs[k].shape`.
 ///
@@ -121,19 +136,10 @@ where
         let u = tape.var(Tensor::ones(y.shape()));
         let jt_u = y.backward_recorded_with(u);
         // Σ_k <J_kᵀu, v_k> is linear in u; its gradient in u is Σ_k J_k v_k.
-        let terms: Vec<Var<'_, T>> = vs
-            .iter()
-            .map(|v| jt_u[*v])
-            .zip(tangents)
-            .filter(|(g, _)| g.requires_grad())
-            .map(|(g, t)| (g * tape.constant(t)).sum())
-            .collect();
-        let jv = match terms.split_first() {
+        let parts: Vec<Var<'_, T>> = vs.iter().map(|v| jt_u[*v]).collect();
+        let jv = match recorded_inner_product(tape, &parts, tangents) {
             None => Tensor::zeros(y.shape()),
-            Some((first, rest)) => {
-                let s = rest.iter().fold(*first, |s, t| s + *t);
-                s.backward()[u].clone()
-            }
+            Some(s) => s.backward()[u].clone(),
         };
         (y.value(), jv)
     })
@@ -200,17 +206,10 @@ where
         expect_scalar("hvp_multi", y);
         let g = y.backward_recorded();
         // ∇_x (Σ_k <∇_k f, v_k>) = H v.
-        let terms: Vec<Var<'_, T>> = vs
-            .iter()
-            .map(|v| g[*v])
-            .zip(vectors)
-            .filter(|(gk, _)| gk.requires_grad())
-            .map(|(gk, v)| (gk * tape.constant(v)).sum())
-            .collect();
-        match terms.split_first() {
+        let parts: Vec<Var<'_, T>> = vs.iter().map(|v| g[*v]).collect();
+        match recorded_inner_product(tape, &parts, vectors) {
             None => xs.iter().map(|x| Tensor::zeros(x.shape())).collect(),
-            Some((first, rest)) => {
-                let s = rest.iter().fold(*first, |s, t| s + *t);
+            Some(s) => {
                 let h = s.backward();
                 vs.iter().map(|v| h[*v].clone()).collect()
             }
