@@ -256,6 +256,55 @@ fn default_options_solve_rosenbrock_with_every_method() {
     assert!(max_err(&short.unwrap().x, &[3.0, 3.0]) < 1e-8);
 }
 
+/// Where the minimum value is far from zero, `f` stops resolving a
+/// decrease long before the gradient is small: the searches then judge a
+/// trial by its slope, so every method still reaches `grad_tol` (gradient
+/// descent used to wander at ‖∇f‖ ≈ 1e-7 until its 100,000 iterations ran
+/// out), with bounds too.
+#[test]
+fn a_flat_objective_far_from_zero_still_converges() {
+    let w = Tensor::from_vec((1..=10).map(f64::from).collect(), [10]);
+    let w = &w;
+    let f = tapegrad::grad::func(move |v| ((v - 1.0).square() * v.tape().constant(w)).sum() + 6.25);
+    for m in Method::ALL {
+        let r = Minimizer::new(m)
+            .solve(&Problem::minimize(f), &[5.0; 10])
+            .unwrap();
+        assert_eq!(
+            r.termination,
+            Termination::GradientTolerance,
+            "{} {r}",
+            m.name()
+        );
+        assert!(
+            max_err(&r.x, &[1.0; 10]) < 1e-8 && r.iterations < 1000,
+            "{} {r}",
+            m.name()
+        );
+    }
+    let lo: Vec<f64> = (0..10)
+        .map(|i| if i % 2 == 0 { 1.5 } else { f64::NEG_INFINITY })
+        .collect();
+    let p = Problem::minimize(f).bounds(&lo, &[f64::INFINITY; 10]);
+    for m in [Method::GradientDescent, Method::Lbfgs, Method::Bfgs] {
+        let r = Minimizer::new(m).solve(&p, &[5.0; 10]).unwrap();
+        assert_eq!(
+            r.termination,
+            Termination::GradientTolerance,
+            "{} {r}",
+            m.name()
+        );
+        let want: Vec<f64> = (0..10)
+            .map(|i| if i % 2 == 0 { 1.5 } else { 1.0 })
+            .collect();
+        assert!(
+            max_err(&r.x, &want) < 1e-8 && r.iterations < 1000,
+            "{} {r}",
+            m.name()
+        );
+    }
+}
+
 #[test]
 fn newton_needs_few_iterations_and_survives_an_indefinite_hessian() {
     // Wood's Hessian is indefinite at (-3, -1, -3, -1).

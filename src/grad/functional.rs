@@ -247,15 +247,36 @@ pub fn hessian<T: Element, F>(f: F, x: &Tensor<T>) -> Tensor<T>
 where
     F: for<'t> Fn(Var<'t, T>) -> Var<'t, T>,
 {
-    record(f, x, |_, v, y| {
-        expect_scalar("hessian", y);
-        let g = y.backward_recorded()[v];
-        let shape = [x.shape(), x.shape()].concat();
-        if !g.requires_grad() {
-            return Tensor::zeros(shape);
-        }
+    value_grad_hessian_named("hessian", f, x).2
+}
+
+/// The value, the gradient and the Hessian of `f` at `x` from one
+/// recording, for [`hessian`] and
+/// [`value_grad_hessian`](super::value_grad_hessian); `op` names the caller
+/// in errors.
+#[track_caller]
+pub(crate) fn value_grad_hessian_named<T: Element, F>(
+    op: &str,
+    f: F,
+    x: &Tensor<T>,
+) -> (T, Tensor<T>, Tensor<T>)
+where
+    F: for<'t> Fn(Var<'t, T>) -> Var<'t, T>,
+{
+    // Recorded inline rather than through `record`, so a wrong output
+    // shape is reported at the caller's line.
+    let tape = Tape::new();
+    let v = tape.var(x.clone());
+    let y = f(v);
+    expect_scalar(op, y);
+    let g = y.backward_recorded()[v];
+    let shape = [x.shape(), x.shape()].concat();
+    let h = if g.requires_grad() {
         jacobian_batched(g, &[v]).swap_remove(0).reshape(shape)
-    })
+    } else {
+        Tensor::zeros(shape)
+    };
+    (y.item(), g.value(), h)
 }
 
 /// The Hessian-vector product `Hv` without forming the Hessian: one

@@ -2,7 +2,7 @@
 //! `jacobian_multi`, `vjp_multi` and `jvp_multi`, an output of any shape),
 //! each from one recording of the function, and `value_grad_hessian`.
 
-use super::functional::{expect_scalar, jacobian_batched};
+use super::functional::{expect_scalar, jacobian_batched, value_grad_hessian_named};
 use crate::tape::{Tape, Var};
 use crate::tensor::{Element, Tensor};
 
@@ -231,16 +231,5 @@ pub fn value_grad_hessian<T: Element, F>(f: F, x: &Tensor<T>) -> (T, Tensor<T>, 
 where
     F: for<'t> Fn(Var<'t, T>) -> Var<'t, T>,
 {
-    let tape = Tape::new();
-    let v = tape.var(x.clone());
-    let y = f(v);
-    expect_scalar("value_grad_hessian", y);
-    let g = y.backward_recorded()[v];
-    let shape = [x.shape(), x.shape()].concat();
-    let h = if g.requires_grad() {
-        jacobian_batched(g, &[v]).swap_remove(0).reshape(shape)
-    } else {
-        Tensor::zeros(shape)
-    };
-    (y.item(), g.value(), h)
+    value_grad_hessian_named("value_grad_hessian", f, x)
 }

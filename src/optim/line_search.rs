@@ -7,6 +7,11 @@ use super::problem::{dot, Evaluator};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LineSearch {
     /// Armijo backtracking: shrink α until `φ(α) <= φ(0) + c1·α·φ'(0)`.
+    /// Where `φ(α)` and `φ(0)` agree to rounding, the value cannot tell a
+    /// decrease, and the same test on the slope decides
+    /// (`∇f(x + αd)ᵀd <= (1 - 2c1)·|φ'(0)|`, Hager and Zhang's approximate
+    /// Armijo condition), so the search does not wander once `f` is flat
+    /// to machine precision.
     Backtracking {
         /// Sufficient-decrease constant (1e-4).
         c1: f64,
@@ -36,6 +41,42 @@ impl LineSearch {
     pub const WOLFE: LineSearch = LineSearch::StrongWolfe { c1: 1e-4, c2: 0.9 };
     /// Strong Wolfe with c1 = 1e-4, c2 = 0.1 (for conjugate gradients).
     pub const WOLFE_CG: LineSearch = LineSearch::StrongWolfe { c1: 1e-4, c2: 0.1 };
+}
+
+/// Armijo's sufficient-decrease test for a trial displacement `s` from a
+/// point where `f = f0` and `∇f = g0`: `f(x + s) <= f0 + c1·∇f0ᵀs`.
+///
+/// When `f(x + s)` is within rounding of `f0` the value cannot tell a
+/// decrease (accepting it lets a search stall or wander at a large
+/// gradient), so the test is made on the slope instead:
+/// `∇f(x + s)ᵀs <= (1 - 2c1)·(-∇f0ᵀs)`, which is the same condition for a
+/// quadratic (Hager and Zhang's approximate Armijo condition).
+pub(crate) struct Armijo {
+    pub(crate) f0: f64,
+    pub(crate) c1: f64,
+}
+
+impl Armijo {
+    /// Whether `fa` and `f0` agree to a few units in the last place.
+    fn blind(&self, fa: f64) -> bool {
+        (fa - self.f0).abs() <= 16.0 * f64::EPSILON * self.f0.abs()
+    }
+
+    /// Whether the trial may pass on its value `fa` (`predicted = ∇f0ᵀs`):
+    /// if so its gradient is wanted, for the step or for [`Armijo::accepts`].
+    pub(crate) fn may_pass(&self, fa: f64, predicted: f64) -> bool {
+        fa.is_finite() && (fa <= self.f0 + self.c1 * predicted || self.blind(fa))
+    }
+
+    /// The verdict, given also the trial's slope along the step
+    /// (`slope = ∇f(x + s)ᵀs`).
+    pub(crate) fn accepts(&self, fa: f64, predicted: f64, slope: f64) -> bool {
+        if self.blind(fa) {
+            slope <= (1.0 - 2.0 * self.c1) * -predicted
+        } else {
+            fa <= self.f0 + self.c1 * predicted
+        }
+    }
 }
 
 /// An accepted step.
@@ -120,13 +161,19 @@ fn backtracking(
     c1: f64,
     shrink: f64,
 ) -> Option<Step> {
-    // Only the accepted trial's gradient is computed (from its recording).
+    // Only a trial that may pass has its gradient computed (from its
+    // recording).
+    let test = Armijo { f0: p0.f, c1 };
     let mut a = alpha0;
     for _ in 0..MAX_TRIALS {
         let xa: Vec<f64> = line.x.iter().zip(line.d).map(|(x, d)| x + a * d).collect();
-        let sufficient = |f: f64| f.is_finite() && f <= p0.f + c1 * a * p0.df;
-        if let (f, Some(g)) = line.ev.value_then_grad(&xa, sufficient) {
-            if g.iter().all(|v| v.is_finite()) {
+        let predicted = a * p0.df;
+        if let (f, Some(g)) = line
+            .ev
+            .value_then_grad(&xa, |f| test.may_pass(f, predicted))
+        {
+            let slope = a * dot(&g, line.d);
+            if g.iter().all(|v| v.is_finite()) && test.accepts(f, predicted, slope) {
                 return Some(Step { alpha: a, f, g });
             }
         }

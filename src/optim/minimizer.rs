@@ -3,7 +3,7 @@
 
 pub use super::directions::CgVariant;
 use super::directions::{Bfgs, ConjugateGradient, Direction, Lbfgs, Newton, Steepest};
-use super::line_search::{self, LineSearch};
+use super::line_search::{self, Armijo, LineSearch};
 use super::problem::{
     dot, norm_inf, Evaluator, Observer, OptimError, Problem, Progress, Report, Solver, Termination,
 };
@@ -225,12 +225,12 @@ impl<'o> Minimizer<'o> {
             }
             iterations += 1;
             let (x_new, f_new, g_new, alpha) = if let Some((lo, hi)) = bounds {
-                let Some((x_new, f_new, g_new)) =
+                let Some(accepted) =
                     projected_step(&mut *dir, &mut ev, &x, f, &g, lo, hi, previous_alpha)?
                 else {
                     break Termination::LineSearchFailed;
                 };
-                (x_new, f_new, g_new, 1.0)
+                accepted
             } else {
                 let mut d = dir.direction(&x, &g, &mut ev)?;
                 if dot(&g, &d) >= 0.0 {
@@ -306,8 +306,9 @@ fn projected_gradient_norm(x: &[f64], g: &[f64], lo: &[f64], hi: &[f64]) -> f64 
     })
 }
 
-/// An accepted projected step: the new point, `f` and `∇f` there.
-type Accepted = (Vec<f64>, f64, Vec<f64>);
+/// An accepted projected step: the new point, `f` and `∇f` there, and the
+/// step length `α` (the next first trial grows from it).
+type Accepted = (Vec<f64>, f64, Vec<f64>, f64);
 
 /// One step of projected quasi-Newton (the two-metric projection of
 /// Bertsekas, as L-BFGS-B's simpler relatives do): variables at a bound
@@ -343,19 +344,20 @@ fn projected_step(
         d = free_g.iter().map(|v| -v).collect();
     }
     let mut a = dir.first_trial(previous_alpha, &free_g, &d);
+    let test = Armijo { f0: f, c1: 1e-4 };
     for _ in 0..60 {
         let mut xa: Vec<f64> = x.iter().zip(&d).map(|(x, d)| x + a * d).collect();
         project(&mut xa, lo, hi);
-        let slope: f64 = (0..n).map(|i| g[i] * (xa[i] - x[i])).sum();
-        let sufficient = |fa: f64| fa.is_finite() && fa <= f + 1e-4 * slope && slope < 0.0;
-        if let (fa, Some(ga)) = ev.value_then_grad(&xa, sufficient) {
-            if ga.iter().all(|v| v.is_finite()) {
-                let s: Vec<f64> = (0..n).map(|i| xa[i] - x[i]).collect();
+        let s: Vec<f64> = (0..n).map(|i| xa[i] - x[i]).collect();
+        let predicted = dot(g, &s);
+        let may_pass = |fa: f64| predicted < 0.0 && test.may_pass(fa, predicted);
+        if let (fa, Some(ga)) = ev.value_then_grad(&xa, may_pass) {
+            if ga.iter().all(|v| v.is_finite()) && test.accepts(fa, predicted, dot(&ga, &s)) {
                 let y: Vec<f64> = (0..n)
                     .map(|i| if fixed[i] { 0.0 } else { ga[i] - g[i] })
                     .collect();
                 dir.update(&s, &y);
-                return Ok(Some((xa, fa, ga)));
+                return Ok(Some((xa, fa, ga, a)));
             }
         }
         a *= 0.5;
