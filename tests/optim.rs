@@ -303,6 +303,30 @@ fn a_flat_objective_far_from_zero_still_converges() {
             m.name()
         );
     }
+    // Freudenstein and Roth from (0.5, -2) (Moré, Garbow and Hillstrom,
+    // problem 2) ends in its local minimum f = 48.9842536792, where the
+    // strong Wolfe searches bracket by slope (L-BFGS used to fail its line
+    // search there after 179 evaluations of f).
+    let p = Problem::minimize(|v| {
+        let (x, y) = (v.at(0), v.at(1));
+        (x - 13.0 + ((y * -1.0 + 5.0) * y - 2.0) * y).square()
+            + (x - 29.0 + ((y + 1.0) * y - 14.0) * y).square()
+    });
+    for m in Method::ALL {
+        let r = Minimizer::new(m).solve(&p, &[0.5, -2.0]).unwrap();
+        assert_eq!(
+            r.termination,
+            Termination::GradientTolerance,
+            "{} {r}",
+            m.name()
+        );
+        assert!((r.f - 48.9842536792).abs() < 1e-8, "{} {r}", m.name());
+        assert!(
+            r.evaluations.f < 200 || m == Method::GradientDescent,
+            "{} {r}",
+            m.name()
+        );
+    }
 }
 
 #[test]

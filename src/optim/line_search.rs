@@ -58,7 +58,7 @@ pub(crate) struct Armijo {
 
 impl Armijo {
     /// Whether `fa` and `f0` agree to a few units in the last place.
-    fn blind(&self, fa: f64) -> bool {
+    pub(crate) fn blind(&self, fa: f64) -> bool {
         (fa - self.f0).abs() <= 16.0 * f64::EPSILON * self.f0.abs()
     }
 
@@ -183,7 +183,11 @@ fn backtracking(
 }
 
 fn wolfe(line: &mut Line<'_, '_, '_>, p0: Point, alpha0: f64, c1: f64, c2: f64) -> Option<Step> {
-    let armijo = |p: &Point| p.f <= p0.f + c1 * p.a * p0.df;
+    // Where f is flat to rounding, comparisons of values are noise: the
+    // sufficient-decrease test falls back to the slope (see `Armijo`) and
+    // bracketing goes by the sign of the slope alone.
+    let test = Armijo { f0: p0.f, c1 };
+    let sufficient = |p: &Point| !p.df.is_nan() && test.accepts(p.f, p.a * p0.df, p.a * p.df);
     let curvature = |p: &Point| p.df.abs() <= -c2 * p0.df;
     let mut prev = p0;
     let mut a = alpha0;
@@ -191,9 +195,11 @@ fn wolfe(line: &mut Line<'_, '_, '_>, p0: Point, alpha0: f64, c1: f64, c2: f64) 
         // A trial that fails sufficient decrease (or does not improve on
         // the last one) ends the bracket on its value alone.
         let prev_f = prev.f;
-        let p = line.at(a, |f| f <= p0.f + c1 * a * p0.df && (i == 0 || f < prev_f));
-        if p.df.is_nan() || !armijo(&p) || (i > 0 && p.f >= prev.f) {
-            return zoom(line, p0, prev, p, c1, c2);
+        let p = line.at(a, |f| {
+            test.may_pass(f, a * p0.df) && (i == 0 || f < prev_f || test.blind(f))
+        });
+        if !sufficient(&p) || (i > 0 && p.f >= prev.f && !test.blind(p.f)) {
+            return zoom(line, p0, prev, p, &test, c2);
         }
         if curvature(&p) {
             return Some(Step {
@@ -203,7 +209,7 @@ fn wolfe(line: &mut Line<'_, '_, '_>, p0: Point, alpha0: f64, c1: f64, c2: f64) 
             });
         }
         if p.df >= 0.0 {
-            return zoom(line, p0, p, prev, c1, c2);
+            return zoom(line, p0, p, prev, &test, c2);
         }
         prev = p;
         a *= 2.0;
@@ -240,7 +246,7 @@ fn zoom(
     p0: Point,
     mut lo: Point,
     mut hi: Point,
-    c1: f64,
+    test: &Armijo,
     c2: f64,
 ) -> Option<Step> {
     for _ in 0..MAX_TRIALS {
@@ -267,8 +273,11 @@ fn zoom(
             _ => 0.5 * (lo.a + hi.a),
         };
         let lo_f = lo.f;
-        let p = line.at(a, |f| f <= p0.f + c1 * a * p0.df && f < lo_f);
-        if p.df.is_nan() || p.f > p0.f + c1 * a * p0.df || p.f >= lo.f {
+        let p = line.at(a, |f| {
+            test.may_pass(f, a * p0.df) && (f < lo_f || test.blind(f))
+        });
+        let sufficient = !p.df.is_nan() && test.accepts(p.f, a * p0.df, a * p.df);
+        if !sufficient || (p.f >= lo.f && !test.blind(p.f)) {
             hi = p;
         } else {
             if p.df.abs() <= -c2 * p0.df {
