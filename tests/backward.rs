@@ -251,3 +251,31 @@ fn coordinates_as_scalars_and_back() {
     let m = tape.var(tapegrad::Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2]));
     assert_eq!(m.at(1).value().data(), &[3.0, 4.0]);
 }
+
+/// The hook sees each leaf that needs a gradient once, when the walk
+/// reaches it (every later node has passed its contribution back), with
+/// the final gradient; scalar and tensor leaves alike, unreached leaves
+/// and constants not at all; the gradients returned are backward()'s.
+#[test]
+fn backward_with_hook_reports_each_final_leaf_gradient_once() {
+    let tape = Tape::<f64>::new();
+    let w = tape.var(Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]));
+    let s = tape.var(0.5);
+    let unused = tape.var(Tensor::ones([2]));
+    let c = tape.constant(Tensor::from_vec(vec![4.0, 5.0, 6.0], [3]));
+    let b = tape.var(Tensor::from_vec(vec![0.1, 0.2, 0.3], [3]));
+    // w is used early and late, so its gradient is complete only at the end.
+    let h = (w * c + b).tanh() * s;
+    let y = (h * w).sum() + (w.square().sum() * s);
+    let mut seen = Vec::new();
+    let hooked = y.backward_with_hook(|leaf, g| seen.push((leaf.index(), g.to_vec())));
+    let plain = y.backward();
+    let order: Vec<usize> = seen.iter().map(|(i, _)| *i).collect();
+    assert_eq!(order, [b.index(), s.index(), w.index()]);
+    for (leaf, g) in [(w, &seen[2].1), (s, &seen[1].1), (b, &seen[0].1)] {
+        assert_eq!(g, &plain[leaf].to_vec());
+        assert_eq!(hooked[leaf].to_vec(), plain[leaf].to_vec());
+    }
+    assert!(!order.contains(&unused.index()) && !order.contains(&c.index()));
+    assert_eq!(hooked[unused].to_vec(), [0.0, 0.0]);
+}

@@ -121,17 +121,25 @@ impl<'a, X: Rows + ?Sized, Y: Rows + ?Sized> MiniBatches<'a, X, Y> {
         epoch: usize,
         first: usize,
     ) -> impl Iterator<Item = (X::Out, Y::Out)> + '_ {
-        let mut order: Vec<usize> = (0..self.x.len()).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(
-            self.seed
-                .wrapping_add(epoch as u64)
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        );
-        order.shuffle(&mut rng);
+        let order = shuffled(self.x.len(), self.seed, epoch);
         let bs = self.batch_size;
         (first.min(self.len())..self.len()).map(move |b| {
             let idx = &order[b * bs..((b + 1) * bs).min(order.len())];
             (self.x.rows(idx), self.y.rows(idx))
         })
     }
+}
+
+/// `0..n` in the order epoch `epoch` of a run seeded with `seed` visits
+/// it: the one shuffle [`MiniBatches`] and
+/// [`ShardedBatches`](super::ShardedBatches) share, so that a sharded run
+/// sees the same global batches as a single process.
+pub(crate) fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        seed.wrapping_add(epoch as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    );
+    order.shuffle(&mut rng);
+    order
 }

@@ -22,11 +22,13 @@ mod batches;
 mod csv_table;
 mod idx;
 mod prep;
+mod sharded;
 
 pub use batches::{MiniBatches, Rows};
 pub use csv_table::{read_csv, read_csv_with, CsvOptions, Table};
 pub use idx::{read_idx, read_mnist, IdxArray};
 pub use prep::{train_test_split, Standardizer};
+pub use sharded::ShardedBatches;
 
 use std::path::PathBuf;
 

@@ -27,6 +27,8 @@
 
 mod checkpoint;
 mod conv;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 mod init;
 mod layers;
 mod loss;

@@ -86,8 +86,6 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub(crate) fn backward_unchecked(&self, seed: impl Into<Tensor<T>>) -> Gradients<'t, T> {
         let seed = seed.into();
-        let root = self.index();
-        let tape = self.tape();
         let shape = self.shape();
         assert!(
             seed.shape() == shape.as_slice(),
@@ -96,12 +94,61 @@ impl<'t, T: Element> Var<'t, T> {
             self.label(),
             shape.as_slice()
         );
+        self.backward_walk(seed, None)
+    }
+
+    /// [`Var::backward`], calling `ready(leaf, gradient)` for each leaf that
+    /// needs a gradient as soon as its gradient is final, during the walk:
+    /// when the walk reaches a leaf, every node that used it has passed its
+    /// contribution back. Leaves come in the walk's order (the reverse of
+    /// the order they were put on the tape); a leaf the output does not
+    /// depend on is never reported (its gradient is zero). This is what
+    /// lets data-parallel training start reducing gradients while the rest
+    /// of the backward pass runs (PyTorch's gradient hooks).
+    ///
+    /// ```
+    /// use tapegrad::{Tape, Tensor};
+    /// let tape = Tape::<f64>::new();
+    /// let (a, b) = (tape.var(Tensor::ones([2])), tape.var(Tensor::ones([2])));
+    /// let y = (a * 2.0 + b * 3.0).sum();
+    /// let mut seen = Vec::new();
+    /// let g = y.backward_with_hook(|leaf, grad| seen.push((leaf.index(), grad.data()[0])));
+    /// assert_eq!(seen, [(b.index(), 3.0), (a.index(), 2.0)]);
+    /// assert_eq!(g[a].data(), &[2.0, 2.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// As [`Var::backward`].
+    #[track_caller]
+    pub fn backward_with_hook(
+        &self,
+        mut ready: impl FnMut(Var<'t, T>, &Tensor<T>),
+    ) -> Gradients<'t, T> {
+        let shape = self.shape();
+        assert!(
+            shape.iter().product::<usize>() == 1,
+            "backward_with_hook: output {} has shape {:?}; it needs a single element",
+            self.label(),
+            shape.as_slice()
+        );
+        self.assert_requires_grad("backward_with_hook");
+        let tape = self.tape();
+        let epoch = tape.epoch();
+        let mut hook = |i: usize, g: &Tensor<T>| ready(Var::from_parts(tape, i as u32, epoch), g);
+        self.backward_walk(Tensor::ones(&shape), Some(&mut hook))
+    }
+
+    /// The eager walk from this output with `seed`, reporting finished
+    /// leaves to `ready` if given.
+    fn backward_walk(&self, seed: Tensor<T>, ready: Option<Ready<'_, T>>) -> Gradients<'t, T> {
+        let tape = self.tape();
+        let root = self.index();
         let mut grads = tape.take_spare();
         if tape.is_detecting_anomaly() {
             let check = |i, k, j, c: &Tensor<T>| tape.anomaly_backward(i, k, j, c);
-            walk_eager::<T, true>(tape, root, seed, &mut grads, check);
+            walk_eager::<T, true>(tape, root, seed, &mut grads, check, ready);
         } else {
-            walk_eager::<T, false>(tape, root, seed, &mut grads, |_, _, _, _| {});
+            walk_eager::<T, false>(tape, root, seed, &mut grads, |_, _, _, _| {}, ready);
         }
         Gradients::new(tape, grads)
     }
@@ -158,15 +205,20 @@ fn accumulate<T: Element>(slot: &mut Option<Tensor<T>>, c: Tensor<T>) {
     }
 }
 
+/// Told each leaf whose gradient is final: its node and its gradient.
+pub(crate) type Ready<'r, T> = &'r mut dyn FnMut(usize, &Tensor<T>);
+
 /// The eager walk. `visit(node, k, input, contribution)` sees every
 /// contribution as it is passed back (the trace records them; plain
-/// backward passes a closure that does nothing).
+/// backward passes a closure that does nothing); `ready`, if given, each
+/// reached leaf that needs a gradient, when the walk gets to it.
 pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
     tape: &Tape<T>,
     root: usize,
     seed: Tensor<T>,
     grads: &mut GradSlots<T>,
     mut visit: impl FnMut(usize, usize, usize, &Tensor<T>),
+    mut ready: Option<Ready<'_, T>>,
 ) {
     let arena = tape.arena.borrow();
     let nodes = &arena.nodes;
@@ -181,8 +233,24 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
     // Runs of scalar nodes go through a tight loop of their own; it stops
     // at each node that needs the general step (tensors, custom ops).
     let mut end = root + 1;
-    while let Some(i) = scalar_run::<T, VISIT>(tape, nodes, end, grads, &mut visit) {
-        general_step::<T, VISIT>(tape, &arena, i, grads, &mut visit);
+    loop {
+        let next = if ready.is_some() {
+            scalar_run::<T, VISIT, true>(tape, nodes, end, grads, &mut visit)
+        } else {
+            scalar_run::<T, VISIT, false>(tape, nodes, end, grads, &mut visit)
+        };
+        let Some(i) = next else { break };
+        match (&mut ready, nodes[i].is_leaf()) {
+            (Some(ready), true) => match nodes[i].as_scalar() {
+                Some(_) => ready(i, &Tensor::scalar(grads.scalar[i])),
+                None => {
+                    if let Some(g) = &grads.tensor[nodes[i].tensor as usize] {
+                        ready(i, g);
+                    }
+                }
+            },
+            _ => general_step::<T, VISIT>(tape, &arena, i, grads, &mut visit),
+        }
         end = i;
     }
     // Tensor leaves that need a gradient but do not reach the output get
@@ -198,10 +266,11 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
 /// Walks down from node `end - 1` through the nodes that need no tensor:
 /// leaves, nodes that need no gradient, unreached scalar nodes and scalar
 /// ops on scalar inputs. Returns the first node that needs
-/// [`general_step`], or `None` at the bottom of the tape. Kept apart from
-/// the general step so that this loop keeps its state in registers.
+/// [`general_step`] (or, with `LEAVES`, a reached leaf that needs a
+/// gradient), or `None` at the bottom of the tape. Kept apart from the
+/// general step so that this loop keeps its state in registers.
 #[inline(never)]
-fn scalar_run<T: Element, const VISIT: bool>(
+fn scalar_run<T: Element, const VISIT: bool, const LEAVES: bool>(
     tape: &Tape<T>,
     nodes: &[Node<T>],
     end: usize,
@@ -216,6 +285,9 @@ fn scalar_run<T: Element, const VISIT: bool>(
             // one that needs no gradient drops them here.
             grads.reached[i] = false;
         } else if node.is_leaf() {
+            if LEAVES && (node.tensor != SCALAR || grads.reached[i]) {
+                return Some(i);
+            }
             // A scalar leaf's gradient is its slot, zero if never reached.
             grads.reached[i] = node.tensor == SCALAR;
         } else if node.tensor != SCALAR {

@@ -140,6 +140,7 @@ impl<'t, T: Element> Var<'t, T> {
             |node, k, input, c| {
                 contributions.push((node, k, input, c.clone()));
             },
+            None,
         );
         let arena = tape.arena.borrow();
         let mut steps = Vec::new();

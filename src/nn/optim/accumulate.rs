@@ -134,6 +134,19 @@ impl<T: Element> GradAccumulator<T> {
         self.sums.get(id).filter(|(_, live)| *live).map(|(t, _)| t)
     }
 
+    /// The summed gradient of `id` to change in place (data-parallel
+    /// training reduces it over processes).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn get_mut(&mut self, id: ParamId) -> Option<&mut Tensor<T>> {
+        if self.spent.get() {
+            return None;
+        }
+        self.sums
+            .get_mut(id)
+            .filter(|(_, live)| *live)
+            .map(|(t, _)| t)
+    }
+
     /// Forgets the sum (keeping its storage).
     pub fn clear(&mut self) {
         for (_, (_, live)) in self.sums.iter_mut() {
