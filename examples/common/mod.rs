@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cnn;
+pub mod mnist;
 pub mod training;
 
 use plotters::prelude::*;
