@@ -32,6 +32,8 @@ usage: mpirun -np P target/release/examples/ddp_scaling [options]
   --hidden N     hidden width (default 256: W2 medium; 1024: W2 large)
   --batch N      global batch (default 128)
   --steps N      measured steps after 10 warm-up steps (default 50)
+  --bucket-kb N  bucket size in KiB (default 25600, PyTorch's 25 MiB; the first
+                 bucket is 1 MiB or this, whichever is smaller)
   --no-overlap   start the all-reduces after backward instead of during it
   --quick        a few steps (also: TAPEGRAD_QUICK=1)";
 
@@ -46,6 +48,7 @@ fn main() {
     let hidden = args.count("hidden", 256);
     let batch = args.count("batch", 128);
     let steps = args.count("steps", if args.flag("quick") { 5 } else { 50 });
+    let bucket = args.count("bucket-kb", 25 << 10) << 10;
     let (p, rank) = (world.size(), world.rank());
 
     let mut params = ParamStore::<f32>::new();
@@ -61,7 +64,8 @@ fn main() {
     let mut ddp = DataParallel::new(&world, &mut params)
         .expect("the same model everywhere")
         .combine(Combine::Sum)
-        .overlap(!args.flag("no-overlap"));
+        .overlap(!args.flag("no-overlap"))
+        .bucket_bytes((1 << 20).min(bucket), bucket);
     let idx = ShardedBatches::new(batch, batch, 0, p, rank)
         .epoch(0)
         .next()
