@@ -30,6 +30,9 @@ fn main() {
     let world = World::init().expect("MPI starts");
     match std::env::var(SCENARIO).as_deref() {
         Ok("panic") => panicking_process(&world),
+        Ok("wrong-store") => wrong_store(&world),
+        Ok("unused-parameter") => unused_parameter(&world),
+        Ok("different-buckets") => different_buckets(&world),
         _ => checks(&world),
     }
 }
@@ -60,20 +63,51 @@ fn launch() {
         );
     }
     // A process that panics ends the job: non-zero exit, its message, and
-    // no hang (the other process is blocked in a barrier).
-    let start = Instant::now();
+    // no hang (the other process is blocked in a barrier). The misuses
+    // below are panics too, so they end the job the same way.
+    for (scenario, message) in [
+        ("panic", "process 1 fails on purpose"),
+        (
+            "wrong-store",
+            "not the ParamStore this DataParallel was built with",
+        ),
+        (
+            "unused-parameter",
+            "parameter `b` was not used in this process's forward",
+        ),
+        (
+            "different-buckets",
+            "chose different bucket sizes or Combine modes",
+        ),
+    ] {
+        let start = Instant::now();
+        let text = expect_abort(&exe, scenario);
+        assert!(
+            text.contains(message) && text.contains("aborting the MPI job"),
+            "{scenario}: the panic's message must be shown:\n{text}"
+        );
+        println!(
+            "distributed: {scenario} ended the job in {:.1?}",
+            start.elapsed()
+        );
+    }
+}
+
+/// Runs `scenario` on 2 processes and returns its output, checking that
+/// the job failed within 60 s.
+fn expect_abort(exe: &std::path::Path, scenario: &str) -> String {
     let mut child = mpirun("2")
-        .args(["-x", &format!("{SCENARIO}=panic")])
-        .arg(&exe)
+        .args(["-x", &format!("{SCENARIO}={scenario}")])
+        .arg(exe)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("mpirun starts");
-    let deadline = start + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().expect("wait").is_none() {
         if Instant::now() > deadline {
             child.kill().ok();
-            panic!("a panicking process did not end the MPI job within 60 s");
+            panic!("{scenario}: the panicking process did not end the MPI job within 60 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -82,16 +116,9 @@ fn launch() {
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(
         !out.status.success(),
-        "the job must fail when a process panics:\n{text}"
+        "{scenario}: the job must fail:\n{text}"
     );
-    assert!(
-        text.contains("process 1 fails on purpose") && text.contains("aborting the MPI job"),
-        "the panic's message must be shown:\n{text}"
-    );
-    println!(
-        "distributed: a panicking process ended the job in {:.1?}",
-        start.elapsed()
-    );
+    text
 }
 
 fn mpirun(np: &str) -> Command {
@@ -107,6 +134,51 @@ fn panicking_process(world: &World) {
     }
     world.barrier(); // would wait forever without the abort
     unreachable!("the barrier cannot complete");
+}
+
+/// Gradients of another store than the one DataParallel was built with.
+fn wrong_store(world: &World) {
+    let mut params = ParamStore::<f64>::new();
+    let w = params.add("w", Tensor::ones([3]));
+    let mut other = ParamStore::<f64>::new();
+    other.add("w", Tensor::ones([3]));
+    let mut ddp = DataParallel::new(world, &mut params).unwrap();
+    let tape = Tape::new();
+    let loss = params.var(&tape, w).sum();
+    ddp.backward(&other, loss);
+    world.barrier();
+}
+
+/// Processes configured with different bucket sizes.
+fn different_buckets(world: &World) {
+    let mut params = ParamStore::<f64>::new();
+    let a = params.add("a", Tensor::ones([300]));
+    let b = params.add("b", Tensor::ones([300]));
+    let cap = if world.rank() == 0 { 1 << 20 } else { 1024 };
+    let mut ddp = DataParallel::new(world, &mut params)
+        .unwrap()
+        .bucket_bytes(cap, cap);
+    let tape = Tape::new();
+    let loss = (params.var(&tape, a) * params.var(&tape, b)).sum();
+    ddp.backward(&params, loss);
+    world.barrier();
+}
+
+/// Process 1 leaves out a parameter process 0 uses: process 1 must not
+/// silently skip the update process 0 makes.
+fn unused_parameter(world: &World) {
+    let mut params = ParamStore::<f64>::new();
+    let a = params.add("a", Tensor::ones([3]));
+    let b = params.add("b", Tensor::ones([3]));
+    let mut ddp = DataParallel::new(world, &mut params).unwrap();
+    let tape = Tape::new();
+    let mut loss = params.var(&tape, a).square().sum();
+    if world.rank() == 0 {
+        loss = loss + params.var(&tape, b).sum();
+    }
+    ddp.backward(&params, loss);
+    world.barrier();
+    world.barrier();
 }
 
 /// Runs every check on this process; a failed assertion panics, which

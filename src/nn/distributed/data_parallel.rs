@@ -66,6 +66,9 @@ pub struct DataParallel<'w, T: MpiElement> {
     combine: Combine,
     overlap: bool,
     last: StepTiming,
+    /// Whether every process was seen to use the same buckets and
+    /// combination (checked at the first reduction).
+    layout_checked: bool,
 }
 
 impl<'w, T: MpiElement> DataParallel<'w, T> {
@@ -96,6 +99,7 @@ impl<'w, T: MpiElement> DataParallel<'w, T> {
             combine: Combine::Mean,
             overlap: true,
             last: StepTiming::default(),
+            layout_checked: false,
         };
         ddp.rebucket(FIRST_BUCKET_BYTES, BUCKET_BYTES);
         Ok(ddp)
@@ -113,12 +117,14 @@ impl<'w, T: MpiElement> DataParallel<'w, T> {
             "DataParallel::bucket_bytes: sizes must be positive, got {first} and {rest}"
         );
         self.rebucket(first, rest);
+        self.layout_checked = false;
         self
     }
 
     /// How gradients are combined (default [`Combine::Mean`]).
     pub fn combine(mut self, combine: Combine) -> Self {
         self.combine = combine;
+        self.layout_checked = false;
         self
     }
 
@@ -163,6 +169,7 @@ impl<'w, T: MpiElement> DataParallel<'w, T> {
     #[track_caller]
     pub fn backward<'t>(&mut self, params: &ParamStore<T>, loss: Var<'t, T>) -> Gradients<'t, T> {
         self.check_store(params, "backward");
+        self.check_layout("backward");
         let tape = loss.tape();
         // Where each trainable parameter sits on this recording.
         let mut slot_of: HashMap<usize, (usize, usize)> = HashMap::new();
@@ -241,6 +248,7 @@ impl<'w, T: MpiElement> DataParallel<'w, T> {
     #[track_caller]
     pub fn all_reduce(&mut self, params: &ParamStore<T>, acc: &mut GradAccumulator<T>) {
         self.check_store(params, "all_reduce");
+        self.check_layout("all_reduce");
         let comm = self.world.comm();
         for (b, bucket) in self.buckets.iter().enumerate() {
             let send = &mut self.send[b];
@@ -263,6 +271,28 @@ impl<'w, T: MpiElement> DataParallel<'w, T> {
                 );
             }
         }
+    }
+
+    /// Once, before the first reduction: every process must reduce the
+    /// same buckets with the same combination, or the collective calls
+    /// would not match (a hang or garbage).
+    #[track_caller]
+    fn check_layout(&mut self, op: &str) {
+        if self.layout_checked {
+            return;
+        }
+        let mut h = Fnv::new();
+        h.bytes(&[self.combine as u8]);
+        for b in &self.buckets {
+            h.bytes(&(b.len as u64).to_le_bytes());
+        }
+        let all = self.world.gather_u64(h.0);
+        assert!(
+            all.iter().all(|&x| x == all[0]),
+            "DataParallel::{op}: the processes chose different bucket sizes or Combine modes; \
+             configure DataParallel the same way on every process"
+        );
+        self.layout_checked = true;
     }
 
     #[track_caller]

@@ -82,7 +82,10 @@ pub enum DistError {
 ///
 /// [`World::init`] also installs a panic hook: a panic on any process
 /// prints its message and then aborts the whole job (`MPI_Abort`), so no
-/// other process hangs waiting for the dead one in a collective call.
+/// other process hangs waiting for the dead one in a collective call. It
+/// aborts on every panic, also one a caller would catch with
+/// `catch_unwind`: after a panic part-way through a step, the processes
+/// can no longer be known to be in step.
 pub struct World {
     comm: SimpleCommunicator,
     // Finalises MPI when the world is dropped (after `comm`).
