@@ -91,6 +91,34 @@ fn main() {
         ms * 1e6 / (3.0 * n as f64)
     );
 
+    // W1r: recorded once; per replay, new w and b, forward and backward.
+    let mut w1r = W1r::record(&tape, n);
+    for k in [0, 1, 100] {
+        let (got, want) = (
+            w1r.replay(k),
+            w1_by_hand_scaled(n, 1.0 + 0.001 * k as f64, &mut ys),
+        );
+        assert!((got.0 - want.0).abs() < 1e-12 && (got.1 - want.1).abs() < 1e-9);
+    }
+    let ms = median_ms(reps(20), || {
+        for k in 1..=100 {
+            std::hint::black_box(w1r.replay(k));
+        }
+    }) / 100.0;
+    println!(
+        "{{\"workload\": \"W1r\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
+        ms * 1e6 / (3.0 * n as f64)
+    );
+    let ms = median_ms(reps(20), || {
+        for k in 1..=100 {
+            std::hint::black_box(w1_by_hand_scaled(n, 1.0 + 0.001 * k as f64, &mut ys));
+        }
+    }) / 100.0;
+    println!(
+        "{{\"workload\": \"W1r by hand\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
+        ms * 1e6 / (3.0 * n as f64)
+    );
+
     let (xs, ts) = w1b_data();
     let mut p = w1b_params();
     let ms = median_ms(reps(50), || {
@@ -173,6 +201,22 @@ fn profile_one(name: &str, limit: Option<usize>) {
     let tape = Tape::<f64>::new();
     let tape32 = Tape::<f32>::new();
     match name {
+        "w1r" | "w1r-hand" | "w1-hand" => {
+            let n = 100_000;
+            let mut ys = Vec::with_capacity(n + 1);
+            let mut w1r = W1r::record(&tape, n);
+            let mut k = 0;
+            run(&mut || {
+                k += 1;
+                match name {
+                    "w1r" => std::hint::black_box(w1r.replay(k)),
+                    "w1r-hand" => {
+                        std::hint::black_box(w1_by_hand_scaled(n, 1.0 + 0.001 * k as f64, &mut ys))
+                    }
+                    _ => std::hint::black_box(w1_by_hand(n, &mut ys)),
+                };
+            });
+        }
         "w1b" => {
             let (xs, ts) = w1b_data();
             let mut p = w1b_params();

@@ -60,6 +60,78 @@ pub fn w1_by_hand(n: usize, ys: &mut Vec<f64>) -> (f64, f64, f64, f64) {
     (y, sw, sb, g)
 }
 
+/// W1r: W1 recorded once, then replayed: each replay gives the leaves new
+/// values (w scaled by `1 + 0.001·k`, the same b), re-runs the recorded
+/// forward in place ([`Tape::replay`]) and the backward pass.
+pub struct W1r<'t> {
+    tape: &'t Tape<f64>,
+    x: Var<'t, f64>,
+    ws: VarRange<'t, f64>,
+    bs: VarRange<'t, f64>,
+    y: Var<'t, f64>,
+    w: Vec<f64>,
+    b: Vec<f64>,
+}
+
+impl<'t> W1r<'t> {
+    /// Records W1 of `n` steps on `tape` (reset first).
+    pub fn record(tape: &'t Tape<f64>, n: usize) -> Self {
+        tape.reset();
+        let x = tape.var(0.5);
+        let ws = tape.vars((0..n).map(w1_w));
+        let bs = tape.vars((0..n).map(w1_b));
+        let mut y = x;
+        for i in 0..n {
+            y = (y * ws.get(i) + bs.get(i)).tanh();
+        }
+        let w = (0..n).map(w1_w).collect();
+        let b = (0..n).map(w1_b).collect();
+        W1r {
+            tape,
+            x,
+            ws,
+            bs,
+            y,
+            w,
+            b,
+        }
+    }
+
+    /// Replay `k`: (loss, Σ dloss/dw, Σ dloss/db, dloss/dx).
+    pub fn replay(&mut self, k: usize) -> (f64, f64, f64, f64) {
+        let scale = 1.0 + 0.001 * k as f64;
+        for (i, w) in self.w.iter_mut().enumerate() {
+            *w = w1_w(i) * scale;
+        }
+        self.tape.set_values(&self.ws, &self.w);
+        self.tape.set_values(&self.bs, &self.b);
+        self.tape.replay().expect("W1 is a scalar program");
+        let g = self.y.backward();
+        let sw: f64 = g.items(&self.ws).iter().sum();
+        let sb: f64 = g.items(&self.bs).iter().sum();
+        (self.y.item(), sw, sb, g.item(self.x))
+    }
+}
+
+/// [`w1_by_hand`] with every w scaled by `scale` (W1r's replay by hand).
+pub fn w1_by_hand_scaled(n: usize, scale: f64, ys: &mut Vec<f64>) -> (f64, f64, f64, f64) {
+    ys.clear();
+    let mut y = 0.5;
+    ys.push(y);
+    for i in 0..n {
+        y = (y * (w1_w(i) * scale) + w1_b(i)).tanh();
+        ys.push(y);
+    }
+    let (mut g, mut sw, mut sb) = (1.0, 0.0, 0.0);
+    for i in (0..n).rev() {
+        let gz = g * (1.0 - ys[i + 1] * ys[i + 1]);
+        sw += gz * ys[i];
+        sb += gz;
+        g = gz * (w1_w(i) * scale);
+    }
+    (y, sw, sb, g)
+}
+
 pub const W1_LOSS: f64 = 0.07579308632142281;
 pub const W1_SUM_DW: f64 = 0.15017698835915508;
 pub const W1_SUM_DB: f64 = 2.455959717018217;

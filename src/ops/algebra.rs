@@ -397,7 +397,7 @@ impl<'t, T: Element> Pointwise<T> for Var<'t, T> {
         Var::sigmoid(*self)
     }
     fn constant_map(&self, f: impl Fn(T) -> T + Sync) -> Self {
-        let v = self.with_value(|v| v.map(f));
+        let v = self.peek(|v| v.map(f));
         self.constant_like(v)
     }
 }
@@ -458,7 +458,7 @@ impl<'t, T: Element> Algebra<T> for Var<'t, T> {
         Var::where_(*self, *on_true, *on_false)
     }
     fn first_max_mask(&self, axis: usize) -> Self {
-        let m = self.with_value(|v| v.first_max_mask(axis));
+        let m = self.peek(|v| v.first_max_mask(axis));
         self.constant_like(m)
     }
     fn scalar_like(&self, v: T) -> Self {

@@ -41,6 +41,9 @@ impl Rule for Add {
     fn scalar_locals<T: Element>(&self, _: [T; 2], _: T) -> Option<[T; 2]> {
         Some([T::one(), T::one()])
     }
+    fn scalar_forward<T: Element>(&self, [a, b]: [T; 2]) -> Option<T> {
+        Some(Binary::f(self, a, b))
+    }
 }
 
 /// `a - b`
@@ -72,6 +75,9 @@ impl Rule for Sub {
     }
     fn scalar_locals<T: Element>(&self, _: [T; 2], _: T) -> Option<[T; 2]> {
         Some([T::one(), -T::one()])
+    }
+    fn scalar_forward<T: Element>(&self, [a, b]: [T; 2]) -> Option<T> {
+        Some(Binary::f(self, a, b))
     }
 }
 

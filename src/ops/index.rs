@@ -71,7 +71,7 @@ pub(crate) fn record_index_select<'t, T: Element>(
     axis: usize,
     idx: Var<'t, T>,
 ) -> Var<'t, T> {
-    let v = x.with_value(|xv| idx.with_value(|iv| xv.index_select(axis, iv)));
+    let v = x.peek(|xv| idx.peek(|iv| xv.index_select(axis, iv)));
     x.tape().record(
         Op::IndexSelect(IndexSelect {
             axis: Axis::new(axis),
@@ -88,7 +88,7 @@ pub(crate) fn record_index_add<'t, T: Element>(
     idx: Var<'t, T>,
     n: usize,
 ) -> Var<'t, T> {
-    let v = src.with_value(|sv| idx.with_value(|iv| sv.index_add(axis, iv, n)));
+    let v = src.peek(|sv| idx.peek(|iv| sv.index_add(axis, iv, n)));
     src.tape().record(
         Op::IndexAdd(IndexAdd {
             axis: Axis::new(axis),
@@ -104,7 +104,7 @@ pub(crate) fn record_gather<'t, T: Element>(
     axis: usize,
     idx: Var<'t, T>,
 ) -> Var<'t, T> {
-    let v = x.with_value(|xv| idx.with_value(|iv| xv.gather(axis, iv)));
+    let v = x.peek(|xv| idx.peek(|iv| xv.gather(axis, iv)));
     x.tape().record(
         Op::Gather(Gather {
             axis: Axis::new(axis),
@@ -121,7 +121,7 @@ pub(crate) fn record_scatter_add<'t, T: Element>(
     idx: Var<'t, T>,
     n: usize,
 ) -> Var<'t, T> {
-    let v = src.with_value(|sv| idx.with_value(|iv| sv.scatter_add(axis, iv, n)));
+    let v = src.peek(|sv| idx.peek(|iv| sv.scatter_add(axis, iv, n)));
     src.tape().record(
         Op::ScatterAdd(ScatterAdd {
             axis: Axis::new(axis),

@@ -60,6 +60,14 @@ pub(crate) trait Rule {
     fn scalar_locals<T: Element>(&self, _xs: [T; 2], _y: T) -> Option<[T; 2]> {
         None
     }
+
+    /// For the same ops: the forward on plain numbers, so that a recorded
+    /// scalar program can be re-run with new leaf values
+    /// ([`crate::Tape::replay`]); `None` (the default) means "not
+    /// replayable".
+    fn scalar_forward<T: Element>(&self, _xs: [T; 2]) -> Option<T> {
+        None
+    }
 }
 
 /// An elementwise op of one input, stated as forward and local derivative.
@@ -141,6 +149,9 @@ macro_rules! unary_rules {
             fn scalar_locals<T: Element>(&self, xs: [T; 2], y: T) -> Option<[T; 2]> {
                 Some([<$t as crate::ops::Unary>::df(self, &xs[0], &y), T::zero()])
             }
+            fn scalar_forward<T: Element>(&self, xs: [T; 2]) -> Option<T> {
+                Some(<$t as crate::ops::Unary>::f(self, xs[0]))
+            }
         }
     )*};
 }
@@ -159,6 +170,9 @@ macro_rules! binary_rules {
                     crate::ops::Binary::da(b, &xs[0], &xs[1], &y),
                     crate::ops::Binary::db(b, &xs[0], &xs[1], &y),
                 ])
+            }
+            fn scalar_forward<T: Element>(&self, xs: [T; 2]) -> Option<T> {
+                Some(<$t as crate::ops::Binary>::f(self, xs[0], xs[1]))
             }
         }
     )*};
@@ -243,6 +257,17 @@ macro_rules! op_table {
                     Op::Leaf | Op::Constant | Op::Custom(_) => None,
                     $(Op::$variant(r) => r.scalar_locals(xs, y),)*
                     $(Op::$nvariant(s) => <$nty>::from_numbers(tape.numbers(*s)).scalar_locals(xs, y),)*
+                    $(Op::$pvariant(_) => None,)*
+                }
+            }
+
+            /// The forward on plain numbers (see `Rule::scalar_forward`).
+            #[inline(always)]
+            pub(crate) fn scalar_forward<T: Element>(&self, tape: &crate::Tape<T>, xs: [T; 2]) -> Option<T> {
+                match self {
+                    Op::Leaf | Op::Constant | Op::Custom(_) => None,
+                    $(Op::$variant(r) => r.scalar_forward(xs),)*
+                    $(Op::$nvariant(s) => <$nty>::from_numbers(tape.numbers(*s)).scalar_forward(xs),)*
                     $(Op::$pvariant(_) => None,)*
                 }
             }

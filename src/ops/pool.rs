@@ -147,7 +147,7 @@ impl<'t, T: Element> Var<'t, T> {
             T::from_usize(h * w).is_some_and(|v| v <= T::lit(2.0) / T::epsilon()),
             "max_pool2d: a {h}×{w} plane has too many positions to index exactly in this float type"
         );
-        let idx = self.with_value(|x| window_maxima(x.data(), [h, w], [oh, ow], &p));
+        let idx = self.peek(|x| window_maxima(x.data(), [h, w], [oh, ow], &p));
         let idx = self.constant_like(idx);
         record_gather(self.reshape([n * c, h * w]), 1, idx).reshape([n, c, oh, ow])
     }

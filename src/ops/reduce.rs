@@ -124,7 +124,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn sum(self) -> Var<'t, T> {
-        let v = self.with_value(|v| v.sum_all());
+        let v = self.peek(|v| v.sum_all());
         self.tape().record(
             Op::Sum(Sum {
                 axis: None,
@@ -139,7 +139,7 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn sum_axis(self, axis: impl AxisIndex, keepdim: bool) -> Var<'t, T> {
         let axis = check_axis("sum_axis", self, axis);
-        let v = self.with_value(|v| v.sum_axis(axis, keepdim));
+        let v = self.peek(|v| v.sum_axis(axis, keepdim));
         self.tape().record(
             Op::Sum(Sum {
                 axis: Some(Axis::new(axis)),
@@ -153,7 +153,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// Mean of all elements, as a scalar.
     #[track_caller]
     pub fn mean(self) -> Var<'t, T> {
-        let v = self.with_value(|v| {
+        let v = self.peek(|v| {
             let n = T::from_usize(v.numel()).unwrap();
             crate::Tensor::scalar(v.sum_all().item() / n)
         });
@@ -171,7 +171,7 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn mean_axis(self, axis: impl AxisIndex, keepdim: bool) -> Var<'t, T> {
         let axis = check_axis("mean_axis", self, axis);
-        let v = self.with_value(|v| {
+        let v = self.peek(|v| {
             let n = T::from_usize(v.shape()[axis]).unwrap();
             v.sum_axis(axis, keepdim).map(|s| s / n)
         });
@@ -189,7 +189,7 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn max_axis(self, axis: impl AxisIndex, keepdim: bool) -> Var<'t, T> {
         let axis = check_axis("max_axis", self, axis);
-        let v = self.with_value(|v| v.reduce_lanes(axis, keepdim, max_lane));
+        let v = self.peek(|v| v.reduce_lanes(axis, keepdim, max_lane));
         self.tape().record(
             Op::Max(Max {
                 axis: Axis::new(axis),
@@ -214,7 +214,7 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn logsumexp(self, axis: impl AxisIndex, keepdim: bool) -> Var<'t, T> {
         let axis = check_axis("logsumexp", self, axis);
-        let v = self.with_value(|v| v.reduce_lanes(axis, keepdim, logsumexp_lane));
+        let v = self.peek(|v| v.reduce_lanes(axis, keepdim, logsumexp_lane));
         self.tape().record(
             Op::LogSumExp(LogSumExp {
                 axis: Axis::new(axis),

@@ -53,8 +53,8 @@ struct Compare(fn(f64, f64) -> bool, &'static str);
 
 fn compare<'t, T: Element>(a: Var<'t, T>, b: Var<'t, T>, c: Compare) -> Var<'t, T> {
     a.same_tape(&b, c.1);
-    let v = a.with_value(|av| {
-        b.with_value(|bv| {
+    let v = a.peek(|av| {
+        b.peek(|bv| {
             av.zip_map(bv, |p, q| {
                 let hit = (c.0)(p.to_f64().unwrap(), q.to_f64().unwrap());
                 if hit {

@@ -188,7 +188,7 @@ impl<'t, T: Element> Var<'t, T> {
                 &format!("cannot view {} elements as shape {shape:?}", numel(&own)),
             );
         }
-        let v = self.with_value(|v| v.reshape(shape));
+        let v = self.peek(|v| v.reshape(shape));
         self.tape().record(Op::Reshape(Reshape), &[self], v)
     }
 
@@ -210,7 +210,7 @@ impl<'t, T: Element> Var<'t, T> {
                 &format!("{perm:?} is not a permutation of the {n} dimensions (at most {MAX_PERMUTE_DIMS})"),
             );
         }
-        let v = self.with_value(|v| v.permute(perm));
+        let v = self.peek(|v| v.permute(perm));
         self.tape()
             .record(Op::Permute(Permute::new(perm)), &[self], v)
     }
@@ -239,7 +239,7 @@ impl<'t, T: Element> Var<'t, T> {
                 &format!("cannot broadcast to {shape:?}"),
             );
         }
-        let v = self.with_value(|v| v.broadcast_to(shape));
+        let v = self.peek(|v| v.broadcast_to(shape));
         self.tape().record(Op::BroadcastTo(BroadcastTo), &[self], v)
     }
 
@@ -259,7 +259,7 @@ impl<'t, T: Element> Var<'t, T> {
                 &format!("{shape:?} does not broadcast to it"),
             );
         }
-        let v = self.with_value(|v| v.sum_to(shape));
+        let v = self.peek(|v| v.sum_to(shape));
         self.tape().record(Op::SumTo(SumTo), &[self], v)
     }
 
@@ -285,7 +285,7 @@ impl<'t, T: Element> Var<'t, T> {
                 ),
             );
         }
-        let v = self.with_value(|v| v.narrow(axis, start, len));
+        let v = self.peek(|v| v.narrow(axis, start, len));
         self.tape()
             .record(Op::Narrow(Narrow::new(axis, start)), &[self], v)
     }
@@ -345,7 +345,7 @@ impl<'t, T: Element> Var<'t, T> {
                 &format!("{n} entries at {start} do not fit in length {total}"),
             );
         }
-        let v = self.with_value(|v| v.pad(axis, start, total));
+        let v = self.peek(|v| v.pad(axis, start, total));
         self.tape()
             .record(Op::Pad(Pad::new(axis, start)), &[self], v)
     }

@@ -49,7 +49,7 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn softmax(self, axis: impl AxisIndex) -> Var<'t, T> {
         let axis = check_axis("softmax", self, axis);
-        let v = self.with_value(|v| v.map_lanes(axis, softmax_lane));
+        let v = self.peek(|v| v.map_lanes(axis, softmax_lane));
         self.tape().record(
             Op::Softmax(Softmax {
                 axis: Axis::new(axis),
@@ -63,7 +63,7 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn log_softmax(self, axis: impl AxisIndex) -> Var<'t, T> {
         let axis = check_axis("log_softmax", self, axis);
-        let v = self.with_value(|v| v.map_lanes(axis, log_softmax_lane));
+        let v = self.peek(|v| v.map_lanes(axis, log_softmax_lane));
         self.tape().record(
             Op::LogSoftmax(LogSoftmax {
                 axis: Axis::new(axis),

@@ -142,6 +142,8 @@ impl<'t, T: Element> Var<'t, T> {
     /// leaves to `ready` if given.
     fn backward_walk(&self, seed: Tensor<T>, ready: Option<Ready<'_, T>>) -> Gradients<'t, T> {
         let tape = self.tape();
+        // Gradients are values the program can branch on (for replay).
+        tape.note_read();
         let root = self.index();
         let mut grads = tape.take_spare();
         if tape.is_detecting_anomaly() {

@@ -5,10 +5,12 @@ mod anomaly;
 pub(crate) mod arena;
 pub(crate) mod backward;
 mod gradients;
+mod replay;
 mod var;
 mod var_range;
 
 pub use gradients::{GradVars, Gradients};
+pub use replay::ReplayError;
 pub use var::Var;
 pub use var_range::VarRange;
 
@@ -61,6 +63,11 @@ pub struct Tape<T: Element = f32> {
     /// while it was on, by node index.
     anomaly: Cell<bool>,
     sites: RefCell<Vec<(u32, &'static std::panic::Location<'static>)>>,
+    /// For [`Tape::replay`]: how many nodes the tape held when a value was
+    /// last read (`NO_READ` if none since the reset), and how many nodes
+    /// are known to be replayable.
+    pub(crate) last_read: Cell<u32>,
+    pub(crate) replayable: Cell<u32>,
 }
 
 /// An outside leaf's key on a tape: `(owner id, item id)`.
@@ -100,6 +107,8 @@ impl<T: Element> Tape<T> {
             bound: RefCell::new(HashMap::new()),
             anomaly: Cell::new(false),
             sites: RefCell::new(Vec::new()),
+            last_read: Cell::new(replay::NO_READ),
+            replayable: Cell::new(0),
         }
     }
 
@@ -204,6 +213,8 @@ impl<T: Element> Tape<T> {
         self.names.borrow_mut().clear();
         self.bound.borrow_mut().clear();
         self.sites.borrow_mut().clear();
+        self.last_read.set(replay::NO_READ);
+        self.replayable.set(0);
         self.epoch.set(self.epoch.get().wrapping_add(1));
     }
 
@@ -260,6 +271,9 @@ impl<T: Element> Tape<T> {
                 let ins = inputs.iter().map(|v| v.index() as u32);
                 arena.push(op, ins, value, None)
             } else {
+                // A value computed outside the recording is frozen: a
+                // replay could not recompute it (see `Tape::replay`).
+                self.note_read_at(arena.nodes.len());
                 arena.push(Op::Constant, [].into_iter(), value, None)
             }
         };
@@ -296,6 +310,7 @@ impl<T: Element> Tape<T> {
             if self.grad_enabled.get() {
                 arena.push_scalar(op, inputs.map(|i| i as u32), value, requires_grad)
             } else {
+                self.note_read_at(arena.nodes.len());
                 arena.push_scalar(Op::Constant, [], value, false)
             }
         };

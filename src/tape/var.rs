@@ -139,8 +139,21 @@ impl<'t, T: Element> Var<'t, T> {
     }
 
     /// Runs `f` on the forward value without copying it.
+    ///
+    /// Reading a value while recording tells [`Tape::replay`] that the
+    /// rest of the program may depend on it (see there).
+    ///
+    /// [`Tape::replay`]: crate::Tape::replay
     #[track_caller]
     pub fn with_value<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
+        self.tape.note_read();
+        self.peek(f)
+    }
+
+    /// [`Var::with_value`] for the engine's own use (an op reading its
+    /// input to compute its output is not the program reading a value).
+    #[track_caller]
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(&Tensor<T>) -> R) -> R {
         let i = self.index();
         f(&self.tape.arena.borrow().value(i))
     }
@@ -163,7 +176,7 @@ impl<'t, T: Element> Var<'t, T> {
     /// The shape of the forward value.
     #[track_caller]
     pub fn shape(&self) -> Shape {
-        self.with_value(|v| Shape::from_slice(v.shape()))
+        self.peek(|v| Shape::from_slice(v.shape()))
     }
 
     /// Whether a gradient flows to this node.
@@ -207,12 +220,12 @@ impl<T: Element> fmt::Debug for Var<'_, T> {
         if self.epoch != self.tape.epoch() {
             return write!(f, "Var({}, stale)", self.label());
         }
-        self.with_value(|v| write!(f, "Var({} {} = {})", self.label(), self.op_name(), v))
+        self.peek(|v| write!(f, "Var({} {} = {})", self.label(), self.op_name(), v))
     }
 }
 
 impl<T: Element> fmt::Display for Var<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.with_value(|v| fmt::Display::fmt(v, f))
+        self.peek(|v| fmt::Display::fmt(v, f))
     }
 }

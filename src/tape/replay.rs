@@ -1,0 +1,199 @@
+//! Record once, run many times: give a recorded scalar program new leaf
+//! values and re-run its forward in place, without recording again (what
+//! JAX gets by tracing a function once and calling the compiled result).
+
+use super::arena::SCALAR;
+use super::{Tape, Var, VarRange};
+use crate::tensor::Element;
+
+/// `Tape::last_read` when no value was read since the reset.
+pub(crate) const NO_READ: u32 = u32::MAX;
+
+/// Why a tape cannot be replayed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// A node is not an elementwise op on scalars (a tensor op, a custom
+    /// op): replay re-runs scalar programs only.
+    #[error(
+        "replay: node %{node} ({op}) is not an elementwise op on scalars; only programs of \
+         scalar nodes can be replayed (record tensor programs afresh each step)"
+    )]
+    NotReplayable {
+        /// The node.
+        node: usize,
+        /// Its op.
+        op: &'static str,
+    },
+    /// A value was read while the program was still being recorded, so
+    /// what came after may depend on it (an `if` on `y.item()`), and a
+    /// replay would take the recorded branch whatever the new values say;
+    /// or a value was frozen into a constant (`detach`, an op inside
+    /// `no_grad`), which a replay cannot recompute.
+    #[error(
+        "replay: a value was read (item(), value(), detach, a backward pass) or frozen inside \
+         no_grad when the tape held {read_at} of its {len} nodes, so what was recorded after may \
+         depend on it through your program's control flow, which the tape cannot see, or hold a \
+         value a replay cannot recompute; record such programs afresh, or read values only \
+         after the last node"
+    )]
+    ReadDuringRecording {
+        /// Nodes on the tape at the last read.
+        read_at: usize,
+        /// Nodes on the tape.
+        len: usize,
+    },
+}
+
+impl<T: Element> Tape<T> {
+    /// Notes that a value was read with this many nodes on the tape.
+    #[inline]
+    pub(crate) fn note_read(&self) {
+        let len = self.arena.borrow().nodes.len();
+        self.note_read_at(len);
+    }
+
+    /// [`Tape::note_read`] with the node count given (under a borrow).
+    #[inline]
+    pub(crate) fn note_read_at(&self, len: usize) {
+        let last = self.last_read.get();
+        if last == NO_READ || (last as usize) < len {
+            self.last_read.set(len as u32);
+        }
+    }
+
+    /// Gives scalar leaf `leaf` (made by [`Tape::var`] or
+    /// [`Tape::constant`]) a new value, for the next [`Tape::replay`].
+    ///
+    /// # Panics
+    /// If `leaf` is not a scalar leaf of this tape's current recording.
+    #[track_caller]
+    pub fn set_value(&self, leaf: Var<'_, T>, value: T) {
+        let i = self.own_scalar_leaf(leaf, "set_value");
+        self.arena.borrow_mut().nodes[i].scalar = value;
+    }
+
+    /// Gives the leaves of `leaves` (made by [`Tape::vars`]) new values.
+    ///
+    /// # Panics
+    /// If the lengths differ, or the range is not this tape's.
+    #[track_caller]
+    pub fn set_values(&self, leaves: &VarRange<'_, T>, values: &[T]) {
+        assert_eq!(
+            leaves.len(),
+            values.len(),
+            "set_values: {} values for a range of {} leaves",
+            values.len(),
+            leaves.len()
+        );
+        if leaves.is_empty() {
+            return;
+        }
+        let first = self.own_scalar_leaf(leaves.get(0), "set_values");
+        let mut arena = self.arena.borrow_mut();
+        for (node, &v) in arena.nodes[first..first + values.len()]
+            .iter_mut()
+            .zip(values)
+        {
+            node.scalar = v;
+        }
+    }
+
+    #[track_caller]
+    fn own_scalar_leaf(&self, leaf: Var<'_, T>, op: &str) -> usize {
+        assert!(
+            std::ptr::eq(leaf.tape(), self),
+            "{op}: {} belongs to another tape",
+            leaf.label()
+        );
+        let i = leaf.index();
+        let node = self.arena.borrow().nodes[i];
+        assert!(
+            node.is_leaf() && node.tensor == SCALAR,
+            "{op}: {} ({}) is not a scalar leaf; only the values of scalar leaves (tape.var, \
+             tape.vars, tape.constant of a number) can be set",
+            leaf.label(),
+            leaf.op_name()
+        );
+        i
+    }
+
+    /// Re-runs the recorded program forward from the leaves' current
+    /// values ([`Tape::set_value`], [`Tape::set_values`]), in place: every
+    /// node's value is recomputed by its op's forward, in record order, and
+    /// nothing is recorded. A backward pass after it gives the gradients
+    /// at the new values. The results are bit for bit those of recording
+    /// the program afresh with those values.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let (x, w) = (tape.var(0.5), tape.var(2.0));
+    /// let y = (x * w).tanh();
+    /// assert_eq!(y.backward()[w].item(), 0.5 * (1.0 - 1f64.tanh().powi(2)));
+    /// tape.set_value(w, 3.0);
+    /// tape.replay()?;
+    /// assert_eq!(y.item(), 1.5f64.tanh());
+    /// assert_eq!(y.backward()[w].item(), 0.5 * (1.0 - 1.5f64.tanh().powi(2)));
+    /// # Ok::<(), tapegrad::tape::ReplayError>(())
+    /// ```
+    ///
+    /// The tape records ops, not your program's control flow. If the
+    /// program read a value while recording (`if y.item() > 0.0 { … }`)
+    /// and then recorded more nodes, a replay could silently follow the
+    /// branch taken when recording; such a tape is refused. Reading values
+    /// after the last node (the loss, the gradients) is fine. Branches on
+    /// data outside the tape are yours to keep fixed.
+    ///
+    /// # Errors
+    /// [`ReplayError::NotReplayable`] if a node is not an elementwise op
+    /// on scalars, [`ReplayError::ReadDuringRecording`] as above. Nothing
+    /// is changed then.
+    pub fn replay(&self) -> Result<(), ReplayError> {
+        let mut arena = self.arena.borrow_mut();
+        let len = arena.nodes.len();
+        let read = self.last_read.get();
+        if read != NO_READ && (read as usize) < len {
+            return Err(ReplayError::ReadDuringRecording {
+                read_at: read as usize,
+                len,
+            });
+        }
+        let nodes = &mut arena.nodes[..];
+        // Checked once per recording: every op node is a scalar op of
+        // scalar inputs with a forward on numbers.
+        let checked = self.replayable.get() as usize;
+        for i in checked.min(len)..len {
+            let node = nodes[i];
+            if node.is_leaf() {
+                continue;
+            }
+            let inputs_scalar = node.n_inputs <= 2
+                && node.ins[..node.n_inputs as usize]
+                    .iter()
+                    .all(|&j| nodes[j as usize].tensor == SCALAR);
+            let scalar = node.tensor == SCALAR && inputs_scalar;
+            if !scalar || node.op.scalar_forward(self, [T::one(); 2]).is_none() {
+                return Err(ReplayError::NotReplayable {
+                    node: i,
+                    op: node.op.name(),
+                });
+            }
+        }
+        self.replayable.set(len as u32);
+        for i in 0..len {
+            let node = nodes[i];
+            if node.is_leaf() {
+                continue;
+            }
+            let [a, b] = node.ins;
+            // A unary op reads its one input (the second is ignored).
+            let b = if node.n_inputs == 2 { b } else { a };
+            let xs = [nodes[a as usize].scalar, nodes[b as usize].scalar];
+            nodes[i].scalar = node
+                .op
+                .scalar_forward(self, xs)
+                .expect("checked above: every op node has a scalar forward");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! Record once, replay many times: new leaf values, the recorded scalar
+//! program re-run in place, bit for bit what a fresh recording gives, and
+//! refused wherever a replay could silently differ.
+
+use proptest::prelude::*;
+use tapegrad::tape::ReplayError;
+use tapegrad::{Tape, Var};
+
+/// One step of a random scalar program: an op and the earlier values it
+/// reads (indices taken modulo the values so far).
+#[derive(Clone, Debug)]
+struct Step {
+    op: u8,
+    a: usize,
+    b: usize,
+    c: f64,
+}
+
+const OPS: u8 = 22;
+
+fn apply<'t>(s: &Step, x: Var<'t, f64>, y: Var<'t, f64>) -> Var<'t, f64> {
+    match s.op {
+        0 => x + y,
+        1 => x - y,
+        2 => x * y,
+        3 => x / (y.square() + 1.0),
+        4 => x.tanh(),
+        5 => x.sin(),
+        6 => (x * 0.3).exp(),
+        7 => x.square(),
+        8 => x.sigmoid(),
+        9 => x * s.c + 0.5,
+        10 => (x.square() + 1.0).powf(s.c),
+        11 => x.maximum(y),
+        12 => x.minimum(y),
+        13 => x.relu(),
+        14 => x.abs(),
+        15 => (x.square() + 0.1).sqrt(),
+        16 => (x.square() + 0.1).ln(),
+        17 => x.atan2(y),
+        18 => x.softplus(),
+        19 => x.clamp(-0.5, 0.7),
+        20 => x.leaky_relu(),
+        _ => x.cos() - y.sinh() * 0.1,
+    }
+}
+
+/// Records the program on fresh leaves with `values`; the output sums
+/// every value, so that every node reaches it.
+fn record<'t>(
+    tape: &'t Tape<f64>,
+    values: &[f64],
+    program: &[Step],
+) -> (Vec<Var<'t, f64>>, Vec<Var<'t, f64>>, Var<'t, f64>) {
+    let leaves: Vec<Var<'t, f64>> = values.iter().map(|&v| tape.var(v)).collect();
+    let mut all = leaves.clone();
+    for s in program {
+        let (x, y) = (all[s.a % all.len()], all[s.b % all.len()]);
+        all.push(apply(s, x, y));
+    }
+    let out = all.iter().skip(1).fold(all[0], |acc, &v| acc + v);
+    (leaves, all, out)
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    (0..OPS, 0usize..64, 0usize..64, -1.5f64..1.5).prop_map(|(op, a, b, c)| Step { op, a, b, c })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Replaying with new values equals recording afresh with them: every
+    /// node's value and every leaf's gradient, bit for bit.
+    #[test]
+    fn replay_equals_a_fresh_recording(
+        program in prop::collection::vec(step(), 1..40),
+        first in prop::collection::vec(-2.0f64..2.0, 3),
+        second in prop::collection::vec(-2.0f64..2.0, 3),
+    ) {
+        let tape = Tape::new();
+        let (leaves, nodes, out) = record(&tape, &first, &program);
+        let _ = out.backward();
+        for (leaf, &v) in leaves.iter().zip(&second) {
+            tape.set_value(*leaf, v);
+        }
+        tape.replay().unwrap();
+        let replayed = out.backward();
+        let fresh_tape = Tape::new();
+        let (fresh_leaves, fresh_nodes, fresh_out) = record(&fresh_tape, &second, &program);
+        let fresh = fresh_out.backward();
+        prop_assert_eq!(out.item().to_bits(), fresh_out.item().to_bits());
+        for (l, f) in leaves.iter().zip(&fresh_leaves) {
+            let (a, b) = (replayed[*l].item(), fresh[*f].item());
+            prop_assert!(a.to_bits() == b.to_bits(), "gradient {a} vs fresh {b}");
+        }
+        // Every intermediate value too.
+        for (i, (v, f)) in nodes.iter().zip(&fresh_nodes).enumerate() {
+            let (a, b) = (v.item(), f.item());
+            prop_assert!(a.to_bits() == b.to_bits(), "value {i}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn a_chain_replayed_a_hundred_times_matches_each_fresh_recording() {
+    let n = 500;
+    fn chain(
+        tape: &Tape<f64>,
+        n: usize,
+        scale: f64,
+    ) -> (tapegrad::VarRange<'_, f64>, Var<'_, f64>) {
+        let x = tape.var(0.5);
+        let ws = tape.vars((0..n).map(|i| (0.5 + 0.001 * (i % 100) as f64) * scale));
+        let bs = tape.vars((0..n).map(|i| 0.01 * (i % 7) as f64));
+        let mut y = x;
+        for i in 0..n {
+            y = (y * ws.get(i) + bs.get(i)).tanh();
+        }
+        (ws, y)
+    }
+    let tape = Tape::new();
+    let (ws, y) = chain(&tape, n, 1.0);
+    for k in 1..=100 {
+        let scale = 1.0 + 0.001 * k as f64;
+        let w: Vec<f64> = (0..n)
+            .map(|i| (0.5 + 0.001 * (i % 100) as f64) * scale)
+            .collect();
+        tape.set_values(&ws, &w);
+        tape.replay().unwrap();
+        let g = y.backward();
+        let fresh = Tape::new();
+        let (fws, fy) = chain(&fresh, n, scale);
+        let fg = fy.backward();
+        assert_eq!(y.item().to_bits(), fy.item().to_bits(), "replay {k}");
+        assert_eq!(g.items(&ws)[..], fg.items(&fws)[..], "replay {k}");
+    }
+}
+
+#[test]
+fn reading_a_value_mid_recording_refuses_the_replay() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(0.5);
+    let y = x.sin();
+    // The program branches on a value: a replay would keep this branch.
+    let z = if y.item() > 0.0 { y * 2.0 } else { y * -1.0 };
+    let err = tape.replay().unwrap_err();
+    assert!(
+        matches!(err, ReplayError::ReadDuringRecording { read_at: 2, len: 3 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("control flow"), "{err}");
+    // Reading after the last node is fine.
+    let tape = Tape::<f64>::new();
+    let x = tape.var(0.5);
+    let z2 = x.sin() * 2.0;
+    let _ = (z2.item(), z2.backward()[x].item());
+    tape.set_value(x, 1.0);
+    tape.replay().unwrap();
+    assert_eq!(z2.item(), 1f64.sin() * 2.0);
+    let _ = z;
+}
+
+#[test]
+fn frozen_values_and_tensor_ops_refuse_the_replay() {
+    // detach and no_grad freeze a computed value into a constant.
+    for freeze in [0, 1] {
+        let tape = Tape::<f64>::new();
+        let x = tape.var(0.5);
+        let c = if freeze == 0 {
+            x.sin().detach()
+        } else {
+            tape.no_grad(|| x.sin())
+        };
+        let _y = c * x;
+        let err = tape.replay().unwrap_err();
+        assert!(
+            matches!(err, ReplayError::ReadDuringRecording { .. }),
+            "{err}"
+        );
+    }
+    // A tensor op.
+    let tape = Tape::<f64>::new();
+    let v = tape.var(tapegrad::Tensor::from_vec(vec![1.0, 2.0], [2]));
+    let _s = v.sum();
+    let err = tape.replay().unwrap_err();
+    assert_eq!(err, ReplayError::NotReplayable { node: 1, op: "sum" });
+    assert!(err.to_string().contains("scalar"), "{err}");
+}
+
+#[test]
+#[should_panic(expected = "is not a scalar leaf")]
+fn only_scalar_leaves_take_new_values() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(0.5);
+    let y = x.sin();
+    tape.set_value(y, 1.0);
+}
+
+#[test]
+fn constants_take_new_values_too() {
+    let tape = Tape::<f64>::new();
+    let (x, t) = (tape.var(2.0), tape.constant(1.0));
+    let loss = (x - t).square();
+    tape.set_value(t, 3.0);
+    tape.replay().unwrap();
+    assert_eq!(loss.item(), 1.0);
+    assert_eq!(loss.backward()[x].item(), -2.0);
+}
