@@ -1,4 +1,4 @@
-//! Criterion benches for the W1, W1b, W2, W6 and W7 workloads of the performance
+//! Criterion benches for the W1, W1r, W1b, W2, W6 and W7 workloads of the performance
 //! issue (W3 and W4 are in `grad_operators.rs`). Each checks its values
 //! once before timing. Run: `cargo bench --bench workloads`.
 
@@ -36,6 +36,32 @@ fn bench(c: &mut Criterion) {
     check_close("W1 by hand sum db", sb, W1_SUM_DB, 1e-9);
     g.bench_function("by_hand_no_tape", |b| {
         b.iter(|| black_box(w1_by_hand(100_000, &mut ys)))
+    });
+    g.finish();
+
+    // W1r: W1 recorded once, then per iteration new w (scaled by
+    // 1 + 0.001·k) and b, replayed forward and backward; and by hand.
+    let tape = Tape::<f64>::new();
+    let mut w1r = W1r::record(&tape, 100_000);
+    let (got, want) = (w1r.replay(7), w1_by_hand_scaled(100_000, 1.007, &mut ys));
+    check_close("W1r loss", got.0, want.0, 1e-12);
+    check_close("W1r sum dw", got.1, want.1, 1e-9);
+    let mut g = c.benchmark_group("w1r_replay");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(300_000));
+    let mut k = 0;
+    g.bench_function("replay", |b| {
+        b.iter(|| {
+            k = k % 100 + 1;
+            black_box(w1r.replay(k))
+        })
+    });
+    let mut k = 0;
+    g.bench_function("by_hand_no_tape", |b| {
+        b.iter(|| {
+            k = k % 100 + 1;
+            black_box(w1_by_hand_scaled(100_000, 1.0 + 0.001 * k as f64, &mut ys))
+        })
     });
     g.finish();
 

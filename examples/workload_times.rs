@@ -118,6 +118,30 @@ fn main() {
         "{{\"workload\": \"W1r by hand\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
         ms * 1e6 / (3.0 * n as f64)
     );
+    // Both with subnormals flushed to zero, as XLA's CPU backend runs: the
+    // scaled chains' adjoints otherwise sit at 4.9e-324 for most steps.
+    let ms = median_ms(reps(20), || {
+        tapegrad::flush_subnormals(|| {
+            for k in 1..=100 {
+                std::hint::black_box(w1r.replay(k));
+            }
+        })
+    }) / 100.0;
+    println!(
+        "{{\"workload\": \"W1r flushed\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
+        ms * 1e6 / (3.0 * n as f64)
+    );
+    let ms = median_ms(reps(20), || {
+        tapegrad::flush_subnormals(|| {
+            for k in 1..=100 {
+                std::hint::black_box(w1_by_hand_scaled(n, 1.0 + 0.001 * k as f64, &mut ys));
+            }
+        })
+    }) / 100.0;
+    println!(
+        "{{\"workload\": \"W1r flushed by hand\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
+        ms * 1e6 / (3.0 * n as f64)
+    );
 
     let (xs, ts) = w1b_data();
     let mut p = w1b_params();

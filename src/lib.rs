@@ -65,7 +65,7 @@ pub mod trace;
 
 pub use ops::{Algebra, CustomOp, Pointwise};
 pub use tape::{GradVars, Gradients, Tape, Var, VarRange};
-pub use tensor::{AxisIndex, Element, Shape, Tensor};
+pub use tensor::{flush_subnormals, AxisIndex, Element, Shape, Tensor};
 
 /// The names most programs need.
 pub mod prelude {

@@ -195,6 +195,16 @@ def run_jax():
     jax.block_until_ready(w1(0.5, w, b))
     emit("jax", "W1", median_ms(lambda: jax.block_until_ready(w1(0.5, w, b)), 20))
 
+    # W1r: the traced and compiled W1 called with new arguments, w scaled
+    # by 1 + 0.001 k for k = 1..100 (tapegrad replays its recording).
+    scaled = [w * (1.0 + 0.001 * k) for k in range(1, 101)]
+    jax.block_until_ready(scaled)
+
+    def w1r():
+        for wk in scaled:
+            jax.block_until_ready(w1(0.5, wk, b))
+    emit("jax", "W1r", median_ms(w1r, 5) / 100)
+
     layers = [(jnp.array(w_), jnp.array(b_)) for w_, b_ in w1b_layers()]
     X = jnp.array(W1B_XS)
     T = jnp.array(W1B_TS).reshape(64, 1)

@@ -4,7 +4,10 @@
 # with the same number of threads, alternating engines over ROUNDS rounds.
 # Not part of CI. Prints one line per workload: medians and ratios. The
 # "W1 by hand" line is not an engine: W1 as two plain Rust loops with no
-# tape, the floor the system's tanh sets (docs/performance.md).
+# tape, the floor the system's tanh sets (docs/performance.md). W1r is W1
+# recorded once and replayed with new w (JAX: the jitted W1 called with
+# new arguments); "W1r flushed" runs it with subnormals flushed to zero,
+# as XLA's CPU backend always does.
 #
 #   benches/compare/run.sh            # PyTorch and JAX
 #   ENGINES=jax benches/compare/run.sh

@@ -261,13 +261,22 @@ macro_rules! op_table {
                 }
             }
 
-            /// The forward on plain numbers (see `Rule::scalar_forward`).
+            /// The forward and the local derivatives on plain numbers at
+            /// once, for a replay that keeps the partials for the backward
+            /// walk.
             #[inline(always)]
-            pub(crate) fn scalar_forward<T: Element>(&self, tape: &crate::Tape<T>, xs: [T; 2]) -> Option<T> {
+            pub(crate) fn scalar_forward_locals<T: Element>(&self, tape: &crate::Tape<T>, xs: [T; 2]) -> Option<(T, [T; 2])> {
                 match self {
                     Op::Leaf | Op::Constant | Op::Custom(_) => None,
-                    $(Op::$variant(r) => r.scalar_forward(xs),)*
-                    $(Op::$nvariant(s) => <$nty>::from_numbers(tape.numbers(*s)).scalar_forward(xs),)*
+                    $(Op::$variant(r) => {
+                        let y = r.scalar_forward(xs)?;
+                        Some((y, r.scalar_locals(xs, y)?))
+                    })*
+                    $(Op::$nvariant(s) => {
+                        let r = <$nty>::from_numbers(tape.numbers(*s));
+                        let y = r.scalar_forward(xs)?;
+                        Some((y, r.scalar_locals(xs, y)?))
+                    })*
                     $(Op::$pvariant(_) => None,)*
                 }
             }

@@ -146,6 +146,10 @@ impl<'t, T: Element> Var<'t, T> {
         tape.note_read();
         let root = self.index();
         let mut grads = tape.take_spare();
+        if ready.is_none() && !tape.is_detecting_anomaly() && root < tape.partials_len.get() {
+            walk_replayed(tape, root, seed.item(), &mut grads);
+            return Gradients::new(tape, grads);
+        }
         if tape.is_detecting_anomaly() {
             let check = |i, k, j, c: &Tensor<T>| tape.anomaly_backward(i, k, j, c);
             walk_eager::<T, true>(tape, root, seed, &mut grads, check, ready);
@@ -255,10 +259,18 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
         }
         end = i;
     }
-    // Tensor leaves that need a gradient but do not reach the output get
-    // zeros, as in JAX, rather than a missing entry (scalar leaves read 0).
+    zero_unreached_tensor_leaves(&arena, root, grads);
+}
+
+/// Tensor leaves that need a gradient but do not reach the output get
+/// zeros, as in JAX, rather than a missing entry (scalar leaves read 0).
+fn zero_unreached_tensor_leaves<T: Element>(
+    arena: &Arena<T>,
+    root: usize,
+    grads: &mut GradSlots<T>,
+) {
     for (slot, &owner) in arena.owners.iter().enumerate() {
-        let node = &nodes[owner as usize];
+        let node = &arena.nodes[owner as usize];
         if owner as usize <= root && node.is_leaf() && node.requires_grad {
             grads.tensor[slot].get_or_insert_with(|| Tensor::zeros(arena.tensors[slot].shape()));
         }
@@ -348,6 +360,39 @@ fn general_step<T: Element, const VISIT: bool>(
     if node.as_scalar().is_none() {
         grads.tensor[node.tensor as usize] = Some(g);
     }
+}
+
+/// The walk after a [`Tape::replay`]: every node below `root` is a scalar
+/// op whose local derivatives the replay kept, so each node passes
+/// `g · partial` to its inputs with no op to consult. The same additions
+/// in the same order as [`scalar_step`], so the same bits.
+fn walk_replayed<T: Element>(tape: &Tape<T>, root: usize, seed: T, grads: &mut GradSlots<T>) {
+    let arena = tape.arena.borrow();
+    let partials = tape.partials.borrow();
+    let nodes = &arena.nodes[..=root];
+    let partials = &partials[..=root];
+    grads.reset(root + 1, arena.tensors.len());
+    let (scalar, reached) = (&mut grads.scalar[..=root], &mut grads.reached[..=root]);
+    scalar[root] = seed;
+    reached[root] = true;
+    for i in (0..=root).rev() {
+        let node = &nodes[i];
+        if !node.requires_grad {
+            reached[i] = false;
+        } else if node.is_leaf() {
+            reached[i] = true;
+        } else if reached[i] {
+            let (g, [pa, pb]) = (scalar[i], partials[i]);
+            let [a, b] = node.ins.map(|j| j as usize);
+            scalar[a] = scalar[a] + g * pa;
+            reached[a] = true;
+            if node.n_inputs == 2 {
+                scalar[b] = scalar[b] + g * pb;
+                reached[b] = true;
+            }
+        }
+    }
+    zero_unreached_tensor_leaves(&arena, root, grads);
 }
 
 /// How many nodes ahead of the walk to ask the CPU to fetch: the walk runs

@@ -68,6 +68,11 @@ pub struct Tape<T: Element = f32> {
     /// are known to be replayable.
     pub(crate) last_read: Cell<u32>,
     pub(crate) replayable: Cell<u32>,
+    /// Each node's local derivatives as the last replay computed them, and
+    /// how many nodes they are current for (0 after a reset or a new leaf
+    /// value): the backward walk then needs only these numbers.
+    pub(crate) partials: RefCell<Vec<[T; 2]>>,
+    pub(crate) partials_len: Cell<usize>,
 }
 
 /// An outside leaf's key on a tape: `(owner id, item id)`.
@@ -109,6 +114,8 @@ impl<T: Element> Tape<T> {
             sites: RefCell::new(Vec::new()),
             last_read: Cell::new(replay::NO_READ),
             replayable: Cell::new(0),
+            partials: RefCell::new(Vec::new()),
+            partials_len: Cell::new(0),
         }
     }
 
@@ -215,6 +222,7 @@ impl<T: Element> Tape<T> {
         self.sites.borrow_mut().clear();
         self.last_read.set(replay::NO_READ);
         self.replayable.set(0);
+        self.partials_len.set(0);
         self.epoch.set(self.epoch.get().wrapping_add(1));
     }
 

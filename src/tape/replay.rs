@@ -70,6 +70,7 @@ impl<T: Element> Tape<T> {
     pub fn set_value(&self, leaf: Var<'_, T>, value: T) {
         let i = self.own_scalar_leaf(leaf, "set_value");
         self.arena.borrow_mut().nodes[i].scalar = value;
+        self.partials_len.set(0);
     }
 
     /// Gives the leaves of `leaves` (made by [`Tape::vars`]) new values.
@@ -89,6 +90,7 @@ impl<T: Element> Tape<T> {
             return;
         }
         let first = self.own_scalar_leaf(leaves.get(0), "set_values");
+        self.partials_len.set(0);
         let mut arena = self.arena.borrow_mut();
         for (node, &v) in arena.nodes[first..first + values.len()]
             .iter_mut()
@@ -173,7 +175,7 @@ impl<T: Element> Tape<T> {
                     .iter()
                     .all(|&j| nodes[j as usize].tensor == SCALAR);
             let scalar = node.tensor == SCALAR && inputs_scalar;
-            if !scalar || node.op.scalar_forward(self, [T::one(); 2]).is_none() {
+            if !scalar || node.op.scalar_forward_locals(self, [T::one(); 2]).is_none() {
                 return Err(ReplayError::NotReplayable {
                     node: i,
                     op: node.op.name(),
@@ -181,7 +183,11 @@ impl<T: Element> Tape<T> {
             }
         }
         self.replayable.set(len as u32);
-        for i in 0..len {
+        // The value and the local derivatives of each node, in one pass:
+        // the backward walk that follows is then a multiply-add per edge.
+        let mut partials = self.partials.borrow_mut();
+        partials.resize(len, [T::zero(); 2]);
+        for (i, p) in partials.iter_mut().enumerate() {
             let node = nodes[i];
             if node.is_leaf() {
                 continue;
@@ -190,11 +196,14 @@ impl<T: Element> Tape<T> {
             // A unary op reads its one input (the second is ignored).
             let b = if node.n_inputs == 2 { b } else { a };
             let xs = [nodes[a as usize].scalar, nodes[b as usize].scalar];
-            nodes[i].scalar = node
+            let (y, locals) = node
                 .op
-                .scalar_forward(self, xs)
-                .expect("checked above: every op node has a scalar forward");
+                .scalar_forward_locals(self, xs)
+                .expect("checked above: every op node has a scalar rule");
+            nodes[i].scalar = y;
+            *p = locals;
         }
+        self.partials_len.set(len);
         Ok(())
     }
 }

@@ -17,11 +17,13 @@ mod pool;
 mod random;
 mod shape;
 pub(crate) mod simd;
+mod subnormals;
 
 pub use conv::Conv2dGeom;
 pub use element::{gemm_calls, inside_gemm, Element};
 pub use pool::{trim_pool, Pool, Pooled};
 pub use shape::{broadcast_shapes, broadcasts_to, numel, strides, AxisIndex, Shape};
+pub use subnormals::flush_subnormals;
 
 pub(crate) use pool::Buffer;
 pub(crate) use shape::{broadcast_strides, for_each_offset2, split_at_axis};
