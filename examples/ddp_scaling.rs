@@ -14,15 +14,19 @@
 //! step and the share of all-reduce time hidden behind backward.
 
 mod common;
+// The W2 model and data of the benches (which include the CNN helper
+// that `common` has too).
+#[path = "../benches/common/workloads.rs"]
+#[allow(clippy::duplicate_mod)]
+mod workloads;
 
 use common::Args;
 use std::time::Instant;
 use tapegrad::data::ShardedBatches;
 use tapegrad::nn::distributed::{Combine, DataParallel, World};
-use tapegrad::nn::{
-    cross_entropy_with, Activation, Adam, Mlp, Module, Optimizer, ParamStore, Reduction,
-};
+use tapegrad::nn::{cross_entropy_with, Adam, Module, Optimizer, Reduction};
 use tapegrad::{Tape, Tensor};
+use workloads::W2;
 
 const USAGE: &str = "\
 Data-parallel step time of the W2 MLP.
@@ -51,16 +55,13 @@ fn main() {
     let bucket = args.count("bucket-kb", 25 << 10) << 10;
     let (p, rank) = (world.size(), world.rank());
 
-    let mut params = ParamStore::<f32>::new();
-    let model = Mlp::new(
-        &mut params,
-        "mlp",
-        &[784, hidden, hidden, 10],
-        Activation::Relu,
-        42,
-    );
-    let x = Tensor::rand_uniform([batch, 784], 0.0, 1.0, 7);
-    let labels: Vec<usize> = (0..batch).map(|i| (i * 7 + 3) % 10).collect();
+    let W2 {
+        mut params,
+        model,
+        x,
+        labels,
+        ..
+    } = W2::new(hidden, batch);
     let mut ddp = DataParallel::new(&world, &mut params)
         .expect("the same model everywhere")
         .combine(Combine::Sum)

@@ -100,48 +100,36 @@ fn main() {
         );
         assert!((got.0 - want.0).abs() < 1e-12 && (got.1 - want.1).abs() < 1e-9);
     }
-    let ms = median_ms(reps(20), || {
-        for k in 1..=100 {
-            std::hint::black_box(w1r.replay(k));
-        }
-    }) / 100.0;
-    println!(
-        "{{\"workload\": \"W1r\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
-        ms * 1e6 / (3.0 * n as f64)
-    );
-    let ms = median_ms(reps(20), || {
-        for k in 1..=100 {
-            std::hint::black_box(w1_by_hand_scaled(n, 1.0 + 0.001 * k as f64, &mut ys));
-        }
-    }) / 100.0;
-    println!(
-        "{{\"workload\": \"W1r by hand\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
-        ms * 1e6 / (3.0 * n as f64)
-    );
-    // Both with subnormals flushed to zero, as XLA's CPU backend runs: the
-    // scaled chains' adjoints otherwise sit at 4.9e-324 for most steps.
-    let ms = median_ms(reps(20), || {
-        tapegrad::flush_subnormals(|| {
+    // Per replay, over replays k = 1..100; the by-hand lines run the same
+    // chains with no tape. "flushed": with subnormals flushed to zero, as
+    // XLA's CPU backend runs (the scaled chains' adjoints otherwise sit at
+    // 4.9e-324 for most steps; see docs/performance.md).
+    let mut w1r_line = |name: &str, flush: bool, hand: bool| {
+        let mut replays = || {
             for k in 1..=100 {
-                std::hint::black_box(w1r.replay(k));
+                if hand {
+                    std::hint::black_box(w1_by_hand_scaled(n, 1.0 + 0.001 * k as f64, &mut ys));
+                } else {
+                    std::hint::black_box(w1r.replay(k));
+                }
             }
-        })
-    }) / 100.0;
-    println!(
-        "{{\"workload\": \"W1r flushed\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
-        ms * 1e6 / (3.0 * n as f64)
-    );
-    let ms = median_ms(reps(20), || {
-        tapegrad::flush_subnormals(|| {
-            for k in 1..=100 {
-                std::hint::black_box(w1_by_hand_scaled(n, 1.0 + 0.001 * k as f64, &mut ys));
+        };
+        let ms = median_ms(reps(20), || {
+            if flush {
+                tapegrad::flush_subnormals(&mut replays)
+            } else {
+                replays()
             }
-        })
-    }) / 100.0;
-    println!(
-        "{{\"workload\": \"W1r flushed by hand\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
-        ms * 1e6 / (3.0 * n as f64)
-    );
+        }) / 100.0;
+        println!(
+            "{{\"workload\": \"{name}\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
+            ms * 1e6 / (3.0 * n as f64)
+        );
+    };
+    w1r_line("W1r", false, false);
+    w1r_line("W1r by hand", false, true);
+    w1r_line("W1r flushed", true, false);
+    w1r_line("W1r flushed by hand", true, true);
 
     let (xs, ts) = w1b_data();
     let mut p = w1b_params();

@@ -135,6 +135,33 @@ fn training_steps_allocate_nothing_after_warm_up() {
     assert_eq!(stop_counting(), 0, "scalar graph allocated");
     assert!(dw.is_finite());
 
+    // The same graph recorded once and replayed with new values: the
+    // replay's partials and the gradient slots are reused.
+    let replay_tape = Tape::<f64>::new();
+    let (x0, w, b) = (
+        replay_tape.constant(0.5),
+        replay_tape.var(0.7),
+        replay_tape.var(-0.1),
+    );
+    let mut y = x0;
+    for _ in 0..100 {
+        y = (w * y + b).tanh() * 2.0 - 0.5;
+    }
+    let replayed = |w0: f64| {
+        replay_tape.set_value(w, w0);
+        replay_tape.replay().unwrap();
+        y.backward()[w].item()
+    };
+    replayed(0.75);
+    start_counting();
+    let dw_replayed = replayed(0.8);
+    assert_eq!(stop_counting(), 0, "replay allocated");
+    assert_eq!(
+        dw_replayed.to_bits(),
+        dw.to_bits(),
+        "replay equals the fresh recording"
+    );
+
     // The nn stack: an MLP with dropout from a ParamStore, cross-entropy,
     // a validation forward on a second tape between backward and step,
     // clipping, and Adam (its checks, then the update in place from its

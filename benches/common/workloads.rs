@@ -12,20 +12,35 @@ use tapegrad::{Element, Tape, Tensor, Var, VarRange};
 /// W1: y ← tanh(y·w_i + b_i), N steps from x = 0.5; returns
 /// (loss, Σ dloss/dw, Σ dloss/db, dloss/dx).
 pub fn w1(tape: &Tape<f64>, n: usize) -> (f64, f64, f64, f64) {
+    let (x, ws, bs, y) = record_w1(tape, n);
+    let g = y.backward();
+    let sw: f64 = g.items(&ws).iter().sum();
+    let sb: f64 = g.items(&bs).iter().sum();
+    (y.item(), sw, sb, g.item(x))
+}
+
+/// Records W1 on `tape` (reset first): the start x, the coefficients as
+/// two ranges of leaves (as JAX takes two arrays: one handle each,
+/// gradients read back as slices), and the output.
+#[allow(clippy::type_complexity)]
+fn record_w1(
+    tape: &Tape<f64>,
+    n: usize,
+) -> (
+    Var<'_, f64>,
+    VarRange<'_, f64>,
+    VarRange<'_, f64>,
+    Var<'_, f64>,
+) {
     tape.reset();
     let x = tape.var(0.5);
-    // The coefficients as two ranges of leaves (as JAX takes two arrays):
-    // one handle each, gradients read back as slices.
     let ws = tape.vars((0..n).map(w1_w));
     let bs = tape.vars((0..n).map(w1_b));
     let mut y = x;
     for i in 0..n {
         y = (y * ws.get(i) + bs.get(i)).tanh();
     }
-    let g = y.backward();
-    let sw: f64 = g.items(&ws).iter().sum();
-    let sb: f64 = g.items(&bs).iter().sum();
-    (y.item(), sw, sb, g.item(x))
+    (x, ws, bs, y)
 }
 
 /// W1's coefficients: w[i] = 0.5 + 0.001·(i mod 100), b[i] = 0.01·(i mod 7).
@@ -43,21 +58,8 @@ pub fn w1_b(i: usize) -> f64 {
 /// the floor that any engine calling the system's `tanh` starts from (the
 /// forward is one latency chain through `tanh`, which no tape shortens).
 pub fn w1_by_hand(n: usize, ys: &mut Vec<f64>) -> (f64, f64, f64, f64) {
-    ys.clear();
-    let mut y = 0.5;
-    ys.push(y);
-    for i in 0..n {
-        y = (y * w1_w(i) + w1_b(i)).tanh();
-        ys.push(y);
-    }
-    let (mut g, mut sw, mut sb) = (1.0, 0.0, 0.0);
-    for i in (0..n).rev() {
-        let gz = g * (1.0 - ys[i + 1] * ys[i + 1]);
-        sw += gz * ys[i];
-        sb += gz;
-        g = gz * w1_w(i);
-    }
-    (y, sw, sb, g)
+    // Scaling by exactly 1 changes no bit.
+    w1_by_hand_scaled(n, 1.0, ys)
 }
 
 /// W1r: W1 recorded once, then replayed: each replay gives the leaves new
@@ -76,14 +78,7 @@ pub struct W1r<'t> {
 impl<'t> W1r<'t> {
     /// Records W1 of `n` steps on `tape` (reset first).
     pub fn record(tape: &'t Tape<f64>, n: usize) -> Self {
-        tape.reset();
-        let x = tape.var(0.5);
-        let ws = tape.vars((0..n).map(w1_w));
-        let bs = tape.vars((0..n).map(w1_b));
-        let mut y = x;
-        for i in 0..n {
-            y = (y * ws.get(i) + bs.get(i)).tanh();
-        }
+        let (x, ws, bs, y) = record_w1(tape, n);
         let w = (0..n).map(w1_w).collect();
         let b = (0..n).map(w1_b).collect();
         W1r {
