@@ -58,8 +58,14 @@ pub(crate) struct Armijo {
 
 impl Armijo {
     /// Whether `fa` and `f0` agree to a few units in the last place.
-    pub(crate) fn blind(&self, fa: f64) -> bool {
+    fn blind(&self, fa: f64) -> bool {
         (fa - self.f0).abs() <= 16.0 * f64::EPSILON * self.f0.abs()
+    }
+
+    /// Whether `fa` is below `than`, or too close to `f0` for the
+    /// comparison to mean anything (then the slopes decide).
+    pub(crate) fn lower(&self, fa: f64, than: f64) -> bool {
+        fa < than || self.blind(fa)
     }
 
     /// Whether the trial may pass on its value `fa` (`predicted = ∇f0ᵀs`):
@@ -196,9 +202,9 @@ fn wolfe(line: &mut Line<'_, '_, '_>, p0: Point, alpha0: f64, c1: f64, c2: f64) 
         // the last one) ends the bracket on its value alone.
         let prev_f = prev.f;
         let p = line.at(a, |f| {
-            test.may_pass(f, a * p0.df) && (i == 0 || f < prev_f || test.blind(f))
+            test.may_pass(f, a * p0.df) && (i == 0 || test.lower(f, prev_f))
         });
-        if !sufficient(&p) || (i > 0 && p.f >= prev.f && !test.blind(p.f)) {
+        if !sufficient(&p) || (i > 0 && !test.lower(p.f, prev.f)) {
             return zoom(line, p0, prev, p, &test, c2);
         }
         if curvature(&p) {
@@ -273,11 +279,9 @@ fn zoom(
             _ => 0.5 * (lo.a + hi.a),
         };
         let lo_f = lo.f;
-        let p = line.at(a, |f| {
-            test.may_pass(f, a * p0.df) && (f < lo_f || test.blind(f))
-        });
+        let p = line.at(a, |f| test.may_pass(f, a * p0.df) && test.lower(f, lo_f));
         let sufficient = !p.df.is_nan() && test.accepts(p.f, a * p0.df, a * p.df);
-        if !sufficient || (p.f >= lo.f && !test.blind(p.f)) {
+        if !sufficient || !test.lower(p.f, lo.f) {
             hi = p;
         } else {
             if p.df.abs() <= -c2 * p0.df {

@@ -31,16 +31,25 @@ impl<'t, T: Element> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn backward(&self) -> Gradients<'t, T> {
-        let shape = self.shape();
-        assert!(
-            shape.iter().product::<usize>() == 1,
-            "backward: output {} has shape {:?}; backward() needs a single element, \
-             use backward_with(seed) for a non-scalar output",
-            self.label(),
-            shape.as_slice()
+        let shape = self.single_element(
+            "backward",
+            "backward() needs a single element, use backward_with(seed) for a non-scalar output",
         );
         self.assert_requires_grad("backward");
         self.backward_unchecked(Tensor::ones(&shape))
+    }
+
+    /// The output's shape; panics unless it has one element, with `advice`.
+    #[track_caller]
+    fn single_element(&self, op: &str, advice: &str) -> Shape {
+        let shape = self.shape();
+        assert!(
+            shape.iter().product::<usize>() == 1,
+            "{op}: output {} has shape {:?}; {advice}",
+            self.label(),
+            shape.as_slice()
+        );
+        shape
     }
 
     /// Panics unless the output needs a gradient: a backward pass from it
@@ -124,13 +133,7 @@ impl<'t, T: Element> Var<'t, T> {
         &self,
         mut ready: impl FnMut(Var<'t, T>, &Tensor<T>),
     ) -> Gradients<'t, T> {
-        let shape = self.shape();
-        assert!(
-            shape.iter().product::<usize>() == 1,
-            "backward_with_hook: output {} has shape {:?}; it needs a single element",
-            self.label(),
-            shape.as_slice()
-        );
+        let shape = self.single_element("backward_with_hook", "it needs a single element");
         self.assert_requires_grad("backward_with_hook");
         let tape = self.tape();
         let epoch = tape.epoch();
@@ -174,13 +177,9 @@ impl<'t, T: Element> Var<'t, T> {
     /// ```
     #[track_caller]
     pub fn backward_recorded(&self) -> GradVars<'t, T> {
-        let shape = self.shape();
-        assert!(
-            shape.iter().product::<usize>() == 1,
-            "backward_recorded: output {} has shape {:?}; use backward_recorded_with(seed) \
-             for a non-scalar output",
-            self.label(),
-            shape.as_slice()
+        let shape = self.single_element(
+            "backward_recorded",
+            "use backward_recorded_with(seed) for a non-scalar output",
         );
         self.backward_recorded_with(self.constant_like(Tensor::ones(&shape)))
     }

@@ -17,6 +17,13 @@ pub(crate) struct Member {
     pub(crate) len: usize,
 }
 
+impl Member {
+    /// Where its gradient sits in the bucket's buffer.
+    pub(crate) fn span(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len
+    }
+}
+
 /// Parameters whose gradients are reduced by one all-reduce call.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Bucket {

@@ -168,8 +168,7 @@ impl<'w, T: MpiElement> DataParallel<'w, T> {
     /// gradient on another process; as [`Var::backward`].
     #[track_caller]
     pub fn backward<'t>(&mut self, params: &ParamStore<T>, loss: Var<'t, T>) -> Gradients<'t, T> {
-        self.check_store(params, "backward");
-        self.check_layout("backward");
+        self.check(params, "backward");
         let tape = loss.tape();
         // Where each trainable parameter sits on this recording.
         let mut slot_of: HashMap<usize, (usize, usize)> = HashMap::new();
@@ -218,7 +217,7 @@ impl<'w, T: MpiElement> DataParallel<'w, T> {
         let mut grads = grads;
         for (b, bucket) in self.buckets.iter().enumerate() {
             for member in &bucket.members {
-                let reduced = &self.recv[b][member.offset..member.offset + member.len];
+                let reduced = &self.recv[b][member.span()];
                 let here = params.grad_mut(&mut grads, member.id);
                 write_combined(
                     params,
@@ -247,20 +246,19 @@ impl<'w, T: MpiElement> DataParallel<'w, T> {
     /// As [`DataParallel::backward`].
     #[track_caller]
     pub fn all_reduce(&mut self, params: &ParamStore<T>, acc: &mut GradAccumulator<T>) {
-        self.check_store(params, "all_reduce");
-        self.check_layout("all_reduce");
+        self.check(params, "all_reduce");
         let comm = self.world.comm();
         for (b, bucket) in self.buckets.iter().enumerate() {
             let send = &mut self.send[b];
             send.fill(T::zero());
             for m in &bucket.members {
                 if let Some(g) = acc.get(m.id) {
-                    send[m.offset..m.offset + m.len].copy_from_slice(g.data());
+                    send[m.span()].copy_from_slice(g.data());
                 }
             }
             comm.all_reduce_into(&send[..], &mut self.recv[b][..], SystemOperation::sum());
             for m in &bucket.members {
-                let reduced = &self.recv[b][m.offset..m.offset + m.len];
+                let reduced = &self.recv[b][m.span()];
                 write_combined(
                     params,
                     m.id,
@@ -273,11 +271,13 @@ impl<'w, T: MpiElement> DataParallel<'w, T> {
         }
     }
 
-    /// Once, before the first reduction: every process must reduce the
-    /// same buckets with the same combination, or the collective calls
-    /// would not match (a hang or garbage).
+    /// That `params` is the store this was built with, with the same
+    /// trainable parameters; and once, before the first reduction, that
+    /// every process reduces the same buckets with the same combination,
+    /// or the collective calls would not match (a hang or garbage).
     #[track_caller]
-    fn check_layout(&mut self, op: &str) {
+    fn check(&mut self, params: &ParamStore<T>, op: &str) {
+        self.check_store(params, op);
         if self.layout_checked {
             return;
         }
@@ -342,30 +342,22 @@ fn write_combined<T: MpiElement>(
 /// Every process's parameters and buffers, compared by name, shape and
 /// frozen state: a mismatch is the same error on every process.
 fn check_same_model<T: MpiElement>(world: &World, params: &ParamStore<T>) -> Result<(), DistError> {
-    let mut entries: Vec<(String, u64)> = Vec::new();
-    for (id, name, value) in params.iter() {
-        let what = format!(
-            "parameter `{name}` {:?}{}",
-            value.shape(),
-            if params.is_frozen(id) {
-                " (frozen)"
-            } else {
-                ""
-            }
-        );
-        entries.push((what, 0));
-    }
-    for (id, name) in params.buffer_names() {
-        entries.push((
-            format!("buffer `{name}` {:?}", params.buffer(id).shape()),
-            0,
-        ));
-    }
-    for (what, h) in &mut entries {
-        let mut f = Fnv::new();
-        f.bytes(what.as_bytes());
-        *h = f.0;
-    }
+    let frozen = |id| {
+        if params.is_frozen(id) {
+            " (frozen)"
+        } else {
+            ""
+        }
+    };
+    let entries: Vec<String> = params
+        .iter()
+        .map(|(id, name, value)| format!("parameter `{name}` {:?}{}", value.shape(), frozen(id)))
+        .chain(
+            params
+                .buffer_names()
+                .map(|(id, name)| format!("buffer `{name}` {:?}", params.buffer(id).shape())),
+        )
+        .collect();
     let counts = world.gather_u64(entries.len() as u64);
     if let Some(k) = counts.iter().position(|&c| c != counts[0]) {
         return Err(DistError::ModelMismatch(format!(
@@ -373,19 +365,26 @@ fn check_same_model<T: MpiElement>(world: &World, params: &ParamStore<T>) -> Res
             counts[k], counts[0]
         )));
     }
-    let mine: Vec<u64> = entries.iter().map(|(_, h)| *h).collect();
+    let mine: Vec<u64> = entries
+        .iter()
+        .map(|what| {
+            let mut h = Fnv::new();
+            h.bytes(what.as_bytes());
+            h.0
+        })
+        .collect();
     let mut all = vec![0u64; mine.len() * world.size()];
     world.comm().all_gather_into(&mine[..], &mut all[..]);
     let n = mine.len();
     for i in 0..n {
         if let Some(k) = (0..world.size()).find(|&k| all[k * n + i] != all[i]) {
             // Process 0's description, so every process reports the same.
-            let theirs = world.broadcast_string(entries[i].0.clone());
+            let theirs = world.broadcast_string(entries[i].clone());
             return Err(DistError::ModelMismatch(format!(
                 "entry {i} differs: process 0 has {theirs}, process {k} has something else \
                  (this process, {}, has {})",
                 world.rank(),
-                entries[i].0
+                entries[i]
             )));
         }
     }
