@@ -6,13 +6,17 @@
 //! cargo run --example explain -- "tanh(w*x + b)" x=1 w=0.5 b=-0.2
 //! cargo run --example explain -- "sigmoid(a*b) + a^2" a=0.3 b=-2 --dot graph.dot
 //! dot -Tsvg graph.dot -o graph.svg      # with Graphviz installed
+//! cargo run --example explain -- "tanh(w*x + b)" x=1 w=0.5 b=-0.2 --html neuron.html
 //! ```
+//!
+//! `--html FILE` writes one self-contained page (no network) to open in a
+//! browser and step through the backward pass node by node.
 
 use tapegrad::trace::expr::{explain, FUNCTIONS};
 
 fn usage_text() -> String {
     format!(
-        "usage: explain \"EXPRESSION\" name=value ... [--dot FILE] [--paths VARIABLE]\n\n\
+        "usage: explain \"EXPRESSION\" name=value ... [--dot FILE] [--html FILE] [--paths VARIABLE]\n\n\
          EXPRESSION uses numbers, variables, + - * / ^, parentheses and the functions\n  {}",
         FUNCTIONS.join(" ")
     )
@@ -32,11 +36,12 @@ fn main() {
     let Some(expr) = args.first().filter(|a| !a.starts_with("--")) else {
         usage()
     };
-    let (mut bindings, mut dot, mut paths) = (Vec::new(), None, None);
+    let (mut bindings, mut dot, mut html, mut paths) = (Vec::new(), None, None, None);
     let mut rest = args[1..].iter();
     while let Some(a) = rest.next() {
         match a.as_str() {
             "--dot" => dot = Some(rest.next().unwrap_or_else(|| usage()).clone()),
+            "--html" => html = Some(rest.next().unwrap_or_else(|| usage()).clone()),
             "--paths" => paths = Some(rest.next().unwrap_or_else(|| usage()).clone()),
             flag if flag.starts_with("--") => {
                 eprintln!("unknown option {flag}");
@@ -80,6 +85,16 @@ fn main() {
                 None => println!("no path products for `{name}`"),
             },
             None => eprintln!("--paths: no variable `{name}`"),
+        }
+    }
+    if let Some(path) = html {
+        let page = e.trace.html().title(format!("f = {expr}"));
+        match page.write(&path) {
+            Ok(()) => println!("interactive page written to {path} (open it in a browser)"),
+            Err(err) => {
+                eprintln!("cannot write {path}: {err}");
+                std::process::exit(1);
+            }
         }
     }
     if let Some(path) = dot {

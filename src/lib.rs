@@ -55,6 +55,7 @@
 
 #[cfg(feature = "data")]
 pub mod data;
+mod files;
 pub mod grad;
 pub mod nn;
 pub mod ops;

@@ -14,7 +14,6 @@ use rand_chacha::ChaCha8Rng;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Tensors by name: a model's parameters and buffers, as PyTorch's
@@ -315,25 +314,10 @@ fn decode<T: Element>(dtype: Dtype, bytes: &[u8], shape: &[usize]) -> Option<Ten
 
 /// Writes `bytes` next to `path` and renames it into place.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
+    crate::files::write_atomically(path, bytes).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io(std::io::Error::other("the path names no file")))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    match written.and_then(|()| std::fs::rename(&tmp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(io(e))
-        }
-    }
+    })
 }
 
 /// A random stream's position as text: seed, stream and word position.

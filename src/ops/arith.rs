@@ -20,6 +20,8 @@ pub(crate) fn pow_forward<T: Element>(a: T, b: T) -> T {
 pub(crate) struct Add;
 impl Binary for Add {
     const NAME: &'static str = "add";
+    const DA: &'static str = "1";
+    const DB: &'static str = "1";
     fn f<T: Element>(&self, a: T, b: T) -> T {
         a + b
     }
@@ -44,6 +46,9 @@ impl Rule for Add {
     fn scalar_forward<T: Element>(&self, [a, b]: [T; 2]) -> Option<T> {
         Some(Binary::f(self, a, b))
     }
+    fn formula(&self, k: usize) -> Option<&'static str> {
+        super::binary_formula::<Self>(k)
+    }
 }
 
 /// `a - b`
@@ -51,6 +56,8 @@ impl Rule for Add {
 pub(crate) struct Sub;
 impl Binary for Sub {
     const NAME: &'static str = "sub";
+    const DA: &'static str = "1";
+    const DB: &'static str = "-1";
     fn f<T: Element>(&self, a: T, b: T) -> T {
         a - b
     }
@@ -79,6 +86,9 @@ impl Rule for Sub {
     fn scalar_forward<T: Element>(&self, [a, b]: [T; 2]) -> Option<T> {
         Some(Binary::f(self, a, b))
     }
+    fn formula(&self, k: usize) -> Option<&'static str> {
+        super::binary_formula::<Self>(k)
+    }
 }
 
 /// `a · b`: ∂/∂a = b, ∂/∂b = a.
@@ -86,6 +96,8 @@ impl Rule for Sub {
 pub(crate) struct Mul;
 impl Binary for Mul {
     const NAME: &'static str = "mul";
+    const DA: &'static str = "{b}";
+    const DB: &'static str = "{a}";
     fn f<T: Element>(&self, a: T, b: T) -> T {
         a * b
     }
@@ -102,6 +114,8 @@ impl Binary for Mul {
 pub(crate) struct Div;
 impl Binary for Div {
     const NAME: &'static str = "div";
+    const DA: &'static str = "1/{b}";
+    const DB: &'static str = "-{y}/{b}";
     fn f<T: Element>(&self, a: T, b: T) -> T {
         a / b
     }
@@ -129,6 +143,8 @@ fn is_zero<T: Element>(v: T) -> T {
 pub(crate) struct Pow;
 impl Binary for Pow {
     const NAME: &'static str = "pow";
+    const DA: &'static str = "{b}·{a}^({b} - 1)";
+    const DB: &'static str = "{y}·ln {a}";
     fn f<T: Element>(&self, a: T, b: T) -> T {
         pow_forward(a, b)
     }
@@ -161,6 +177,8 @@ fn winner<T: Element>(d: T) -> T {
 pub(crate) struct Maximum;
 impl Binary for Maximum {
     const NAME: &'static str = "maximum";
+    const DA: &'static str = "1 if {a} > {b} else (½ if {a} = {b} else 0)";
+    const DB: &'static str = "1 if {b} > {a} else (½ if {a} = {b} else 0)";
     fn f<T: Element>(&self, a: T, b: T) -> T {
         if a.is_nan() || b.is_nan() {
             T::nan()
@@ -182,6 +200,8 @@ impl Binary for Maximum {
 pub(crate) struct Minimum;
 impl Binary for Minimum {
     const NAME: &'static str = "minimum";
+    const DA: &'static str = "1 if {a} < {b} else (½ if {a} = {b} else 0)";
+    const DB: &'static str = "1 if {b} < {a} else (½ if {a} = {b} else 0)";
     fn f<T: Element>(&self, a: T, b: T) -> T {
         if a.is_nan() || b.is_nan() {
             T::nan()
@@ -204,6 +224,7 @@ super::binary_rules!(Mul, Div, Pow, Maximum, Minimum);
 pub(crate) struct Neg;
 impl Unary for Neg {
     const NAME: &'static str = "neg";
+    const DF: &'static str = "-1";
     fn f<T: Element>(&self, x: T) -> T {
         -x
     }
@@ -221,6 +242,7 @@ pub(crate) struct Affine {
 }
 impl Unary for Affine {
     const NAME: &'static str = "affine";
+    const DF: &'static str = "{p}";
     fn f<T: Element>(&self, x: T) -> T {
         T::lit(self.scale) * x + T::lit(self.shift)
     }
@@ -236,6 +258,7 @@ pub(crate) struct PowConst {
 }
 impl Unary for PowConst {
     const NAME: &'static str = "powf";
+    const DF: &'static str = "{p}·{x}^({p} - 1)";
     fn f<T: Element>(&self, x: T) -> T {
         pow_forward(x, T::lit(self.p))
     }

@@ -11,6 +11,7 @@ use crate::tensor::Element;
 pub(crate) struct Atan;
 impl Unary for Atan {
     const NAME: &'static str = "atan";
+    const DF: &'static str = "1/(1 + {x}²)";
     fn f<T: Element>(&self, x: T) -> T {
         x.atan()
     }
@@ -32,6 +33,7 @@ fn inverse_sqrt_one_minus_square<T: Element, S: Pointwise<T>>(x: &S) -> S {
 pub(crate) struct Asin;
 impl Unary for Asin {
     const NAME: &'static str = "asin";
+    const DF: &'static str = "1/√(1 - {x}²)";
     fn f<T: Element>(&self, x: T) -> T {
         x.asin()
     }
@@ -45,6 +47,7 @@ impl Unary for Asin {
 pub(crate) struct Acos;
 impl Unary for Acos {
     const NAME: &'static str = "acos";
+    const DF: &'static str = "-1/√(1 - {x}²)";
     fn f<T: Element>(&self, x: T) -> T {
         x.acos()
     }
@@ -58,6 +61,7 @@ impl Unary for Acos {
 pub(crate) struct Sinh;
 impl Unary for Sinh {
     const NAME: &'static str = "sinh";
+    const DF: &'static str = "cosh {x}";
     fn f<T: Element>(&self, x: T) -> T {
         x.sinh()
     }
@@ -71,6 +75,7 @@ impl Unary for Sinh {
 pub(crate) struct Cosh;
 impl Unary for Cosh {
     const NAME: &'static str = "cosh";
+    const DF: &'static str = "sinh {x}";
     fn f<T: Element>(&self, x: T) -> T {
         x.cosh()
     }
@@ -84,6 +89,7 @@ impl Unary for Cosh {
 pub(crate) struct Asinh;
 impl Unary for Asinh {
     const NAME: &'static str = "asinh";
+    const DF: &'static str = "1/√(1 + {x}²)";
     fn f<T: Element>(&self, x: T) -> T {
         x.asinh()
     }
@@ -97,6 +103,7 @@ impl Unary for Asinh {
 pub(crate) struct Log1p;
 impl Unary for Log1p {
     const NAME: &'static str = "log1p";
+    const DF: &'static str = "1/(1 + {x})";
     fn f<T: Element>(&self, x: T) -> T {
         x.ln_1p()
     }
@@ -111,6 +118,7 @@ impl Unary for Log1p {
 pub(crate) struct Expm1;
 impl Unary for Expm1 {
     const NAME: &'static str = "expm1";
+    const DF: &'static str = "{y} + 1";
     fn f<T: Element>(&self, x: T) -> T {
         x.exp_m1()
     }
@@ -125,6 +133,7 @@ impl Unary for Expm1 {
 pub(crate) struct Silu;
 impl Unary for Silu {
     const NAME: &'static str = "silu";
+    const DF: &'static str = "σ({x})·(1 + {x}·(1 - σ({x})))";
     fn f<T: Element>(&self, x: T) -> T {
         x * super::unary::sigmoid(x)
     }
@@ -140,6 +149,8 @@ impl Unary for Silu {
 pub(crate) struct Atan2;
 impl Binary for Atan2 {
     const NAME: &'static str = "atan2";
+    const DA: &'static str = "{b}/({a}² + {b}²)";
+    const DB: &'static str = "-{a}/({a}² + {b}²)";
     fn f<T: Element>(&self, a: T, b: T) -> T {
         a.atan2(b)
     }
@@ -160,6 +171,7 @@ pub(crate) struct Clamp {
 }
 impl Unary for Clamp {
     const NAME: &'static str = "clamp";
+    const DF: &'static str = "1 if {p} ≤ {x} ≤ {q} else 0";
     fn f<T: Element>(&self, x: T) -> T {
         let (lo, hi) = (T::lit(self.lo), T::lit(self.hi));
         if x < lo {
@@ -190,6 +202,7 @@ pub(crate) struct Elu {
 }
 impl Unary for Elu {
     const NAME: &'static str = "elu";
+    const DF: &'static str = "1 if {x} > 0 else {y} + {p}";
     fn f<T: Element>(&self, x: T) -> T {
         if x > T::zero() {
             x

@@ -68,11 +68,21 @@ pub(crate) trait Rule {
     fn scalar_forward<T: Element>(&self, _xs: [T; 2]) -> Option<T> {
         None
     }
+
+    /// For the same ops: `∂y/∂x_k` as the chapter writes it, a template
+    /// over `{x}` (a unary op's input), `{a}`, `{b}` (a binary op's),
+    /// `{y}` (the output) and `{p}`, `{q}` (the op's own numbers), which
+    /// traces fill with labels or values; `None` for other ops.
+    fn formula(&self, _k: usize) -> Option<&'static str> {
+        None
+    }
 }
 
 /// An elementwise op of one input, stated as forward and local derivative.
 pub(crate) trait Unary: Sync {
     const NAME: &'static str;
+    /// `df` as the chapter writes it (see [`Rule::formula`]).
+    const DF: &'static str;
     fn f<T: Element>(&self, x: T) -> T;
     /// dy/dx, from the input `x` or the output `y` (whichever is simpler).
     fn df<T: Element, S: Pointwise<T>>(&self, x: &S, y: &S) -> S;
@@ -81,6 +91,9 @@ pub(crate) trait Unary: Sync {
 /// An elementwise op of two broadcasting inputs.
 pub(crate) trait Binary: Sync {
     const NAME: &'static str;
+    /// `da` and `db` as the chapter writes them (see [`Rule::formula`]).
+    const DA: &'static str;
+    const DB: &'static str;
     fn f<T: Element>(&self, a: T, b: T) -> T;
     /// ∂y/∂a
     fn da<T: Element, S: Pointwise<T>>(&self, a: &S, b: &S, y: &S) -> S;
@@ -136,6 +149,11 @@ fn partial<T: Element, B: Binary, S: Pointwise<T>>(b: &B, k: usize, p: &S, q: &S
     }
 }
 
+/// A binary op's [`Rule::formula`].
+pub(crate) fn binary_formula<B: Binary>(k: usize) -> Option<&'static str> {
+    Some(if k == 0 { B::DA } else { B::DB })
+}
+
 /// Implements [`Rule`] for elementwise ops through their local derivative.
 macro_rules! unary_rules {
     ($($t:ty),* $(,)?) => {$(
@@ -151,6 +169,9 @@ macro_rules! unary_rules {
             }
             fn scalar_forward<T: Element>(&self, xs: [T; 2]) -> Option<T> {
                 Some(<$t as crate::ops::Unary>::f(self, xs[0]))
+            }
+            fn formula(&self, _k: usize) -> Option<&'static str> {
+                Some(<$t as crate::ops::Unary>::DF)
             }
         }
     )*};
@@ -173,6 +194,9 @@ macro_rules! binary_rules {
             }
             fn scalar_forward<T: Element>(&self, xs: [T; 2]) -> Option<T> {
                 Some(<$t as crate::ops::Binary>::f(self, xs[0], xs[1]))
+            }
+            fn formula(&self, k: usize) -> Option<&'static str> {
+                crate::ops::binary_formula::<$t>(k)
             }
         }
     )*};
@@ -276,6 +300,22 @@ macro_rules! op_table {
                         let r = <$nty>::from_numbers(tape.numbers(*s));
                         let y = r.scalar_forward(xs)?;
                         Some((y, r.scalar_locals(xs, y)?))
+                    })*
+                    $(Op::$pvariant(_) => None,)*
+                }
+            }
+
+            /// `∂y/∂x_k` as the chapter writes it ([`Rule::formula`]), with
+            /// the op's own numbers (`{p}`, `{q}`) filled in.
+            pub(crate) fn formula<T: Element>(&self, tape: &crate::Tape<T>, k: usize) -> Option<String> {
+                match self {
+                    Op::Leaf | Op::Constant | Op::Custom(_) => None,
+                    $(Op::$variant(r) => r.formula(k).map(str::to_string),)*
+                    $(Op::$nvariant(s) => {
+                        let [p, q] = tape.numbers(*s);
+                        Some(<$nty as Unary>::DF
+                            .replace("{p}", &crate::trace::number(p))
+                            .replace("{q}", &crate::trace::number(q)))
                     })*
                     $(Op::$pvariant(_) => None,)*
                 }

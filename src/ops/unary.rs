@@ -21,6 +21,7 @@ pub(crate) fn sigmoid<T: Element>(x: T) -> T {
 pub(crate) struct Exp;
 impl Unary for Exp {
     const NAME: &'static str = "exp";
+    const DF: &'static str = "{y}";
     fn f<T: Element>(&self, x: T) -> T {
         x.exp()
     }
@@ -34,6 +35,7 @@ impl Unary for Exp {
 pub(crate) struct Ln;
 impl Unary for Ln {
     const NAME: &'static str = "ln";
+    const DF: &'static str = "1/{x}";
     fn f<T: Element>(&self, x: T) -> T {
         x.ln()
     }
@@ -47,6 +49,7 @@ impl Unary for Ln {
 pub(crate) struct Sqrt;
 impl Unary for Sqrt {
     const NAME: &'static str = "sqrt";
+    const DF: &'static str = "1/(2·{y})";
     fn f<T: Element>(&self, x: T) -> T {
         x.sqrt()
     }
@@ -60,6 +63,7 @@ impl Unary for Sqrt {
 pub(crate) struct Square;
 impl Unary for Square {
     const NAME: &'static str = "square";
+    const DF: &'static str = "2·{x}";
     fn f<T: Element>(&self, x: T) -> T {
         x * x
     }
@@ -73,6 +77,7 @@ impl Unary for Square {
 pub(crate) struct Abs;
 impl Unary for Abs {
     const NAME: &'static str = "abs";
+    const DF: &'static str = "sign({x})";
     fn f<T: Element>(&self, x: T) -> T {
         x.abs()
     }
@@ -86,6 +91,7 @@ impl Unary for Abs {
 pub(crate) struct Sin;
 impl Unary for Sin {
     const NAME: &'static str = "sin";
+    const DF: &'static str = "cos {x}";
     fn f<T: Element>(&self, x: T) -> T {
         x.sin()
     }
@@ -99,6 +105,7 @@ impl Unary for Sin {
 pub(crate) struct Cos;
 impl Unary for Cos {
     const NAME: &'static str = "cos";
+    const DF: &'static str = "-sin {x}";
     fn f<T: Element>(&self, x: T) -> T {
         x.cos()
     }
@@ -113,6 +120,7 @@ impl Unary for Cos {
 pub(crate) struct Tanh;
 impl Unary for Tanh {
     const NAME: &'static str = "tanh";
+    const DF: &'static str = "1 - {y}²";
     fn f<T: Element>(&self, x: T) -> T {
         x.tanh()
     }
@@ -126,6 +134,7 @@ impl Unary for Tanh {
 pub(crate) struct Sigmoid;
 impl Unary for Sigmoid {
     const NAME: &'static str = "sigmoid";
+    const DF: &'static str = "{y}·(1 - {y})";
     fn f<T: Element>(&self, x: T) -> T {
         sigmoid(x)
     }
@@ -139,6 +148,7 @@ impl Unary for Sigmoid {
 pub(crate) struct Relu;
 impl Unary for Relu {
     const NAME: &'static str = "relu";
+    const DF: &'static str = "1 if {x} > 0 else 0";
     fn f<T: Element>(&self, x: T) -> T {
         // NaN stays NaN (it fails `x <= 0`), as in PyTorch.
         if x <= T::zero() {
@@ -159,6 +169,7 @@ pub(crate) struct LeakyRelu {
 }
 impl Unary for LeakyRelu {
     const NAME: &'static str = "leaky_relu";
+    const DF: &'static str = "1 if {x} > 0 else {p}";
     fn f<T: Element>(&self, x: T) -> T {
         if x > T::zero() {
             x
@@ -183,6 +194,7 @@ impl Unary for LeakyRelu {
 pub(crate) struct Softplus;
 impl Unary for Softplus {
     const NAME: &'static str = "softplus";
+    const DF: &'static str = "sigmoid({x})";
     fn f<T: Element>(&self, x: T) -> T {
         x.max(T::zero()) + (-x.abs()).exp().ln_1p()
     }
@@ -196,6 +208,7 @@ impl Unary for Softplus {
 pub(crate) struct Erf;
 impl Unary for Erf {
     const NAME: &'static str = "erf";
+    const DF: &'static str = "2/√π · e^(-{x}²)";
     fn f<T: Element>(&self, x: T) -> T {
         x.erf()
     }

@@ -21,9 +21,12 @@
 
 mod dot;
 pub mod expr;
+mod html;
 mod render;
 
 pub use dot::to_dot;
+pub use html::HtmlPage;
+pub(crate) use render::num as number;
 pub use render::{Link, PathProducts};
 
 use crate::tape::backward::walk_eager;
@@ -71,6 +74,11 @@ pub struct InputStep<T: Element> {
     pub local: Local<T>,
     /// `global × local`: what is passed back to the input.
     pub contribution: Tensor<T>,
+    /// The local derivative as the chapter writes it, for elementwise ops:
+    /// a template such as `1 - {y}²` over `{x}` (a unary op's input),
+    /// `{a}`, `{b}` (a binary op's inputs) and `{y}` (the node); see
+    /// [`Trace::local_formula`] for it with labels and numbers filled in.
+    pub formula: Option<String>,
 }
 
 /// One node of the backward walk.
@@ -94,6 +102,21 @@ pub struct Step<T: Element> {
     pub inputs: Vec<InputStep<T>>,
 }
 
+/// One node of the recorded graph, as the forward pass left it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphNode<T: Element> {
+    /// The node's position on the tape.
+    pub node: usize,
+    /// Its name or `%index`.
+    pub label: String,
+    /// The op that made it (`"leaf"`, `"constant"` for inputs).
+    pub op: &'static str,
+    /// Its forward value.
+    pub value: Tensor<T>,
+    /// Its inputs' positions on the tape, in argument order.
+    pub inputs: Vec<usize>,
+}
+
 /// The record of one backward walk, in the order the nodes were visited:
 /// the output first, then back towards the inputs.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,6 +125,9 @@ pub struct Trace<T: Element> {
     pub output: String,
     /// The visited nodes.
     pub steps: Vec<Step<T>>,
+    /// Every node the output depends on (constants and inputs that need
+    /// no gradient included), in tape order: the graph the walk ran on.
+    pub graph: Vec<GraphNode<T>>,
 }
 
 impl<T: Element> Trace<T> {
@@ -109,6 +135,72 @@ impl<T: Element> Trace<T> {
     pub fn step(&self, v: Var<'_, T>) -> Option<&Step<T>> {
         let i = v.index();
         self.steps.iter().find(|s| s.node == i)
+    }
+
+    /// The graph node at tape position `node`.
+    pub fn node(&self, node: usize) -> Option<&GraphNode<T>> {
+        self.graph
+            .binary_search_by_key(&node, |g| g.node)
+            .ok()
+            .map(|i| &self.graph[i])
+    }
+
+    /// The local derivative of `step`'s input `input` as the chapter
+    /// writes it, twice: with labels (`1 - y²`) and with the forward
+    /// values plugged in (`1 - 0.291313²`), numbers at `digits`
+    /// significant digits. `None` for ops with no formula or tensor
+    /// values (their local derivative is a Jacobian).
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let z = tape.var(0.3).named("z");
+    /// let y = z.tanh().named("y");
+    /// let trace = y.backward_traced();
+    /// let (symbols, numbers) = trace.local_formula(&trace.steps[0], 0, 6).unwrap();
+    /// assert_eq!(symbols, "1 - y²");
+    /// assert_eq!(numbers, "1 - 0.291313²");
+    /// ```
+    pub fn local_formula(
+        &self,
+        step: &Step<T>,
+        input: usize,
+        digits: usize,
+    ) -> Option<(String, String)> {
+        let template = step.inputs.get(input)?.formula.as_deref()?;
+        let me = self.node(step.node)?;
+        let args: Vec<&GraphNode<T>> = me
+            .inputs
+            .iter()
+            .map(|&j| self.node(j))
+            .collect::<Option<_>>()?;
+        let fill = |text: bool| -> Option<String> {
+            let show = |g: &GraphNode<T>| -> Option<String> {
+                if text {
+                    return Some(render::d(&g.label));
+                }
+                let v = (g.value.numel() == 1).then(|| g.value.data()[0])?;
+                let s = render::num_digits(v, digits);
+                Some(if s.starts_with('-') {
+                    format!("({s})")
+                } else {
+                    s
+                })
+            };
+            let mut out = template.to_string();
+            let slots = [("{y}", Some(me)), ("{x}", args.first().copied())];
+            let pair = [
+                ("{a}", args.first().copied()),
+                ("{b}", args.get(1).copied()),
+            ];
+            for (key, g) in slots.into_iter().chain(pair) {
+                if out.contains(key) {
+                    out = out.replace(key, &show(g?)?);
+                }
+            }
+            Some(out)
+        };
+        Some((fill(true)?, fill(false)?))
     }
 }
 
@@ -160,6 +252,7 @@ impl<'t, T: Element> Var<'t, T> {
                     label: tape.label_of(*j),
                     local: local_derivative(tape, &node.op, &xs, &value, *k),
                     contribution: c.clone(),
+                    formula: node.op.formula(tape, *k),
                 })
                 .collect();
             let op = tape.op_name(&node.op);
@@ -176,8 +269,37 @@ impl<'t, T: Element> Var<'t, T> {
         Trace {
             output: tape.label_of(root),
             steps,
+            graph: graph_of(tape, &arena, root),
         }
     }
+}
+
+/// Every node `root` depends on, in tape order.
+fn graph_of<T: Element>(
+    tape: &crate::Tape<T>,
+    arena: &crate::tape::Arena<T>,
+    root: usize,
+) -> Vec<GraphNode<T>> {
+    let mut needed = vec![false; root + 1];
+    needed[root] = true;
+    // Inputs come before their consumers, so one backward sweep marks all.
+    for i in (0..=root).rev() {
+        if needed[i] {
+            for &j in arena.inputs(i) {
+                needed[j as usize] = true;
+            }
+        }
+    }
+    (0..=root)
+        .filter(|&i| needed[i])
+        .map(|i| GraphNode {
+            node: i,
+            label: tape.label_of(i),
+            op: tape.op_name(&arena.nodes[i].op),
+            value: arena.value(i).into_owned(),
+            inputs: arena.inputs(i).iter().map(|&j| j as usize).collect(),
+        })
+        .collect()
 }
 
 /// `∂y/∂x_k` from the op's own rule: its vector-Jacobian product with each

@@ -8,6 +8,12 @@ use std::fmt;
 
 /// A number with up to six significant digits and no trailing zeros.
 pub(crate) fn num<T: Element>(v: T) -> String {
+    num_digits(v, 6)
+}
+
+/// A number with up to `digits` significant digits and no trailing zeros.
+pub(crate) fn num_digits<T: Element>(v: T, digits: usize) -> String {
+    let digits = digits.clamp(1, 17) as i32;
     let v = v.to_f64().unwrap_or(f64::NAN);
     if v == 0.0 {
         return "0".into();
@@ -16,10 +22,11 @@ pub(crate) fn num<T: Element>(v: T) -> String {
         return format!("{v}");
     }
     let magnitude = v.abs().log10().floor() as i32;
-    if !(-4..6).contains(&magnitude) {
-        return format!("{v:.5e}");
+    if !(-4..digits).contains(&magnitude) {
+        let p = (digits - 1) as usize;
+        return format!("{v:.p$e}");
     }
-    let decimals = (5 - magnitude).max(0) as usize;
+    let decimals = (digits - 1 - magnitude).max(0) as usize;
     let s = format!("{v:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -183,15 +190,22 @@ impl<T: Element> Trace<T> {
     /// output down to it; the products sum to `v`'s gradient. Available
     /// when every node on those paths is a scalar.
     pub fn paths_to(&self, v: Var<'_, T>) -> Option<PathProducts<T>> {
-        let target = v.index();
+        self.paths_to_node(v.index())
+    }
+
+    /// [`Trace::paths_to`] by tape position.
+    pub(crate) fn paths_to_node(&self, target: usize) -> Option<PathProducts<T>> {
         let mut paths = Vec::new();
-        let mut stack: Vec<(usize, Vec<Link<T>>)> = vec![(self.steps.first()?.node, vec![])];
-        while let Some((node, path)) = stack.pop() {
+        let mut nodes = Vec::new();
+        let first = self.steps.first()?.node;
+        let mut stack: Vec<(usize, Vec<Link<T>>, Vec<usize>)> = vec![(first, vec![], vec![first])];
+        while let Some((node, path, visited)) = stack.pop() {
             if paths.len() > MAX_PATHS {
                 return None;
             }
             if node == target {
                 paths.push(path);
+                nodes.push(visited);
                 continue;
             }
             let step = self.steps.iter().find(|s| s.node == node)?;
@@ -199,15 +213,18 @@ impl<T: Element> Trace<T> {
                 let l = i.local.scalar()?;
                 let mut p = path.clone();
                 p.push((step.label.clone(), i.label.clone(), l));
-                stack.push((i.node, p));
+                let mut on = visited.clone();
+                on.push(i.node);
+                stack.push((i.node, p, on));
             }
         }
-        let gradient = self.steps.iter().find(|s| s.node == target)?.global.item();
+        let leaf = self.steps.iter().find(|s| s.node == target)?;
         Some(PathProducts {
             output: self.output.clone(),
-            leaf: v.label(),
+            leaf: leaf.label.clone(),
             paths,
-            gradient,
+            gradient: leaf.global.item(),
+            nodes,
         })
     }
 }
@@ -231,6 +248,8 @@ pub struct PathProducts<T: Element> {
     pub paths: Vec<Vec<Link<T>>>,
     /// The leaf's gradient from the backward walk.
     pub gradient: T,
+    /// Each path's nodes by tape position, output first.
+    pub(crate) nodes: Vec<Vec<usize>>,
 }
 
 impl<T: Element> PathProducts<T> {
