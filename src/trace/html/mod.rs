@@ -175,13 +175,19 @@ impl<T: Element> HtmlPage<'_, T> {
                 label.to_string()
             }
         };
-        let lines: Vec<[String; 2]> = t
+        // The third line is the gradient the box shows once processed.
+        let global_of = |node: usize| t.steps.iter().find(|s| s.node == node).map(|s| &s.global);
+        let lines: Vec<[String; 3]> = t
             .graph
             .iter()
             .map(|g| {
+                let grad = global_of(g.node).map_or(String::new(), |v| {
+                    format!("∂{} = {}", d(&t.output), self.box_value(v))
+                });
                 [
                     short(&g.label),
                     format!("{} = {}", g.op, self.box_value(&g.value)),
+                    grad,
                 ]
             })
             .collect();
@@ -374,4 +380,47 @@ fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layout::{any_overlap, layout};
+    use crate::trace::expr::explain;
+    use crate::trace::Trace;
+
+    fn boxes_of(trace: &Trace<f64>) -> Vec<super::layout::Placed> {
+        let pos = |n: usize| trace.graph.iter().position(|g| g.node == n);
+        let inputs: Vec<Vec<usize>> = trace
+            .graph
+            .iter()
+            .map(|g| g.inputs.iter().filter_map(|&j| pos(j)).collect())
+            .collect();
+        layout(&inputs, &vec![150.0; inputs.len()]).0
+    }
+
+    #[test]
+    fn no_boxes_overlap_on_a_sixty_node_expression() {
+        let e = explain(
+            "tanh(sin(x*y + z)*cos(x - y) + exp(-z*z)*x/(1 + y*y)) + sigmoid(x*z - y) * (x + y + z)^2 \
+             - log(1 + x*x) + atan(x*y*z - 1)/(2 + cos(z)) - sqrt(1 + (x - z)^2) * softplus(y - x*z) \
+             + erf(x/2 + y/3) * x",
+            &[("x", 0.7), ("y", -0.4), ("z", 1.3)],
+        )
+        .unwrap();
+        assert!(e.trace.graph.len() >= 60, "{} nodes", e.trace.graph.len());
+        assert!(!any_overlap(&boxes_of(&e.trace)));
+    }
+
+    #[test]
+    fn the_page_names_each_local_derivative_with_its_numbers() {
+        let e = explain("tanh(w*x + b)", &[("x", 1.0), ("w", 0.5), ("b", -0.2)]).unwrap();
+        assert!(!any_overlap(&boxes_of(&e.trace)));
+        let page = e.trace.to_html();
+        // tanh's rule on its output, then with the output plugged in.
+        assert!(page.contains(r#""formula":"1 - f²","plugged":"1 - 0.291313²""#));
+        // mul's rule: ∂(w*x)/∂w = x, with x = 1.
+        assert!(page.contains(r#""formula":"x","plugged":"1""#));
+        let nine = e.trace.html().digits(9).render();
+        assert!(nine.contains("0.291312612"));
+    }
 }

@@ -151,9 +151,9 @@
       const card = el("div", { class: "card input", "data-node": i.node });
       card.append(el("h3", {}, "\u2192 to input " + i.label));
       const local = [i.d + " = "];
-      if (i.formula !== null) {
+      if (i.formula !== null && i.formula !== i.local) {
         local.push(i.formula + " = ");
-        if (i.plugged !== i.formula) local.push(i.plugged + " = ");
+        if (i.plugged !== i.formula && i.plugged !== i.local) local.push(i.plugged + " = ");
       }
       local.push([i.local, { class: "in-local" }]);
       card.append(line("p", local, { class: "eq" }));
