@@ -86,11 +86,15 @@ fn main() {
         .digits(9)
         .note("targets", "o1 = 0.01, o2 = 0.99")
         .note("learning rate η", format!("{rate}"));
-    for (n, v) in &updated {
+    // His two worked updates on the page; all eight in the terminal.
+    for (n, v) in [&updated[4], &updated[0]] {
         page = page.note(
             format!("{n} after one step, {n} − η·∂E_total/∂{n}"),
             format!("{v:.8}"),
         );
+    }
+    for (n, v) in &updated {
+        println!("  {n} -> {v:.8}");
     }
     if let Some(dir) = std::path::Path::new(&path).parent() {
         std::fs::create_dir_all(dir).expect("create the page's folder");

@@ -423,4 +423,24 @@ mod tests {
         let nine = e.trace.html().digits(9).render();
         assert!(nine.contains("0.291312612"));
     }
+
+    #[test]
+    fn tensors_show_their_shapes_and_large_ones_a_summary() {
+        use crate::{Tape, Tensor};
+        let tape = Tape::<f64>::new();
+        let w = tape
+            .var(Tensor::from_vec((0..6).map(f64::from).collect(), [2, 3]))
+            .named("W");
+        let x = tape
+            .constant(Tensor::from_vec(vec![1.0; 30], [3, 10]))
+            .named("X");
+        let y = w.matmul(x).tanh().sum().named("s");
+        let page = y.backward_traced().to_html();
+        assert!(page.contains(r#""shape":"[2, 3]""#));
+        // W in full, as rows; the 20-element product summarised.
+        assert!(page.contains("[[0, 1, 2], [3, 4, 5]]"));
+        assert!(page.contains("20 elements, norm"));
+        // No path products through tensors: the page says why.
+        assert!(page.contains("pass through tensors"));
+    }
 }
