@@ -37,6 +37,37 @@ fn close(shown: &str, want: f64, what: &str) {
     );
 }
 
+/// ChromeDriver's own endpoint for the browser console's messages
+/// (`POST /session/{id}/se/log`); W3C WebDriver has no log command.
+#[derive(Debug)]
+struct BrowserLog;
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
+}
+
+/// The console's messages at level SEVERE (errors) since the last call.
+async fn console_errors(c: &Client) -> Vec<String> {
+    let log = c
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("read the browser console");
+    log.as_array()
+        .expect("the console log is a list")
+        .iter()
+        .filter(|m| m["level"] == "SEVERE")
+        .map(|m| m["message"].to_string())
+        .collect()
+}
+
 struct Driver(Child);
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -52,7 +83,8 @@ async fn browser(port: u16) -> Client {
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--disable-background-networking", "--disable-component-update",
                      "--disable-sync", "--no-first-run", "--window-size=1280,800"]
-        }
+        },
+        "goog:loggingPrefs": { "browser": "ALL" }
     });
     let caps: serde_json::Map<String, serde_json::Value> = caps.as_object().unwrap().clone();
     for _ in 0..100 {
@@ -275,6 +307,10 @@ fn the_html_trace_steps_through_every_node_in_chromium() {
         .unwrap();
         assert!(long.trace.graph.len() >= 60, "the long expression has {} nodes", long.trace.graph.len());
         check_page(&c, &long.trace, &out.join("long.html")).await;
+        // The console check itself can fail: a page that logs an error.
+        c.goto("data:text/html,<script>console.error('probe')</script>").await.unwrap();
+        let probe = console_errors(&c).await;
+        assert!(probe.iter().any(|m| m.contains("probe")), "console errors not seen: {probe:?}");
         c.close().await.unwrap();
     });
 }

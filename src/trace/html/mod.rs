@@ -412,6 +412,31 @@ mod tests {
     }
 
     #[test]
+    fn no_boxes_overlap_on_the_chapters_network() {
+        let tape = crate::Tape::<f64>::new();
+        let x = [
+            tape.constant(0.5).named("x_1"),
+            tape.constant(-1.0).named("x_2"),
+        ];
+        let w1: Vec<Vec<_>> = (0..2)
+            .map(|n| {
+                (0..2)
+                    .map(|m| tape.var(0.3 * (n + m) as f64 - 0.4))
+                    .collect()
+            })
+            .collect();
+        let w2 = [tape.var(1.5), tape.var(-0.7)];
+        let a1: Vec<_> = (0..2)
+            .map(|m| (w1[0][m] * x[0] + w1[1][m] * x[1]).relu())
+            .collect();
+        let y = (w2[0] * a1[0] + w2[1] * a1[1]) * 1.0;
+        let j = (0.2 - y).square().named("J");
+        let trace = j.backward_traced();
+        assert!(trace.graph.len() >= 20, "{} nodes", trace.graph.len());
+        assert!(!any_overlap(&boxes_of(&trace)));
+    }
+
+    #[test]
     fn the_page_names_each_local_derivative_with_its_numbers() {
         let e = explain("tanh(w*x + b)", &[("x", 1.0), ("w", 0.5), ("b", -0.2)]).unwrap();
         assert!(!any_overlap(&boxes_of(&e.trace)));
