@@ -60,7 +60,7 @@ impl<T: Element> Tape<T> {
         let arena = self.arena.borrow();
         let value = arena.value(index);
         if let Some((e, v)) = first_non_finite(&value) {
-            let op = self.op_name(&arena.nodes[index].op);
+            let op = self.op_name(&arena.op(index));
             let inputs = self.describe_inputs(index);
             panic!(
                 "anomaly: {op} node {} produced {v} at element {e} (shape {:?}); inputs: {inputs}; \
@@ -75,7 +75,7 @@ impl<T: Element> Tape<T> {
     /// to its `k`-th input, node `j`.
     pub(crate) fn anomaly_backward(&self, i: usize, k: usize, j: usize, c: &Tensor<T>) {
         if let Some((e, v)) = first_non_finite(c) {
-            let op = self.op_name(&self.arena.borrow().nodes[i].op);
+            let op = self.op_name(&self.arena.borrow().op(i));
             let site = self.site_of(i);
             panic!(
                 "anomaly: the backward of {op} node {} passed {v} at element {e} to its input {k} \
@@ -108,7 +108,7 @@ impl<T: Element> Tape<T> {
                 format!(
                     "{} ({}, shape {:?})",
                     self.label_of(j),
-                    self.op_name(&arena.nodes[j].op),
+                    self.op_name(&arena.op(j)),
                     arena.value(j).shape()
                 )
             })

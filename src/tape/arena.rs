@@ -1,50 +1,87 @@
-//! The tape's storage: nodes in record order, their input lists, and the
-//! values of the nodes that hold tensors.
+//! The tape's storage: every node's value and flags in dense arrays, the
+//! ops and inputs of the nodes that are not leaves, and the values of the
+//! nodes that hold tensors.
 //!
-//! Most nodes of a scalar graph (the chapter's networks, W1's chain) hold
-//! one number, so a node keeps a scalar value inline and refers to a tensor
-//! by slot only when it has one. A scalar node is then 32 bytes (f64) with
-//! no heap storage of its own, and its gradient is one number in a dense
-//! array (see [`super::Gradients`]).
+//! Scalar graphs (the chapter's networks, W1's chain) are mostly numbers,
+//! and most of their nodes are leaves. So a node is its value (one
+//! number) and one byte of flags; only an op node adds a [`Record`] (its op
+//! and inputs, 16 bytes). A scalar leaf is then 9 bytes and a scalar op
+//! node 25, with no heap storage of their own; the backward walk reads
+//! these arrays front to back in reverse, and a gradient is one number in a
+//! dense array (see [`super::Gradients`]). Memory traffic is what a scalar
+//! tape's speed is made of: see docs/performance.md.
 
 use crate::ops::Op;
 use crate::tensor::{Element, Tensor};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 
-/// `Node::tensor` of a node whose value is the scalar in `Node::scalar`.
-pub(crate) const SCALAR: u32 = u32::MAX;
+/// What a node is, in one byte: how many inputs it has, whether it needs a
+/// gradient, whether its value is a tensor, and whether it has a
+/// [`Record`] (every node but the leaves made by `var` and `constant`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Flags(u8);
 
-/// `Node::n_inputs` of a node whose inputs are a range of `Arena::edges`.
-const MANY: u8 = u8::MAX;
+impl Flags {
+    /// The low two bits: 0, 1 or 2 inputs in `Record::ins`, or [`MANY`].
+    const ARITY: u8 = 0b11;
+    const GRAD: u8 = 1 << 2;
+    const TENSOR: u8 = 1 << 3;
+    const RECORD: u8 = 1 << 4;
+    /// A leaf without a record made by `var` ([`Op::Leaf`]), not
+    /// `constant`.
+    const VAR: u8 = 1 << 5;
 
-/// One recorded operation: what it was, its inputs, and where its forward
-/// value lives.
+    #[inline(always)]
+    const fn new(arity: u8, requires_grad: bool, tensor: bool, record: bool, var: bool) -> Self {
+        Flags(
+            arity
+                | if requires_grad { Self::GRAD } else { 0 }
+                | if tensor { Self::TENSOR } else { 0 }
+                | if record { Self::RECORD } else { 0 }
+                | if var { Self::VAR } else { 0 },
+        )
+    }
+
+    /// 0, 1, 2, or [`MANY`].
+    #[inline(always)]
+    pub(crate) fn arity(self) -> u8 {
+        self.0 & Self::ARITY
+    }
+
+    #[inline(always)]
+    pub(crate) fn requires_grad(self) -> bool {
+        self.0 & Self::GRAD != 0
+    }
+
+    /// The value is a tensor (in `Arena::tensors`), not a number.
+    #[inline(always)]
+    pub(crate) fn is_tensor(self) -> bool {
+        self.0 & Self::TENSOR != 0
+    }
+
+    #[inline(always)]
+    pub(crate) fn has_record(self) -> bool {
+        self.0 & Self::RECORD != 0
+    }
+
+    /// No inputs: the backward walk stops here.
+    #[inline(always)]
+    pub(crate) fn is_leaf(self) -> bool {
+        self.arity() == 0
+    }
+}
+
+/// `Flags::arity` of a node whose inputs are a range of `Arena::edges`.
+pub(crate) const MANY: u8 = 0b11;
+
+/// The op and inputs of a node that is not a plain leaf.
 #[derive(Clone, Copy)]
-pub(crate) struct Node<T: Element> {
+pub(crate) struct Record {
     pub(crate) op: Op,
-    /// The value of a scalar node (0-d); unused for tensor nodes.
-    pub(crate) scalar: T,
-    /// The slot of the value in `Arena::tensors`, or [`SCALAR`].
-    pub(crate) tensor: u32,
     /// The inputs themselves when there are at most two (nearly every op),
     /// else `[first, count]` of a range of `Arena::edges`.
     pub(crate) ins: [u32; 2],
-    /// 0, 1, 2, or [`MANY`].
-    pub(crate) n_inputs: u8,
-    pub(crate) requires_grad: bool,
-}
-
-impl<T: Element> Node<T> {
-    /// The scalar value, if the node holds one.
-    #[inline]
-    pub(crate) fn as_scalar(&self) -> Option<T> {
-        (self.tensor == SCALAR).then_some(self.scalar)
-    }
-
-    pub(crate) fn is_leaf(&self) -> bool {
-        self.n_inputs == 0
-    }
 }
 
 /// What a new leaf holds: one number (stored inline in its node, the
@@ -92,7 +129,17 @@ impl<T: Element> From<&Tensor<T>> for NodeValue<T> {
 
 #[derive(Default)]
 pub(crate) struct Arena<T: Element> {
-    pub(crate) nodes: Vec<Node<T>>,
+    /// Each node's value if it is a number, else the slot of its tensor in
+    /// `tensors` (kept in the element's bits).
+    pub(crate) values: Vec<T>,
+    pub(crate) flags: Vec<Flags>,
+    /// The records of the nodes that have one, in node order.
+    pub(crate) records: Vec<Record>,
+    /// Which nodes have a record: bit `i % 64` of word `i / 64`, and the
+    /// number of records before each word, so node `i`'s record is found
+    /// in constant time (a rank query) without an index per node.
+    record_bits: Vec<u64>,
+    record_rank: Vec<u32>,
     pub(crate) edges: Vec<u32>,
     pub(crate) tensors: Vec<Tensor<T>>,
     /// The node that holds each tensor slot.
@@ -104,7 +151,11 @@ impl<T: Element> Arena<T> {
     /// (one per `grad`/`hvp` call) skip the first doublings.
     pub(crate) fn with_capacity(n: usize) -> Self {
         Arena {
-            nodes: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
+            flags: Vec::with_capacity(n),
+            records: Vec::with_capacity(n),
+            record_bits: Vec::with_capacity(n / 64 + 1),
+            record_rank: Vec::with_capacity(n / 64 + 1),
             edges: Vec::new(),
             tensors: Vec::with_capacity(n / 2),
             owners: Vec::with_capacity(n / 2),
@@ -112,31 +163,110 @@ impl<T: Element> Arena<T> {
     }
 
     pub(crate) fn clear(&mut self) {
-        self.nodes.clear();
+        self.values.clear();
+        self.flags.clear();
+        self.records.clear();
+        self.record_bits.clear();
+        self.record_rank.clear();
         self.edges.clear();
         self.tensors.clear();
         self.owners.clear();
     }
 
+    /// Number of nodes.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.flags.len()
+    }
+
+    /// Bytes of storage per node the arena keeps for scalar graphs (its
+    /// arrays' lengths times their element sizes; tensors' data aside).
+    pub(crate) fn bytes(&self) -> usize {
+        use std::mem::size_of_val;
+        size_of_val(&self.values[..])
+            + size_of_val(&self.flags[..])
+            + size_of_val(&self.records[..])
+            + size_of_val(&self.record_bits[..])
+            + size_of_val(&self.record_rank[..])
+            + size_of_val(&self.edges[..])
+            + size_of_val(&self.owners[..])
+    }
+
+    /// How many nodes below `i` have a record: the index of node `i`'s
+    /// record if it has one.
+    #[inline(always)]
+    pub(crate) fn records_before(&self, i: usize) -> usize {
+        let (word, bit) = (i / 64, i % 64);
+        match self.record_bits.get(word) {
+            Some(&bits) => {
+                let below = bits & ((1u64 << bit) - 1);
+                self.record_rank[word] as usize + below.count_ones() as usize
+            }
+            None => self.records.len(),
+        }
+    }
+
+    /// Node `i`'s record, if it has one.
+    #[inline]
+    pub(crate) fn record(&self, i: usize) -> Option<&Record> {
+        self.flags[i]
+            .has_record()
+            .then(|| &self.records[self.records_before(i)])
+    }
+
+    /// Node `i`'s op.
+    #[inline]
+    pub(crate) fn op(&self, i: usize) -> Op {
+        match self.record(i) {
+            Some(r) => r.op,
+            None if self.flags[i].0 & Flags::VAR != 0 => Op::Leaf,
+            None => Op::Constant,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn requires_grad(&self, i: usize) -> bool {
+        self.flags[i].requires_grad()
+    }
+
+    #[inline(always)]
+    pub(crate) fn is_leaf(&self, i: usize) -> bool {
+        self.flags[i].is_leaf()
+    }
+
     /// Node `i`'s inputs.
     #[inline]
     pub(crate) fn inputs(&self, i: usize) -> &[u32] {
-        let n = &self.nodes[i];
-        if n.n_inputs == MANY {
-            &self.edges[n.ins[0] as usize..][..n.ins[1] as usize]
-        } else {
-            &n.ins[..n.n_inputs as usize]
+        let Some(r) = self.record(i) else {
+            return &[];
+        };
+        match self.flags[i].arity() {
+            MANY => &self.edges[r.ins[0] as usize..][..r.ins[1] as usize],
+            n => &r.ins[..n as usize],
         }
+    }
+
+    /// The scalar value, if node `i` holds one.
+    #[inline(always)]
+    pub(crate) fn as_scalar(&self, i: usize) -> Option<T> {
+        (!self.flags[i].is_tensor()).then_some(self.values[i])
+    }
+
+    /// The slot of node `i`'s tensor in `tensors`, if it holds one.
+    #[inline(always)]
+    pub(crate) fn tensor_slot(&self, i: usize) -> Option<usize> {
+        self.flags[i]
+            .is_tensor()
+            .then(|| self.values[i].to_slot_bits() as usize)
     }
 
     /// Node `i`'s value as a tensor: borrowed for tensor nodes, a 0-d
     /// tensor (no heap storage) for scalar nodes.
     #[inline]
     pub(crate) fn value(&self, i: usize) -> Cow<'_, Tensor<T>> {
-        let n = &self.nodes[i];
-        match n.as_scalar() {
-            Some(s) => Cow::Owned(Tensor::scalar(s)),
-            None => Cow::Borrowed(&self.tensors[n.tensor as usize]),
+        match self.tensor_slot(i) {
+            None => Cow::Owned(Tensor::scalar(self.values[i])),
+            Some(slot) => Cow::Borrowed(&self.tensors[slot]),
         }
     }
 
@@ -153,15 +283,22 @@ impl<T: Element> Arena<T> {
         scalars.extend(
             inputs
                 .clone()
-                .filter_map(|j| self.nodes[j].as_scalar().map(Tensor::scalar)),
+                .filter_map(|j| self.as_scalar(j).map(Tensor::scalar)),
         );
         let mut built = scalars.iter();
         inputs
-            .map(|j| match self.nodes[j].as_scalar() {
-                Some(_) => built.next().expect("one scalar built per scalar input"),
-                None => &self.tensors[self.nodes[j].tensor as usize],
+            .map(|j| match self.tensor_slot(j) {
+                None => built.next().expect("one scalar built per scalar input"),
+                Some(slot) => &self.tensors[slot],
             })
             .collect()
+    }
+
+    /// Gives scalar node `i` a new value (a replay's leaves and forward).
+    #[inline(always)]
+    pub(crate) fn set_scalar(&mut self, i: usize, v: T) {
+        debug_assert!(!self.flags[i].is_tensor());
+        self.values[i] = v;
     }
 
     /// Appends a node; `requires_grad` is given for leaves, and for ops is
@@ -174,20 +311,51 @@ impl<T: Element> Arena<T> {
         value: NodeValue<T>,
         requires_grad: Option<bool>,
     ) -> u32 {
-        match value {
-            NodeValue::Scalar(s) => self.push_raw(op, inputs, s, SCALAR, requires_grad),
-            NodeValue::Tensor(t) => {
-                let slot = self.tensors.len() as u32;
-                self.tensors.push(t);
-                self.owners.push(self.nodes.len() as u32);
-                self.push_raw(op, inputs, T::zero(), slot, requires_grad)
+        let index = self.len();
+        assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
+        let count = inputs.len();
+        let mut requires = requires_grad.unwrap_or(false);
+        let (mut ins, arity) = if count <= 2 {
+            ([0; 2], count as u8)
+        } else {
+            let first = u32::try_from(self.edges.len()).expect("tape is full: 2^32 edges");
+            ([first, count as u32], MANY)
+        };
+        for (k, j) in inputs.enumerate() {
+            requires |= self.flags[j as usize].requires_grad();
+            if arity == MANY {
+                self.edges.push(j);
+            } else {
+                ins[k] = j;
             }
         }
+        let (value, tensor) = match value {
+            NodeValue::Scalar(s) => (s, false),
+            NodeValue::Tensor(t) => {
+                let slot = u32::try_from(self.tensors.len()).expect("2^32 tensor nodes");
+                assert!(slot < 1 << 31, "tape is full: 2^31 tensor nodes");
+                self.tensors.push(t);
+                self.owners.push(index as u32);
+                (T::from_slot_bits(slot), true)
+            }
+        };
+        let (record, var) = match op {
+            Op::Leaf => (count > 0, true),
+            Op::Constant => (count > 0, false),
+            _ => (true, false),
+        };
+        let flags = Flags::new(arity, requires, tensor, record, var);
+        self.push_flags(flags);
+        self.values.push(value);
+        if record {
+            self.records.push(Record { op, ins });
+        }
+        index as u32
     }
 
-    /// Appends a scalar node of at most two inputs (the path scalar graphs
-    /// take: no enum to move, no edge list); the caller has looked at the
-    /// inputs and says whether any needs a gradient.
+    /// Appends a scalar op node of at most two inputs (the path scalar
+    /// graphs take: no enum to move, no edge list); the caller has looked
+    /// at the inputs and says whether any needs a gradient.
     #[inline(always)]
     pub(crate) fn push_scalar<const N: usize>(
         &mut self,
@@ -196,58 +364,53 @@ impl<T: Element> Arena<T> {
         value: T,
         requires_grad: bool,
     ) -> u32 {
-        const { assert!(N <= 2) };
-        let index = self.nodes.len();
+        const { assert!(N >= 1 && N <= 2) };
+        let index = self.len();
         assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
         let mut ins = [0; 2];
         ins[..N].copy_from_slice(&inputs);
-        self.nodes.push(Node {
-            op,
-            scalar: value,
-            tensor: SCALAR,
-            ins,
-            n_inputs: N as u8,
-            requires_grad,
-        });
+        self.push_flags(Flags::new(N as u8, requires_grad, false, true, false));
+        self.values.push(value);
+        self.records.push(Record { op, ins });
         index as u32
     }
 
-    #[inline(always)]
-    fn push_raw(
+    /// Appends scalar leaves, `var`s (that need a gradient if
+    /// `requires_grad`) or constants: a value and a flag byte each.
+    #[inline]
+    pub(crate) fn push_scalar_leaves(
         &mut self,
-        op: Op,
-        inputs: impl ExactSizeIterator<Item = u32>,
-        scalar: T,
-        tensor: u32,
-        requires_grad: Option<bool>,
-    ) -> u32 {
-        let index = self.nodes.len();
-        assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
-        let count = inputs.len();
-        let mut requires = requires_grad.unwrap_or(false);
-        let (mut ins, n_inputs) = if count <= 2 {
-            ([0; 2], count as u8)
-        } else {
-            let first = u32::try_from(self.edges.len()).expect("tape is full: 2^32 edges");
-            ([first, count as u32], MANY)
-        };
-        for (k, j) in inputs.enumerate() {
-            requires |= self.nodes[j as usize].requires_grad;
-            if n_inputs == MANY {
-                self.edges.push(j);
-            } else {
-                ins[k] = j;
+        values: impl IntoIterator<Item = T>,
+        var: bool,
+        requires_grad: bool,
+    ) -> usize {
+        let start = self.len();
+        self.values.extend(values);
+        let end = self.values.len();
+        assert!(end < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
+        let flags = Flags::new(0, requires_grad, false, false, var);
+        self.flags.resize(end, flags);
+        // Rank words for the new nodes: no records among them.
+        let words = end.div_ceil(64);
+        let records = self.records.len() as u32;
+        self.record_bits.resize(words, 0);
+        self.record_rank.resize(words, records);
+        end - start
+    }
+
+    /// Appends node `len()`'s flags and its rank bookkeeping.
+    #[inline(always)]
+    fn push_flags(&mut self, flags: Flags) {
+        let i = self.len();
+        let bit = (flags.has_record() as u64) << (i % 64);
+        match self.record_bits.last_mut() {
+            Some(word) if !i.is_multiple_of(64) => *word |= bit,
+            _ => {
+                self.record_bits.push(bit);
+                self.record_rank.push(self.records.len() as u32);
             }
         }
-        self.nodes.push(Node {
-            op,
-            scalar,
-            tensor,
-            ins,
-            n_inputs,
-            requires_grad: requires,
-        });
-        index as u32
+        self.flags.push(flags);
     }
 }
 
@@ -259,7 +422,8 @@ mod tests {
     fn a_scalar_node_stays_small() {
         // Keeps W1's memory in check: see docs/performance.md.
         assert_eq!(std::mem::size_of::<Op>(), 8);
-        assert!(std::mem::size_of::<Node<f64>>() <= 32);
+        assert_eq!(std::mem::size_of::<Record>(), 16);
+        assert_eq!(std::mem::size_of::<Flags>(), 1);
     }
 
     #[test]
@@ -277,9 +441,43 @@ mod tests {
             Tensor::from_vec(vec![1.0], [1]).into(),
             Some(true),
         );
-        assert_eq!(a.nodes[s as usize].as_scalar(), Some(2.0));
-        assert_eq!(a.nodes[t as usize].as_scalar(), None);
+        assert_eq!(a.as_scalar(s as usize), Some(2.0));
+        assert_eq!(a.as_scalar(t as usize), None);
         assert_eq!(a.value(t as usize).shape(), &[1]);
         assert_eq!(a.tensors.len(), 1);
+        assert!(a.records.is_empty(), "leaves have no record");
+    }
+
+    #[test]
+    fn records_are_found_by_rank() {
+        // Leaves and op nodes interleaved across several rank words.
+        let mut a = Arena::<f32>::default();
+        let mut want = Vec::new();
+        a.push_scalar_leaves((0..70).map(|v| v as f32), true, true);
+        for i in 0..300u32 {
+            if i % 3 == 0 {
+                a.push_scalar_leaves([i as f32], false, false);
+                want.push(None);
+            } else {
+                let j = a.push_scalar(Op::Leaf, [i], 0.0, true);
+                want.push(Some(j));
+            }
+            if i % 50 == 0 {
+                a.push_scalar_leaves((0..64).map(|v| v as f32), true, true);
+                want.extend(std::iter::repeat_n(None, 64));
+            }
+        }
+        let mut k = 0;
+        for (n, w) in want.iter().enumerate() {
+            let i = 70 + n;
+            assert_eq!(a.flags[i].has_record(), w.is_some(), "node {i}");
+            if w.is_some() {
+                assert_eq!(a.records_before(i), k);
+                k += 1;
+            }
+        }
+        assert_eq!(a.records_before(a.len()), a.records.len());
+        assert_eq!(a.op(0).name(), "leaf");
+        assert_eq!(a.op(70).name(), "constant");
     }
 }

@@ -2,7 +2,7 @@
 //! hands its incoming global derivative to its op's rule, which returns the
 //! contribution for one input; contributions are summed (fan-out adds up).
 
-use super::arena::{Arena, Node, SCALAR};
+use super::arena::{Arena, MANY};
 use super::gradients::GradSlots;
 use super::{GradVars, Gradients, Tape, Var};
 use crate::ops::batched::Batched;
@@ -210,6 +210,18 @@ fn accumulate<T: Element>(slot: &mut Option<Tensor<T>>, c: Tensor<T>) {
     }
 }
 
+/// A scalar gradient slot's sum so far: its number once `reached`, else
+/// zero (the slot holds whatever an earlier walk left; see `GradSlots`).
+/// `0 + c` for a first contribution keeps the bits of summing from zero.
+#[inline(always)]
+fn first<T: Element>(reached: bool, slot: T) -> T {
+    if reached {
+        slot
+    } else {
+        T::zero()
+    }
+}
+
 /// Told each leaf whose gradient is final: its node and its gradient.
 pub(crate) type Ready<'r, T> = &'r mut dyn FnMut(usize, &Tensor<T>);
 
@@ -226,30 +238,29 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
     mut ready: Option<Ready<'_, T>>,
 ) {
     let arena = tape.arena.borrow();
-    let nodes = &arena.nodes;
     grads.reset(root + 1, arena.tensors.len());
-    match nodes[root].as_scalar() {
-        Some(_) => {
+    match arena.tensor_slot(root) {
+        None => {
             grads.scalar[root] = seed.item();
             grads.reached[root] = true;
         }
-        None => grads.tensor[nodes[root].tensor as usize] = Some(seed),
+        Some(slot) => grads.tensor[slot] = Some(seed),
     }
     // Runs of scalar nodes go through a tight loop of their own; it stops
     // at each node that needs the general step (tensors, custom ops).
     let mut end = root + 1;
     loop {
         let next = if ready.is_some() {
-            scalar_run::<T, VISIT, true>(tape, nodes, end, grads, &mut visit)
+            scalar_run::<T, VISIT, true>(tape, &arena, end, grads, &mut visit)
         } else {
-            scalar_run::<T, VISIT, false>(tape, nodes, end, grads, &mut visit)
+            scalar_run::<T, VISIT, false>(tape, &arena, end, grads, &mut visit)
         };
         let Some(i) = next else { break };
-        match (&mut ready, nodes[i].is_leaf()) {
-            (Some(ready), true) => match nodes[i].as_scalar() {
-                Some(_) => ready(i, &Tensor::scalar(grads.scalar[i])),
-                None => {
-                    if let Some(g) = &grads.tensor[nodes[i].tensor as usize] {
+        match (&mut ready, arena.is_leaf(i)) {
+            (Some(ready), true) => match arena.tensor_slot(i) {
+                None => ready(i, &Tensor::scalar(grads.scalar[i])),
+                Some(slot) => {
+                    if let Some(g) = &grads.tensor[slot] {
                         ready(i, g);
                     }
                 }
@@ -269,8 +280,8 @@ fn zero_unreached_tensor_leaves<T: Element>(
     grads: &mut GradSlots<T>,
 ) {
     for (slot, &owner) in arena.owners.iter().enumerate() {
-        let node = &arena.nodes[owner as usize];
-        if owner as usize <= root && node.is_leaf() && node.requires_grad {
+        let flags = arena.flags[owner as usize];
+        if owner as usize <= root && flags.is_leaf() && flags.requires_grad() {
             grads.tensor[slot].get_or_insert_with(|| Tensor::zeros(arena.tensors[slot].shape()));
         }
     }
@@ -285,32 +296,61 @@ fn zero_unreached_tensor_leaves<T: Element>(
 #[inline(never)]
 fn scalar_run<T: Element, const VISIT: bool, const LEAVES: bool>(
     tape: &Tape<T>,
-    nodes: &[Node<T>],
+    arena: &Arena<T>,
     end: usize,
     grads: &mut GradSlots<T>,
     visit: &mut impl FnMut(usize, usize, usize, &Tensor<T>),
 ) -> Option<usize> {
+    let (values, flags) = (&arena.values[..end], &arena.flags[..end]);
+    // The walk goes down the records as it goes down the nodes.
+    let mut r = arena.records_before(end);
+    let (scalar, reached) = (&mut grads.scalar[..end], &mut grads.reached[..end]);
     for i in (0..end).rev() {
-        prefetch(nodes, i.wrapping_sub(PREFETCH_AHEAD));
-        let node = &nodes[i];
-        if !node.requires_grad {
+        let f = flags[i];
+        r -= f.has_record() as usize;
+        if !f.requires_grad() {
             // The scalar step passes contributions to every scalar input;
             // one that needs no gradient drops them here.
-            grads.reached[i] = false;
-        } else if node.is_leaf() {
-            if LEAVES && (node.tensor != SCALAR || grads.reached[i]) {
+            reached[i] = false;
+        } else if f.is_leaf() {
+            if LEAVES && (f.is_tensor() || reached[i]) {
                 return Some(i);
             }
             // A scalar leaf's gradient is its slot, zero if never reached.
-            grads.reached[i] = node.tensor == SCALAR;
-        } else if node.tensor != SCALAR {
+            if !f.is_tensor() {
+                scalar[i] = first(reached[i], scalar[i]);
+                reached[i] = true;
+            }
+        } else if f.is_tensor() || f.arity() == MANY {
             return Some(i);
-        } else if grads.reached[i] {
+        } else if reached[i] {
             // Elementwise op on scalars: local derivative times global, on
             // plain numbers (the chapter's rule, no tensors at all).
-            let g = grads.scalar[i];
-            if !scalar_step::<T, VISIT>(tape, nodes, i, g, grads, visit) {
+            let record = &arena.records[r];
+            let [a, b] = record.ins.map(|j| j as usize);
+            let n = f.arity() as usize;
+            // A unary op reads its one input twice (the second local is 0).
+            let b = if n == 2 { b } else { a };
+            // Inputs are recorded before the node that uses them; stated
+            // once so that the indexing below needs no further checks.
+            assert!(a < i && b < i, "node %{i} has an input recorded after it");
+            if flags[a].is_tensor() || flags[b].is_tensor() {
                 return Some(i);
+            }
+            let Some(locals) = record
+                .op
+                .scalar_locals(tape, [values[a], values[b]], values[i])
+            else {
+                return Some(i);
+            };
+            let g = scalar[i];
+            for (k, (j, local)) in [a, b].into_iter().zip(locals).take(n).enumerate() {
+                let c = g * local;
+                scalar[j] = first(reached[j], scalar[j]) + c;
+                reached[j] = true;
+                if VISIT && flags[j].requires_grad() {
+                    visit(i, k, j, &Tensor::scalar(c));
+                }
             }
         }
     }
@@ -326,139 +366,74 @@ fn general_step<T: Element, const VISIT: bool>(
     grads: &mut GradSlots<T>,
     visit: &mut impl FnMut(usize, usize, usize, &Tensor<T>),
 ) {
-    let nodes = &arena.nodes;
-    let node = &nodes[i];
+    let slot = arena.tensor_slot(i);
     // The node's global derivative: a number or a tensor slot.
-    let g = match node.as_scalar() {
-        Some(_) => Tensor::scalar(grads.scalar[i]),
-        None => match grads.tensor[node.tensor as usize].take() {
+    let g = match slot {
+        None => Tensor::scalar(first(grads.reached[i], grads.scalar[i])),
+        Some(slot) => match grads.tensor[slot].take() {
             Some(g) => g,
             None => return,
         },
     };
+    let op = arena.op(i);
     let inputs = arena.inputs(i);
     let mut scalars = SmallVec::new();
     let xs = arena.values_of(inputs.iter().map(|&j| j as usize), &mut scalars);
     let y = arena.value(i);
     for (k, &j) in inputs.iter().enumerate() {
-        let input = &nodes[j as usize];
-        if input.requires_grad {
-            let c = node.op.vjp(tape, &xs, &y, &g, k);
+        let j = j as usize;
+        if arena.requires_grad(j) {
+            let c = op.vjp(tape, &xs, &y, &g, k);
             if VISIT {
-                visit(i, k, j as usize, &c);
+                visit(i, k, j, &c);
             }
-            match input.as_scalar() {
-                Some(_) => {
-                    grads.scalar[j as usize] = grads.scalar[j as usize] + c.item();
-                    grads.reached[j as usize] = true;
+            match arena.tensor_slot(j) {
+                None => {
+                    grads.scalar[j] = first(grads.reached[j], grads.scalar[j]) + c.item();
+                    grads.reached[j] = true;
                 }
-                None => accumulate(&mut grads.tensor[input.tensor as usize], c),
+                Some(input_slot) => accumulate(&mut grads.tensor[input_slot], c),
             }
         }
     }
-    if node.as_scalar().is_none() {
-        grads.tensor[node.tensor as usize] = Some(g);
+    if let Some(slot) = slot {
+        grads.tensor[slot] = Some(g);
     }
 }
 
 /// The walk after a [`Tape::replay`]: every node below `root` is a scalar
 /// op whose local derivatives the replay kept, so each node passes
 /// `g · partial` to its inputs with no op to consult. The same additions
-/// in the same order as [`scalar_step`], so the same bits.
+/// in the same order as [`scalar_run`], so the same bits.
 fn walk_replayed<T: Element>(tape: &Tape<T>, root: usize, seed: T, grads: &mut GradSlots<T>) {
     let arena = tape.arena.borrow();
     let partials = tape.partials.borrow();
-    let nodes = &arena.nodes[..=root];
-    let partials = &partials[..=root];
+    let flags = &arena.flags[..=root];
     grads.reset(root + 1, arena.tensors.len());
     let (scalar, reached) = (&mut grads.scalar[..=root], &mut grads.reached[..=root]);
     scalar[root] = seed;
     reached[root] = true;
+    let mut r = arena.records_before(root + 1);
     for i in (0..=root).rev() {
-        let node = &nodes[i];
-        if !node.requires_grad {
+        let f = flags[i];
+        r -= f.has_record() as usize;
+        if !f.requires_grad() {
             reached[i] = false;
-        } else if node.is_leaf() {
+        } else if f.is_leaf() {
+            scalar[i] = first(reached[i], scalar[i]);
             reached[i] = true;
         } else if reached[i] {
-            let (g, [pa, pb]) = (scalar[i], partials[i]);
-            let [a, b] = node.ins.map(|j| j as usize);
-            scalar[a] = scalar[a] + g * pa;
+            let (g, [pa, pb]) = (scalar[i], partials[r]);
+            let [a, b] = arena.records[r].ins.map(|j| j as usize);
+            scalar[a] = first(reached[a], scalar[a]) + g * pa;
             reached[a] = true;
-            if node.n_inputs == 2 {
-                scalar[b] = scalar[b] + g * pb;
+            if f.arity() == 2 {
+                scalar[b] = first(reached[b], scalar[b]) + g * pb;
                 reached[b] = true;
             }
         }
     }
     zero_unreached_tensor_leaves(&arena, root, grads);
-}
-
-/// How many nodes ahead of the walk to ask the CPU to fetch: the walk runs
-/// backwards through memory, which hardware prefetchers follow poorly, and
-/// scalar nodes take ~10 ns each, so a few hundred bytes ahead is enough.
-const PREFETCH_AHEAD: usize = 12;
-
-#[inline(always)]
-fn prefetch<T: Element>(nodes: &[Node<T>], i: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(n) = nodes.get(i) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch only
-        // hints the cache (it never faults; `n` is a valid reference).
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((n as *const Node<T>).cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (nodes, i);
-}
-
-/// The scalar fast path of the walk: if node `i` has one or two inputs,
-/// all scalars, and its op has a scalar rule, passes `g · ∂y/∂x_k` to each
-/// input and returns true.
-///
-/// Contributions go to every input, also to one that needs no gradient
-/// (a constant): its slot is never read, and the walk clears its reached
-/// flag when it gets there. That keeps this loop free of per-input checks.
-#[inline(always)]
-fn scalar_step<T: Element, const VISIT: bool>(
-    tape: &Tape<T>,
-    nodes: &[Node<T>],
-    i: usize,
-    g: T,
-    grads: &mut GradSlots<T>,
-    visit: &mut impl FnMut(usize, usize, usize, &Tensor<T>),
-) -> bool {
-    let node = &nodes[i];
-    let n = node.n_inputs as usize;
-    if n > 2 {
-        return false;
-    }
-    let [a, b] = node.ins.map(|j| j as usize);
-    // A unary op reads its one input twice (the second local is 0).
-    let b = if n == 2 { b } else { a };
-    // Inputs are recorded before the node that uses them; stated once so
-    // that the indexing below needs no further bounds checks.
-    let (nodes, scalar, reached) = (&nodes[..i], &mut grads.scalar[..i], &mut grads.reached[..i]);
-    assert!(a < i && b < i, "node %{i} has an input recorded after it");
-    let (xa, xb) = (&nodes[a], &nodes[b]);
-    if xa.tensor != SCALAR || xb.tensor != SCALAR {
-        return false;
-    }
-    let Some(locals) = node
-        .op
-        .scalar_locals(tape, [xa.scalar, xb.scalar], node.scalar)
-    else {
-        return false;
-    };
-    for (k, (j, local)) in [a, b].into_iter().zip(locals).take(n).enumerate() {
-        let c = g * local;
-        scalar[j] = scalar[j] + c;
-        reached[j] = true;
-        if VISIT && nodes[j].requires_grad {
-            visit(i, k, j, &Tensor::scalar(c));
-        }
-    }
-    true
 }
 
 /// One backward pass for a batch of seeds: `seeds` has shape
@@ -476,11 +451,11 @@ pub(crate) fn walk_batched<T: Element>(
     let mut grads: Vec<Option<Batched<'_, T>>> = vec![None; root + 1];
     grads[root] = Some(Batched::batch(seeds));
     for i in (0..=root).rev() {
-        let node = &arena.nodes[i];
-        if node.is_leaf() || !node.requires_grad {
+        if arena.is_leaf(i) || !arena.requires_grad(i) {
             continue;
         }
         let Some(g) = grads[i].take() else { continue };
+        let op = arena.op(i);
         let inputs = arena.inputs(i);
         let xs: SmallVec<[Batched<'_, T>; 4]> = inputs
             .iter()
@@ -490,10 +465,10 @@ pub(crate) fn walk_batched<T: Element>(
         let y = Batched::plain(arena.value(i));
         for (k, &j) in inputs.iter().enumerate() {
             let j = j as usize;
-            if !arena.nodes[j].requires_grad {
+            if !arena.requires_grad(j) {
                 continue;
             }
-            let mut c = node.op.vjp(tape, &xs, &y, &g, k);
+            let mut c = op.vjp(tape, &xs, &y, &g, k);
             if c.batch.is_none() {
                 // A contribution that does not depend on the seed (zero).
                 let mut full: crate::tensor::Shape = [batch].into_iter().collect();
@@ -530,16 +505,15 @@ fn walk_recorded<'t, T: Element>(
         // Copy what the rule needs, then release the borrow: the rule records.
         let (op, inputs, needs) = {
             let arena = tape.arena.borrow();
-            let node = &arena.nodes[i];
-            if node.n_inputs == 0 || !node.requires_grad {
+            if arena.is_leaf(i) || !arena.requires_grad(i) {
                 continue;
             }
             let inputs = SmallVec::<[u32; 4]>::from_slice(arena.inputs(i));
             let needs: SmallVec<[bool; 4]> = inputs
                 .iter()
-                .map(|&j| arena.nodes[j as usize].requires_grad)
+                .map(|&j| arena.requires_grad(j as usize))
                 .collect();
-            (node.op, inputs, needs)
+            (arena.op(i), inputs, needs)
         };
         let Some(g) = grads[i] else { continue };
         let xs: SmallVec<[Var<'t, T>; 4]> = inputs
@@ -561,9 +535,8 @@ fn walk_recorded<'t, T: Element>(
     }
     let leaves: Vec<(usize, crate::tensor::Shape)> = {
         let arena = tape.arena.borrow();
-        let nodes = &arena.nodes;
         (0..=root)
-            .filter(|&i| nodes[i].is_leaf() && nodes[i].requires_grad && grads[i].is_none())
+            .filter(|&i| arena.is_leaf(i) && arena.requires_grad(i) && grads[i].is_none())
             .map(|i| (i, Shape::from_slice(arena.value(i).shape())))
             .collect()
     };

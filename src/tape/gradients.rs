@@ -11,7 +11,10 @@ use std::ops::Index;
 /// The walk's gradient storage: one number per node for scalar nodes (a
 /// dense array, no tensor per node) and one optional tensor per tensor slot.
 pub(crate) struct GradSlots<T: Element> {
-    /// Gradient of each scalar node, by node index (0 until reached).
+    /// Gradient of each scalar node, by node index: meaningful only where
+    /// `reached` says so (the walk writes a slot's first contribution over
+    /// whatever an earlier walk left there, so reusing the storage costs no
+    /// clearing pass over it).
     pub(crate) scalar: Vec<T>,
     /// Whether `scalar[i]` is node `i`'s gradient: a scalar node that needs
     /// a gradient and was reached by the walk, or is a leaf.
@@ -42,8 +45,8 @@ impl<T: Element> Default for GradSlots<T> {
 }
 
 impl<T: Element> GradSlots<T> {
+    /// Forgets the gradients; `scalar` keeps its stale numbers (see there).
     pub(crate) fn clear(&mut self) {
-        self.scalar.clear();
         self.reached.clear();
         self.tensor.clear();
         let spare = self.spare_boxes.get_mut();
@@ -71,7 +74,11 @@ impl<T: Element> GradSlots<T> {
     /// Empty slots for nodes `0..nodes` and tensor slots `0..tensors`.
     pub(crate) fn reset(&mut self, nodes: usize, tensors: usize) {
         self.clear();
-        self.scalar.resize(nodes, T::zero());
+        if self.scalar.len() > nodes {
+            self.scalar.truncate(nodes);
+        } else {
+            self.scalar.resize(nodes, T::zero());
+        }
         self.reached.resize(nodes, false);
         self.tensor.resize_with(tensors, || None);
     }
@@ -97,7 +104,7 @@ impl<T: Element> GradSlots<T> {
         if i >= self.scalar.len() {
             return None;
         }
-        self.tensor.get(arena.nodes[i].tensor as usize)?.as_ref()
+        self.tensor.get(arena.tensor_slot(i)?)?.as_ref()
     }
 }
 
@@ -297,7 +304,7 @@ impl<'t, T: Element> Gradients<'t, T> {
         if index >= self.slots.scalar.len() {
             return None;
         }
-        let slot = self.tape.arena.borrow().nodes[index].tensor as usize;
+        let slot = self.tape.arena.borrow().tensor_slot(index)?;
         self.slots.tensor.get_mut(slot)?.as_mut()
     }
 

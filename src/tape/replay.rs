@@ -2,7 +2,7 @@
 //! values and re-run its forward in place, without recording again (what
 //! JAX gets by tracing a function once and calling the compiled result).
 
-use super::arena::SCALAR;
+use super::arena::MANY;
 use super::{Tape, Var, VarRange};
 use crate::tensor::Element;
 
@@ -48,7 +48,7 @@ impl<T: Element> Tape<T> {
     /// Notes that a value was read with this many nodes on the tape.
     #[inline]
     pub(crate) fn note_read(&self) {
-        let len = self.arena.borrow().nodes.len();
+        let len = self.arena.borrow().len();
         self.note_read_at(len);
     }
 
@@ -69,7 +69,7 @@ impl<T: Element> Tape<T> {
     #[track_caller]
     pub fn set_value(&self, leaf: Var<'_, T>, value: T) {
         let i = self.own_scalar_leaf(leaf, "set_value");
-        self.arena.borrow_mut().nodes[i].scalar = value;
+        self.arena.borrow_mut().set_scalar(i, value);
         self.partials_len.set(0);
     }
 
@@ -92,12 +92,8 @@ impl<T: Element> Tape<T> {
         let first = self.own_scalar_leaf(leaves.get(0), "set_values");
         self.partials_len.set(0);
         let mut arena = self.arena.borrow_mut();
-        for (node, &v) in arena.nodes[first..first + values.len()]
-            .iter_mut()
-            .zip(values)
-        {
-            node.scalar = v;
-        }
+        // A range's nodes are scalar leaves, one after another.
+        arena.values[first..first + values.len()].copy_from_slice(values);
     }
 
     #[track_caller]
@@ -108,9 +104,9 @@ impl<T: Element> Tape<T> {
             leaf.label()
         );
         let i = leaf.index();
-        let node = self.arena.borrow().nodes[i];
+        let flags = self.arena.borrow().flags[i];
         assert!(
-            node.is_leaf() && node.tensor == SCALAR,
+            flags.is_leaf() && !flags.is_tensor(),
             "{op}: {} ({}) is not a scalar leaf; only the values of scalar leaves (tape.var, \
              tape.vars, tape.constant of a number) can be set",
             leaf.label(),
@@ -153,7 +149,7 @@ impl<T: Element> Tape<T> {
     /// is changed then.
     pub fn replay(&self) -> Result<(), ReplayError> {
         let mut arena = self.arena.borrow_mut();
-        let len = arena.nodes.len();
+        let len = arena.len();
         let read = self.last_read.get();
         if read != NO_READ && (read as usize) < len {
             return Err(ReplayError::ReadDuringRecording {
@@ -161,46 +157,52 @@ impl<T: Element> Tape<T> {
                 len,
             });
         }
-        let nodes = &mut arena.nodes[..];
-        // Checked once per recording: every op node is a scalar op of
-        // scalar inputs with a forward on numbers.
+        // Checked once per recording: every op node is a scalar op of at
+        // most two scalar inputs with a forward on numbers.
         let checked = self.replayable.get() as usize;
         for i in checked.min(len)..len {
-            let node = nodes[i];
-            if node.is_leaf() {
+            let flags = arena.flags[i];
+            if flags.is_leaf() {
                 continue;
             }
-            let inputs_scalar = node.n_inputs <= 2
-                && node.ins[..node.n_inputs as usize]
-                    .iter()
-                    .all(|&j| nodes[j as usize].tensor == SCALAR);
-            let scalar = node.tensor == SCALAR && inputs_scalar;
-            if !scalar || node.op.scalar_forward_locals(self, [T::one(); 2]).is_none() {
+            let ins = arena.inputs(i);
+            let scalar = !flags.is_tensor()
+                && flags.arity() != MANY
+                && ins.iter().all(|&j| !arena.flags[j as usize].is_tensor());
+            let op = arena.op(i);
+            if !scalar || op.scalar_forward_locals(self, [T::one(); 2]).is_none() {
                 return Err(ReplayError::NotReplayable {
                     node: i,
-                    op: node.op.name(),
+                    op: op.name(),
                 });
             }
         }
         self.replayable.set(len as u32);
-        // The value and the local derivatives of each node, in one pass:
-        // the backward walk that follows is then a multiply-add per edge.
+        // The value and the local derivatives of each op node, in one
+        // pass: the backward walk that follows is then a multiply-add per
+        // edge. Partials are kept per record (leaves have none).
+        let arena = &mut *arena;
         let mut partials = self.partials.borrow_mut();
-        partials.resize(len, [T::zero(); 2]);
-        for (i, p) in partials.iter_mut().enumerate() {
-            let node = nodes[i];
-            if node.is_leaf() {
+        partials.resize(arena.records.len(), [T::zero(); 2]);
+        let (values, flags) = (&mut arena.values[..], &arena.flags[..len]);
+        let mut records = arena.records.iter().zip(partials.iter_mut());
+        for (i, f) in flags.iter().enumerate() {
+            if !f.has_record() {
                 continue;
             }
-            let [a, b] = node.ins;
+            let (record, p) = records.next().expect("one record per flagged node");
+            if f.is_leaf() {
+                continue;
+            }
+            let [a, b] = record.ins;
             // A unary op reads its one input (the second is ignored).
-            let b = if node.n_inputs == 2 { b } else { a };
-            let xs = [nodes[a as usize].scalar, nodes[b as usize].scalar];
-            let (y, locals) = node
+            let b = if f.arity() == 2 { b } else { a };
+            let xs = [values[a as usize], values[b as usize]];
+            let (y, locals) = record
                 .op
                 .scalar_forward_locals(self, xs)
                 .expect("checked above: every op node has a scalar rule");
-            nodes[i].scalar = y;
+            values[i] = y;
             *p = locals;
         }
         self.partials_len.set(len);

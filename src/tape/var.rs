@@ -183,14 +183,14 @@ impl<'t, T: Element> Var<'t, T> {
     #[track_caller]
     pub fn requires_grad(&self) -> bool {
         let i = self.index();
-        self.tape.arena.borrow().nodes[i].requires_grad
+        self.tape.arena.borrow().requires_grad(i)
     }
 
     /// The name of the op that produced this node (`"tanh"`, `"leaf"`, …).
     #[track_caller]
     pub fn op_name(&self) -> &'static str {
         let i = self.index();
-        let op = self.tape.arena.borrow().nodes[i].op;
+        let op = self.tape.arena.borrow().op(i);
         self.tape.op_name(&op)
     }
 

@@ -63,6 +63,15 @@ impl Drop for InsideGemm {
 pub trait Element:
     Float + FromPrimitive + Debug + Display + Default + Send + Sync + Pooled + 'static
 {
+    /// A `u32` kept in the bits of an element, exactly (the tape stores a
+    /// tensor node's slot where a scalar node keeps its value).
+    #[doc(hidden)]
+    fn from_slot_bits(slot: u32) -> Self;
+
+    /// The `u32` [`Element::from_slot_bits`] stored.
+    #[doc(hidden)]
+    fn to_slot_bits(self) -> u32;
+
     /// `c = a · b` for an (m×k) `a` and a (k×n) `b`, each read with its own
     /// row and column strides; `c` is contiguous row-major (m×n). Every
     /// element of `c` is written and none is read, so `c` may be
@@ -199,6 +208,18 @@ unsafe fn raw_gemm<T: 'static + num_traits::One + num_traits::Zero>(
 macro_rules! element {
     ($t:ty, $blas:ident, $erf:path) => {
         impl Element for $t {
+            #[inline(always)]
+            fn from_slot_bits(slot: u32) -> Self {
+                // A subnormal or small normal number for any slot below
+                // 2^31: copies keep its bits.
+                <$t>::from_bits(slot.into())
+            }
+
+            #[inline(always)]
+            fn to_slot_bits(self) -> u32 {
+                self.to_bits() as u32
+            }
+
             fn erf(self) -> Self {
                 $erf(self)
             }

@@ -35,7 +35,7 @@ pub fn to_dot<T: Element>(output: Var<'_, T>, grads: Option<&Gradients<'_, T>>) 
     let arena = tape.arena.borrow();
     let mut out =
         String::from("digraph tapegrad {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
-    for (i, node) in arena.nodes[..=root].iter().enumerate() {
+    for i in 0..=root {
         let name = tape.label_of(i);
         let grad = grads
             .and_then(|g| g.get_node(tape.id(), tape.epoch(), i))
@@ -47,8 +47,8 @@ pub fn to_dot<T: Element>(output: Var<'_, T>, grads: Option<&Gradients<'_, T>>) 
             escape(&name),
             escape(&value(&arena.value(i)))
         );
-        if node.n_inputs > 0 {
-            let op = tape.op_name(&node.op);
+        if !arena.is_leaf(i) {
+            let op = tape.op_name(&arena.op(i));
             let _ = writeln!(out, "  op{i} [shape=ellipse, label=\"{}\"];", escape(op));
             let _ = writeln!(out, "  op{i} -> n{i};");
             for &j in arena.inputs(i) {

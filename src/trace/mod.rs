@@ -240,7 +240,7 @@ impl<'t, T: Element> Var<'t, T> {
             let Some(global) = grads.get(&arena, i).map(|g| g.into_owned()) else {
                 continue;
             };
-            let node = &arena.nodes[i];
+            let op = arena.op(i);
             let value = arena.value(i);
             let mut scalars = smallvec::SmallVec::new();
             let xs = arena.values_of(arena.inputs(i).iter().map(|&j| j as usize), &mut scalars);
@@ -250,12 +250,12 @@ impl<'t, T: Element> Var<'t, T> {
                 .map(|(_, k, j, c)| InputStep {
                     node: *j,
                     label: tape.label_of(*j),
-                    local: local_derivative(tape, &node.op, &xs, &value, *k),
+                    local: local_derivative(tape, &op, &xs, &value, *k),
                     contribution: c.clone(),
-                    formula: node.op.formula(tape, *k),
+                    formula: op.formula(tape, *k),
                 })
                 .collect();
-            let op = tape.op_name(&node.op);
+            let op = tape.op_name(&op);
             steps.push(Step {
                 node: i,
                 label: tape.label_of(i),
@@ -295,7 +295,7 @@ fn graph_of<T: Element>(
         .map(|i| GraphNode {
             node: i,
             label: tape.label_of(i),
-            op: tape.op_name(&arena.nodes[i].op),
+            op: tape.op_name(&arena.op(i)),
             value: arena.value(i).into_owned(),
             inputs: arena.inputs(i).iter().map(|&j| j as usize).collect(),
         })
