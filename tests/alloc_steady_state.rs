@@ -113,21 +113,20 @@ fn training_steps_allocate_nothing_after_warm_up() {
     assert!(last < first, "the loop should learn: {first} -> {last}");
 
     // A scalar graph (the chapter's neuron, repeated) allocates nothing at
-    // all once the tape has grown: scalars live inline in their nodes.
+    // all once the tape has grown: scalars live in the tape's dense arrays,
+    // leaves of a range (`vars`) too, and gradients read back as a slice.
     let scalar_tape = Tape::<f64>::new();
     let scalar_step = |w0: f64| {
         scalar_tape.reset();
-        let (x, w, b) = (
-            scalar_tape.constant(0.5),
-            scalar_tape.var(w0),
-            scalar_tape.var(-0.1),
-        );
+        let x = scalar_tape.constant(0.5);
+        let p = scalar_tape.vars([w0, -0.1]);
+        let (w, b) = (p.get(0), p.get(1));
         let mut y = x;
         for _ in 0..100 {
             y = (w * y + b).tanh() * 2.0 - 0.5;
         }
         let g = y.backward();
-        g[w].item()
+        g.items(&p)[0]
     };
     scalar_step(0.7);
     start_counting();

@@ -440,7 +440,7 @@ mod tests {
         for perm in [vec![], vec![0], vec![1, 0], vec![7, 0, 6, 1, 5, 2, 4, 3]] {
             assert_eq!(Permute::new(&perm).perm().as_slice(), perm.as_slice());
         }
-        // What keeps every node at 32 bytes.
+        // What keeps an op node's record at 16 bytes.
         assert_eq!(std::mem::size_of::<Op>(), 8);
     }
 

@@ -31,6 +31,9 @@ impl Flags {
     /// A leaf without a record made by `var` ([`Op::Leaf`]), not
     /// `constant`.
     const VAR: u8 = 1 << 5;
+    /// An elementwise op recorded on scalar inputs (`Arena::push_scalar`):
+    /// the backward walk and the replay need not look at its inputs' flags.
+    const SCALAR_OP: u8 = 1 << 6;
 
     #[inline(always)]
     const fn new(arity: u8, requires_grad: bool, tensor: bool, record: bool, var: bool) -> Self {
@@ -41,6 +44,13 @@ impl Flags {
                 | if record { Self::RECORD } else { 0 }
                 | if var { Self::VAR } else { 0 },
         )
+    }
+
+    /// Recorded by `Arena::push_scalar`: a scalar op of one or two scalar
+    /// inputs.
+    #[inline(always)]
+    pub(crate) fn is_scalar_op(self) -> bool {
+        self.0 & Self::SCALAR_OP != 0
     }
 
     /// 0, 1, 2, or [`MANY`].
@@ -135,10 +145,9 @@ pub(crate) struct Arena<T: Element> {
     pub(crate) flags: Vec<Flags>,
     /// The records of the nodes that have one, in node order.
     pub(crate) records: Vec<Record>,
-    /// Which nodes have a record: bit `i % 64` of word `i / 64`, and the
-    /// number of records before each word, so node `i`'s record is found
-    /// in constant time (a rank query) without an index per node.
-    record_bits: Vec<u64>,
+    /// The number of records before each block of 64 nodes: node `i`'s
+    /// record is found by counting the flags with a record in its block
+    /// (a rank query), with no index per node.
     record_rank: Vec<u32>,
     pub(crate) edges: Vec<u32>,
     pub(crate) tensors: Vec<Tensor<T>>,
@@ -154,7 +163,6 @@ impl<T: Element> Arena<T> {
             values: Vec::with_capacity(n),
             flags: Vec::with_capacity(n),
             records: Vec::with_capacity(n),
-            record_bits: Vec::with_capacity(n / 64 + 1),
             record_rank: Vec::with_capacity(n / 64 + 1),
             edges: Vec::new(),
             tensors: Vec::with_capacity(n / 2),
@@ -166,7 +174,6 @@ impl<T: Element> Arena<T> {
         self.values.clear();
         self.flags.clear();
         self.records.clear();
-        self.record_bits.clear();
         self.record_rank.clear();
         self.edges.clear();
         self.tensors.clear();
@@ -186,7 +193,6 @@ impl<T: Element> Arena<T> {
         size_of_val(&self.values[..])
             + size_of_val(&self.flags[..])
             + size_of_val(&self.records[..])
-            + size_of_val(&self.record_bits[..])
             + size_of_val(&self.record_rank[..])
             + size_of_val(&self.edges[..])
             + size_of_val(&self.owners[..])
@@ -194,13 +200,13 @@ impl<T: Element> Arena<T> {
 
     /// How many nodes below `i` have a record: the index of node `i`'s
     /// record if it has one.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn records_before(&self, i: usize) -> usize {
-        let (word, bit) = (i / 64, i % 64);
-        match self.record_bits.get(word) {
-            Some(&bits) => {
-                let below = bits & ((1u64 << bit) - 1);
-                self.record_rank[word] as usize + below.count_ones() as usize
+        let block = i / 64;
+        match self.record_rank.get(block) {
+            Some(&rank) => {
+                let within = &self.flags[block * 64..i];
+                rank as usize + within.iter().filter(|f| f.has_record()).count()
             }
             None => self.records.len(),
         }
@@ -217,11 +223,7 @@ impl<T: Element> Arena<T> {
     /// Node `i`'s op.
     #[inline]
     pub(crate) fn op(&self, i: usize) -> Op {
-        match self.record(i) {
-            Some(r) => r.op,
-            None if self.flags[i].0 & Flags::VAR != 0 => Op::Leaf,
-            None => Op::Constant,
-        }
+        self.op_inputs(i).0
     }
 
     #[inline(always)]
@@ -237,13 +239,26 @@ impl<T: Element> Arena<T> {
     /// Node `i`'s inputs.
     #[inline]
     pub(crate) fn inputs(&self, i: usize) -> &[u32] {
+        self.op_inputs(i).1
+    }
+
+    /// Node `i`'s op and inputs, with one look-up of its record.
+    #[inline]
+    pub(crate) fn op_inputs(&self, i: usize) -> (Op, &[u32]) {
+        let flags = self.flags[i];
         let Some(r) = self.record(i) else {
-            return &[];
+            let op = if flags.0 & Flags::VAR != 0 {
+                Op::Leaf
+            } else {
+                Op::Constant
+            };
+            return (op, &[]);
         };
-        match self.flags[i].arity() {
+        let inputs = match flags.arity() {
             MANY => &self.edges[r.ins[0] as usize..][..r.ins[1] as usize],
             n => &r.ins[..n as usize],
-        }
+        };
+        (r.op, inputs)
     }
 
     /// The scalar value, if node `i` holds one.
@@ -369,7 +384,8 @@ impl<T: Element> Arena<T> {
         assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
         let mut ins = [0; 2];
         ins[..N].copy_from_slice(&inputs);
-        self.push_flags(Flags::new(N as u8, requires_grad, false, true, false));
+        let flags = Flags::new(N as u8, requires_grad, false, true, false);
+        self.push_flags(Flags(flags.0 | Flags::SCALAR_OP));
         self.values.push(value);
         self.records.push(Record { op, ins });
         index as u32
@@ -390,25 +406,19 @@ impl<T: Element> Arena<T> {
         assert!(end < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
         let flags = Flags::new(0, requires_grad, false, false, var);
         self.flags.resize(end, flags);
-        // Rank words for the new nodes: no records among them.
-        let words = end.div_ceil(64);
+        // Blocks that start among the new nodes: no records among them.
         let records = self.records.len() as u32;
-        self.record_bits.resize(words, 0);
-        self.record_rank.resize(words, records);
+        self.record_rank.resize(end.div_ceil(64), records);
         end - start
     }
 
-    /// Appends node `len()`'s flags and its rank bookkeeping.
+    /// Appends node `len()`'s flags, and a rank entry when it starts a
+    /// block.
     #[inline(always)]
     fn push_flags(&mut self, flags: Flags) {
         let i = self.len();
-        let bit = (flags.has_record() as u64) << (i % 64);
-        match self.record_bits.last_mut() {
-            Some(word) if !i.is_multiple_of(64) => *word |= bit,
-            _ => {
-                self.record_bits.push(bit);
-                self.record_rank.push(self.records.len() as u32);
-            }
+        if i.is_multiple_of(64) {
+            self.record_rank.push(self.records.len() as u32);
         }
         self.flags.push(flags);
     }

@@ -2,7 +2,7 @@
 //! hands its incoming global derivative to its op's rule, which returns the
 //! contribution for one input; contributions are summed (fan-out adds up).
 
-use super::arena::{Arena, MANY};
+use super::arena::Arena;
 use super::gradients::GradSlots;
 use super::{GradVars, Gradients, Tape, Var};
 use crate::ops::batched::Batched;
@@ -312,18 +312,10 @@ fn scalar_run<T: Element, const VISIT: bool, const LEAVES: bool>(
             // The scalar step passes contributions to every scalar input;
             // one that needs no gradient drops them here.
             reached[i] = false;
-        } else if f.is_leaf() {
-            if LEAVES && (f.is_tensor() || reached[i]) {
-                return Some(i);
+        } else if f.is_scalar_op() {
+            if !reached[i] {
+                continue;
             }
-            // A scalar leaf's gradient is its slot, zero if never reached.
-            if !f.is_tensor() {
-                scalar[i] = first(reached[i], scalar[i]);
-                reached[i] = true;
-            }
-        } else if f.is_tensor() || f.arity() == MANY {
-            return Some(i);
-        } else if reached[i] {
             // Elementwise op on scalars: local derivative times global, on
             // plain numbers (the chapter's rule, no tensors at all).
             let record = &arena.records[r];
@@ -334,9 +326,6 @@ fn scalar_run<T: Element, const VISIT: bool, const LEAVES: bool>(
             // Inputs are recorded before the node that uses them; stated
             // once so that the indexing below needs no further checks.
             assert!(a < i && b < i, "node %{i} has an input recorded after it");
-            if flags[a].is_tensor() || flags[b].is_tensor() {
-                return Some(i);
-            }
             let Some(locals) = record
                 .op
                 .scalar_locals(tape, [values[a], values[b]], values[i])
@@ -352,6 +341,19 @@ fn scalar_run<T: Element, const VISIT: bool, const LEAVES: bool>(
                     visit(i, k, j, &Tensor::scalar(c));
                 }
             }
+        } else if f.is_leaf() {
+            if LEAVES && (f.is_tensor() || reached[i]) {
+                return Some(i);
+            }
+            // A scalar leaf's gradient is its slot, zero if never reached.
+            if !f.is_tensor() {
+                scalar[i] = first(reached[i], scalar[i]);
+                reached[i] = true;
+            }
+        } else if f.is_tensor() || reached[i] {
+            // Tensors, and scalar nodes of other ops (reductions, custom
+            // ops, many inputs) that the walk reached.
+            return Some(i);
         }
     }
     None
@@ -375,8 +377,7 @@ fn general_step<T: Element, const VISIT: bool>(
             None => return,
         },
     };
-    let op = arena.op(i);
-    let inputs = arena.inputs(i);
+    let (op, inputs) = arena.op_inputs(i);
     let mut scalars = SmallVec::new();
     let xs = arena.values_of(inputs.iter().map(|&j| j as usize), &mut scalars);
     let y = arena.value(i);
@@ -413,18 +414,21 @@ fn walk_replayed<T: Element>(tape: &Tape<T>, root: usize, seed: T, grads: &mut G
     let (scalar, reached) = (&mut grads.scalar[..=root], &mut grads.reached[..=root]);
     scalar[root] = seed;
     reached[root] = true;
-    let mut r = arena.records_before(root + 1);
+    // The records (and their partials) below the root, taken from the top
+    // as the walk passes each node that has one.
+    let below = arena.records_before(root + 1);
+    let mut records = arena.records[..below].iter().zip(&partials[..below]).rev();
     for i in (0..=root).rev() {
         let f = flags[i];
-        r -= f.has_record() as usize;
+        let record = if f.has_record() { records.next() } else { None };
         if !f.requires_grad() {
             reached[i] = false;
         } else if f.is_leaf() {
             scalar[i] = first(reached[i], scalar[i]);
             reached[i] = true;
-        } else if reached[i] {
-            let (g, [pa, pb]) = (scalar[i], partials[r]);
-            let [a, b] = arena.records[r].ins.map(|j| j as usize);
+        } else if let (true, Some((record, &[pa, pb]))) = (reached[i], record) {
+            let g = scalar[i];
+            let [a, b] = record.ins.map(|j| j as usize);
             scalar[a] = first(reached[a], scalar[a]) + g * pa;
             reached[a] = true;
             if f.arity() == 2 {
@@ -455,8 +459,7 @@ pub(crate) fn walk_batched<T: Element>(
             continue;
         }
         let Some(g) = grads[i].take() else { continue };
-        let op = arena.op(i);
-        let inputs = arena.inputs(i);
+        let (op, inputs) = arena.op_inputs(i);
         let xs: SmallVec<[Batched<'_, T>; 4]> = inputs
             .iter()
             .map(|&j| Batched::plain(arena.value(j as usize)))
@@ -508,12 +511,13 @@ fn walk_recorded<'t, T: Element>(
             if arena.is_leaf(i) || !arena.requires_grad(i) {
                 continue;
             }
-            let inputs = SmallVec::<[u32; 4]>::from_slice(arena.inputs(i));
+            let (op, inputs) = arena.op_inputs(i);
+            let inputs = SmallVec::<[u32; 4]>::from_slice(inputs);
             let needs: SmallVec<[bool; 4]> = inputs
                 .iter()
                 .map(|&j| arena.requires_grad(j as usize))
                 .collect();
-            (arena.op(i), inputs, needs)
+            (op, inputs, needs)
         };
         let Some(g) = grads[i] else { continue };
         let xs: SmallVec<[Var<'t, T>; 4]> = inputs

@@ -2,7 +2,6 @@
 //! values and re-run its forward in place, without recording again (what
 //! JAX gets by tracing a function once and calling the compiled result).
 
-use super::arena::MANY;
 use super::{Tape, Var, VarRange};
 use crate::tensor::Element;
 
@@ -160,17 +159,18 @@ impl<T: Element> Tape<T> {
         // Checked once per recording: every op node is a scalar op of at
         // most two scalar inputs with a forward on numbers.
         let checked = self.replayable.get() as usize;
+        let mut r = arena.records_before(checked.min(len));
         for i in checked.min(len)..len {
             let flags = arena.flags[i];
+            if !flags.has_record() {
+                continue;
+            }
+            let op = arena.records[r].op;
+            r += 1;
             if flags.is_leaf() {
                 continue;
             }
-            let ins = arena.inputs(i);
-            let scalar = !flags.is_tensor()
-                && flags.arity() != MANY
-                && ins.iter().all(|&j| !arena.flags[j as usize].is_tensor());
-            let op = arena.op(i);
-            if !scalar || op.scalar_forward_locals(self, [T::one(); 2]).is_none() {
+            if !flags.is_scalar_op() || op.scalar_forward_locals(self, [T::one(); 2]).is_none() {
                 return Err(ReplayError::NotReplayable {
                     node: i,
                     op: op.name(),

@@ -240,10 +240,10 @@ impl<'t, T: Element> Var<'t, T> {
             let Some(global) = grads.get(&arena, i).map(|g| g.into_owned()) else {
                 continue;
             };
-            let op = arena.op(i);
+            let (op, ins) = arena.op_inputs(i);
             let value = arena.value(i);
             let mut scalars = smallvec::SmallVec::new();
-            let xs = arena.values_of(arena.inputs(i).iter().map(|&j| j as usize), &mut scalars);
+            let xs = arena.values_of(ins.iter().map(|&j| j as usize), &mut scalars);
             let inputs = contributions
                 .iter()
                 .filter(|c| c.0 == i)
