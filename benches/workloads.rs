@@ -95,6 +95,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(w1b_scalar_step(&tape, &mut p, &xs, &ts)))
     });
     g.bench_function("tensor_mode_step", |b| b.iter(|| black_box(t.step(&tape))));
+    // Scalar mode recorded once, replayed each step (its own tape).
+    let replay_tape = Tape::<f64>::new();
+    let mut replayed = W1bReplayed::record(&replay_tape, &p, &xs, &ts);
+    g.bench_function("scalar_mode_replayed_step", |b| {
+        b.iter(|| black_box(replayed.step(&mut p)))
+    });
     g.finish();
 
     // W2 at three sizes. Each timed step follows the workload's definition

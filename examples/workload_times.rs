@@ -51,7 +51,7 @@ fn main() {
         }
         return;
     }
-    // `--only NAME`: time one workload (w1b, w1bt for W1b in tensor mode,
+    // `--only NAME`: time one workload (w1b, w1b-replayed, w1bt for W1b in tensor mode,
     // w2s, w2m, w2l, w3h, w3v, w4, w6a, w6b, w6c, w7) in a loop for a profiler: for three
     // seconds, or `--steps K` steps (a fixed amount of work, for
     // instruction counts under callgrind).
@@ -137,6 +137,18 @@ fn main() {
         w1b_scalar_step(&tape, &mut p, &xs, &ts);
     });
     println!("{{\"workload\": \"W1b scalar\", \"ms\": {ms:.4}}}");
+    // The same steps on a tape recorded once and replayed: the same losses.
+    let (mut p, mut fresh) = (w1b_params(), w1b_params());
+    let replay_tape = Tape::<f64>::new();
+    let mut replayed = W1bReplayed::record(&replay_tape, &p, &xs, &ts);
+    for _ in 0..3 {
+        let want = w1b_scalar_step(&tape, &mut fresh, &xs, &ts);
+        assert_eq!(replayed.step(&mut p).to_bits(), want.to_bits());
+    }
+    let ms = median_ms(reps(50), || {
+        replayed.step(&mut p);
+    });
+    println!("{{\"workload\": \"W1b scalar replayed\", \"ms\": {ms:.4}}}");
     let mut t = W1bTensor::new();
     let ms = median_ms(reps(500), || {
         t.step(&tape);
@@ -236,6 +248,14 @@ fn profile_one(name: &str, limit: Option<usize>) {
                 w1b_scalar_step(&tape, &mut p, &xs, &ts);
             });
         }
+        "w1b-replayed" => {
+            let (xs, ts) = w1b_data();
+            let mut p = w1b_params();
+            let mut replayed = W1bReplayed::record(&tape, &p, &xs, &ts);
+            run(&mut || {
+                replayed.step(&mut p);
+            });
+        }
         "w1bt" => {
             let mut t = W1bTensor::new();
             run(&mut || {
@@ -292,7 +312,7 @@ fn profile_one(name: &str, limit: Option<usize>) {
             });
         }
         other => {
-            panic!("--only: unknown workload {other:?} (w1b, w1bt, w2s, w2m, w2l, w3h, w3v, w4, w6a, w6b, w6c, w7)")
+            panic!("--only: unknown workload {other:?} (w1r, w1b, w1b-replayed, w1bt, w2s, w2m, w2l, w3h, w3v, w4, w6a, w6b, w6c, w7)")
         }
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / steps as f64;

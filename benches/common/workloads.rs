@@ -156,21 +156,73 @@ pub const W1B_LOSS_100: f64 = 0.17565676951073736;
 pub fn w1b_scalar_step(tape: &Tape<f64>, p: &mut [f64], xs: &[[f64; 2]], ts: &[f64]) -> f64 {
     tape.reset();
     let vars = tape.vars(p.iter().copied());
+    let loss = w1b_scalar_loss(tape, &vars, xs, ts);
+    let g = loss.backward();
+    w1b_update(p, &g.items(&vars));
+    loss.item()
+}
+
+/// W1b's forward on scalar nodes: the mean squared error over the data.
+fn w1b_scalar_loss<'t>(
+    tape: &'t Tape<f64>,
+    vars: &VarRange<'t, f64>,
+    xs: &[[f64; 2]],
+    ts: &[f64],
+) -> Var<'t, f64> {
     let mut loss = tape.constant(0.0);
     for (x, &t) in xs.iter().zip(ts) {
         let mut k = 0;
         let input = [tape.constant(x[0]), tape.constant(x[1])];
-        let h1 = scalar_layer(&vars, &mut k, &input, 16, true);
-        let h2 = scalar_layer(&vars, &mut k, &h1, 16, true);
-        let y = scalar_layer(&vars, &mut k, &h2, 1, false)[0];
+        let h1 = scalar_layer(vars, &mut k, &input, 16, true);
+        let h2 = scalar_layer(vars, &mut k, &h1, 16, true);
+        let y = scalar_layer(vars, &mut k, &h2, 1, false)[0];
         loss = loss + (y - t).square();
     }
-    let loss = loss / 64.0;
-    let g = loss.backward();
-    for (w, d) in p.iter_mut().zip(g.items(&vars).iter()) {
+    loss / 64.0
+}
+
+/// W1b's plain gradient step.
+fn w1b_update(p: &mut [f64], grads: &[f64]) {
+    for (w, d) in p.iter_mut().zip(grads) {
         *w -= 0.05 * d;
     }
-    loss.item()
+}
+
+/// W1b on scalar nodes recorded once and replayed each step: new
+/// parameter values ([`Tape::set_values`]), the forward re-run in place
+/// ([`Tape::replay`]) and the backward pass. Bit for bit the losses of
+/// [`w1b_scalar_step`] (the network has no data-dependent branch).
+pub struct W1bReplayed<'t> {
+    tape: &'t Tape<f64>,
+    vars: VarRange<'t, f64>,
+    loss: Var<'t, f64>,
+    first: bool,
+}
+
+impl<'t> W1bReplayed<'t> {
+    /// Records W1b's forward at parameters `p` on `tape` (reset first).
+    pub fn record(tape: &'t Tape<f64>, p: &[f64], xs: &[[f64; 2]], ts: &[f64]) -> Self {
+        tape.reset();
+        let vars = tape.vars(p.iter().copied());
+        let loss = w1b_scalar_loss(tape, &vars, xs, ts);
+        W1bReplayed {
+            tape,
+            vars,
+            loss,
+            first: true,
+        }
+    }
+
+    /// One step from parameters `p`; returns the loss before the update.
+    pub fn step(&mut self, p: &mut [f64]) -> f64 {
+        if !std::mem::take(&mut self.first) {
+            self.tape.set_values(&self.vars, p);
+            self.tape.replay().expect("W1b is a scalar program");
+        }
+        let g = self.loss.backward();
+        w1b_update(p, &g.items(&self.vars));
+        self.loss.item()
+    }
 }
 
 /// One layer of scalar neurons reading parameters from `vars` at `k`.

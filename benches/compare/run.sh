@@ -7,7 +7,9 @@
 # tape, the floor the system's tanh sets (docs/performance.md). W1r is W1
 # recorded once and replayed with new w (JAX: the jitted W1 called with
 # new arguments); "W1r flushed" runs it with subnormals flushed to zero,
-# as XLA's CPU backend always does.
+# as XLA's CPU backend always does. "W1b scalar replayed" is W1b's scalar
+# network recorded once and replayed each step (tapegrad only; JAX's W1b
+# is jitted once anyway).
 #
 #   benches/compare/run.sh            # PyTorch and JAX
 #   ENGINES=jax benches/compare/run.sh
