@@ -327,7 +327,7 @@ impl<T: Element> Arena<T> {
         requires_grad: Option<bool>,
     ) -> u32 {
         let index = self.len();
-        assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
+        self.make_room(1);
         let count = inputs.len();
         let mut requires = requires_grad.unwrap_or(false);
         let (mut ins, arity) = if count <= 2 {
@@ -368,6 +368,34 @@ impl<T: Element> Arena<T> {
         index as u32
     }
 
+    /// Room for `more` nodes (and as many records) in the per-node arrays.
+    #[inline(always)]
+    fn make_room(&mut self, more: usize) {
+        if self.flags.capacity() - self.flags.len() < more {
+            self.grow(more);
+        }
+    }
+
+    /// Grows the per-node arrays together, to the same capacity at least:
+    /// `values` and `records` never have less room than `flags`
+    /// (`records` is never longer than `flags`), so the hot path
+    /// ([`Arena::push_scalar`]) checks the room in `flags` alone.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, more: usize) {
+        // Node indices are u32; capping the capacity is what keeps every
+        // index in range (the hot path checks the room only). `RawVec`
+        // keeps the capacity asked for, so `reserve_exact` gives that.
+        const MAX_NODES: usize = u32::MAX as usize - 1;
+        let need = self.flags.len() + more;
+        assert!(need <= MAX_NODES, "tape is full: 2^32 - 1 nodes");
+        let target = need.max(2 * self.flags.capacity()).clamp(64, MAX_NODES);
+        let target = target.max(need);
+        self.flags.reserve_exact(target - self.flags.len());
+        self.values.reserve_exact(target - self.values.len());
+        self.records.reserve_exact(target - self.records.len());
+    }
+
     /// Appends a scalar op node of at most two inputs (the path scalar
     /// graphs take: no enum to move, no edge list); the caller has looked
     /// at the inputs and says whether any needs a gradient.
@@ -381,13 +409,32 @@ impl<T: Element> Arena<T> {
     ) -> u32 {
         const { assert!(N >= 1 && N <= 2) };
         let index = self.len();
-        assert!(index < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
+        self.make_room(1);
         let mut ins = [0; 2];
         ins[..N].copy_from_slice(&inputs);
         let flags = Flags::new(N as u8, requires_grad, false, true, false);
-        self.push_flags(Flags(flags.0 | Flags::SCALAR_OP));
-        self.values.push(value);
-        self.records.push(Record { op, ins });
+        if index.is_multiple_of(64) {
+            self.record_rank.push(self.records.len() as u32);
+        }
+        let record = self.records.len();
+        // SAFETY: `make_room` left room for one more element in `flags`,
+        // hence in `values` (as long, with at least its capacity) and in
+        // `records` (never longer, at least the capacity; see `grow`).
+        // Each slot written is the one just past its vector's length.
+        unsafe {
+            self.flags
+                .as_mut_ptr()
+                .add(index)
+                .write(Flags(flags.0 | Flags::SCALAR_OP));
+            self.flags.set_len(index + 1);
+            self.values.as_mut_ptr().add(index).write(value);
+            self.values.set_len(index + 1);
+            self.records
+                .as_mut_ptr()
+                .add(record)
+                .write(Record { op, ins });
+            self.records.set_len(record + 1);
+        }
         index as u32
     }
 
@@ -401,9 +448,11 @@ impl<T: Element> Arena<T> {
         requires_grad: bool,
     ) -> usize {
         let start = self.len();
+        let values = values.into_iter();
+        self.make_room(values.size_hint().0);
         self.values.extend(values);
         let end = self.values.len();
-        assert!(end < u32::MAX as usize, "tape is full: 2^32 - 1 nodes");
+        self.make_room(end - start);
         let flags = Flags::new(0, requires_grad, false, false, var);
         self.flags.resize(end, flags);
         // Blocks that start among the new nodes: no records among them.
@@ -456,6 +505,29 @@ mod tests {
         assert_eq!(a.value(t as usize).shape(), &[1]);
         assert_eq!(a.tensors.len(), 1);
         assert!(a.records.is_empty(), "leaves have no record");
+    }
+
+    #[test]
+    fn the_arrays_grow_together() {
+        // The hot push checks the room in `flags` only (see `grow`).
+        let mut a = Arena::<f64>::default();
+        let check = |a: &Arena<f64>| {
+            assert!(a.values.capacity() >= a.flags.capacity());
+            assert!(a.records.capacity() >= a.flags.capacity());
+            assert_eq!(a.values.len(), a.flags.len());
+        };
+        for round in 0..40 {
+            a.push_scalar_leaves((0..round * 7).map(|v| v as f64), true, true);
+            check(&a);
+            for _ in 0..round * 13 {
+                a.push_scalar(Op::Leaf, [0], 1.0, true);
+                check(&a);
+            }
+            a.push(Op::Constant, [].into_iter(), NodeValue::Scalar(2.0), None);
+            a.push_scalar_leaves(std::iter::from_fn(|| Some(3.0)).take(round), false, false);
+            check(&a);
+        }
+        assert_eq!(a.records.len(), (0..40).map(|r| r * 13).sum::<usize>());
     }
 
     #[test]

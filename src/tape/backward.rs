@@ -346,8 +346,8 @@ fn scalar_run<T: Element, const VISIT: bool, const LEAVES: bool>(
                 return Some(i);
             }
             // A scalar leaf's gradient is its slot, zero if never reached.
-            if !f.is_tensor() {
-                scalar[i] = first(reached[i], scalar[i]);
+            if !f.is_tensor() && !reached[i] {
+                scalar[i] = T::zero();
                 reached[i] = true;
             }
         } else if f.is_tensor() || reached[i] {
@@ -414,21 +414,23 @@ fn walk_replayed<T: Element>(tape: &Tape<T>, root: usize, seed: T, grads: &mut G
     let (scalar, reached) = (&mut grads.scalar[..=root], &mut grads.reached[..=root]);
     scalar[root] = seed;
     reached[root] = true;
-    // The records (and their partials) below the root, taken from the top
-    // as the walk passes each node that has one.
-    let below = arena.records_before(root + 1);
-    let mut records = arena.records[..below].iter().zip(&partials[..below]).rev();
+    // The walk goes down the records (and their partials) as it goes down
+    // the nodes.
+    let mut r = arena.records_before(root + 1);
+    let (records, partials) = (&arena.records[..r], &partials[..r]);
     for i in (0..=root).rev() {
         let f = flags[i];
-        let record = if f.has_record() { records.next() } else { None };
+        r -= f.has_record() as usize;
         if !f.requires_grad() {
             reached[i] = false;
         } else if f.is_leaf() {
-            scalar[i] = first(reached[i], scalar[i]);
-            reached[i] = true;
-        } else if let (true, Some((record, &[pa, pb]))) = (reached[i], record) {
-            let g = scalar[i];
-            let [a, b] = record.ins.map(|j| j as usize);
+            if !reached[i] {
+                scalar[i] = T::zero();
+                reached[i] = true;
+            }
+        } else if reached[i] {
+            let (g, [pa, pb]) = (scalar[i], partials[r]);
+            let [a, b] = records[r].ins.map(|j| j as usize);
             scalar[a] = first(reached[a], scalar[a]) + g * pa;
             reached[a] = true;
             if f.arity() == 2 {
