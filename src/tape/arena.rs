@@ -94,7 +94,7 @@ pub(crate) struct Record {
     pub(crate) ins: [u32; 2],
 }
 
-/// What a new leaf holds: one number (stored inline in its node, the
+/// What a new leaf holds: one number (kept in the tape's value array, the
 /// cheap case for scalar graphs) or a tensor. [`crate::Tape::var`] and
 /// [`crate::Tape::constant`] take anything that converts into it.
 ///
