@@ -82,6 +82,9 @@ impl Flags {
     }
 }
 
+/// The most nodes a tape holds: every index stays below `u32::MAX`.
+const MAX_NODES: usize = u32::MAX as usize - 1;
+
 /// `Flags::arity` of a node whose inputs are a range of `Arena::edges`.
 pub(crate) const MANY: u8 = 0b11;
 
@@ -149,6 +152,11 @@ pub(crate) struct Arena<T: Element> {
     /// record is found by counting the flags with a record in its block
     /// (a rank query), with no index per node.
     record_rank: Vec<u32>,
+    /// How many nodes `values`, `flags` and `records` all have capacity
+    /// for (at most [`MAX_NODES`]): while `flags.len() < room`, a node and
+    /// a record can be written without checking each vector (capacities
+    /// never shrink, so this stays a lower bound).
+    room: usize,
     pub(crate) edges: Vec<u32>,
     pub(crate) tensors: Vec<Tensor<T>>,
     /// The node that holds each tensor slot.
@@ -159,15 +167,24 @@ impl<T: Element> Arena<T> {
     /// Room for `n` nodes before the first reallocation: short-lived tapes
     /// (one per `grad`/`hvp` call) skip the first doublings.
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Arena {
+        let mut arena = Arena {
             values: Vec::with_capacity(n),
             flags: Vec::with_capacity(n),
             records: Vec::with_capacity(n),
             record_rank: Vec::with_capacity(n / 64 + 1),
+            room: 0,
             edges: Vec::new(),
             tensors: Vec::with_capacity(n / 2),
             owners: Vec::with_capacity(n / 2),
-        }
+        };
+        arena.room = arena.common_capacity();
+        arena
+    }
+
+    /// The capacity `values`, `flags` and `records` all have.
+    fn common_capacity(&self) -> usize {
+        let c = self.flags.capacity().min(self.values.capacity());
+        c.min(self.records.capacity()).min(MAX_NODES)
     }
 
     pub(crate) fn clear(&mut self) {
@@ -368,32 +385,30 @@ impl<T: Element> Arena<T> {
         index as u32
     }
 
-    /// Room for `more` nodes (and as many records) in the per-node arrays.
+    /// Room for `more` nodes (and as many records) in the per-node arrays,
+    /// with `room` saying so.
     #[inline(always)]
     fn make_room(&mut self, more: usize) {
-        if self.flags.capacity() - self.flags.len() < more {
+        if self.room.saturating_sub(self.flags.len()) < more {
             self.grow(more);
         }
     }
 
-    /// Grows the per-node arrays together, to the same capacity at least:
-    /// `values` and `records` never have less room than `flags`
-    /// (`records` is never longer than `flags`), so the hot path
-    /// ([`Arena::push_scalar`]) checks the room in `flags` alone.
+    /// Grows the per-node arrays together (`records` is never longer than
+    /// `flags`, `values` as long), so the hot path ([`Arena::push_scalar`])
+    /// checks one number, `room`. Also where the node limit is checked:
+    /// `room` never exceeds [`MAX_NODES`], so every index fits in a u32.
     #[cold]
     #[inline(never)]
     fn grow(&mut self, more: usize) {
-        // Node indices are u32; capping the capacity is what keeps every
-        // index in range (the hot path checks the room only). `RawVec`
-        // keeps the capacity asked for, so `reserve_exact` gives that.
-        const MAX_NODES: usize = u32::MAX as usize - 1;
         let need = self.flags.len() + more;
         assert!(need <= MAX_NODES, "tape is full: 2^32 - 1 nodes");
         let target = need.max(2 * self.flags.capacity()).clamp(64, MAX_NODES);
-        let target = target.max(need);
-        self.flags.reserve_exact(target - self.flags.len());
-        self.values.reserve_exact(target - self.values.len());
-        self.records.reserve_exact(target - self.records.len());
+        self.flags.reserve(target - self.flags.len());
+        self.values.reserve(target - self.values.len());
+        self.records.reserve(target - self.records.len());
+        self.room = self.common_capacity();
+        debug_assert!(self.room >= need);
     }
 
     /// Appends a scalar op node of at most two inputs (the path scalar
@@ -417,10 +432,11 @@ impl<T: Element> Arena<T> {
             self.record_rank.push(self.records.len() as u32);
         }
         let record = self.records.len();
-        // SAFETY: `make_room` left room for one more element in `flags`,
-        // hence in `values` (as long, with at least its capacity) and in
-        // `records` (never longer, at least the capacity; see `grow`).
-        // Each slot written is the one just past its vector's length.
+        // SAFETY: `make_room` made `index < room`, and `room` is at most
+        // the capacity of each of the three vectors (`common_capacity`;
+        // capacities never shrink). `values` is as long as `flags` and
+        // `records` no longer, so each slot written is the one just past
+        // its vector's length, inside its capacity.
         unsafe {
             self.flags
                 .as_mut_ptr()
@@ -509,11 +525,12 @@ mod tests {
 
     #[test]
     fn the_arrays_grow_together() {
-        // The hot push checks the room in `flags` only (see `grow`).
+        // The hot push checks `room` only (see `grow`).
         let mut a = Arena::<f64>::default();
         let check = |a: &Arena<f64>| {
-            assert!(a.values.capacity() >= a.flags.capacity());
-            assert!(a.records.capacity() >= a.flags.capacity());
+            assert!(a.room <= a.values.capacity().min(a.flags.capacity()));
+            assert!(a.room <= a.records.capacity());
+            assert!(a.flags.len() <= a.room);
             assert_eq!(a.values.len(), a.flags.len());
         };
         for round in 0..40 {
