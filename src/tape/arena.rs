@@ -70,6 +70,12 @@ impl Flags {
         self.0 & Self::TENSOR != 0
     }
 
+    /// A leaf made by `var`, not `constant` (for nodes without a record).
+    #[inline(always)]
+    fn is_var(self) -> bool {
+        self.0 & Self::VAR != 0
+    }
+
     #[inline(always)]
     pub(crate) fn has_record(self) -> bool {
         self.0 & Self::RECORD != 0
@@ -264,7 +270,7 @@ impl<T: Element> Arena<T> {
     pub(crate) fn op_inputs(&self, i: usize) -> (Op, &[u32]) {
         let flags = self.flags[i];
         let Some(r) = self.record(i) else {
-            let op = if flags.0 & Flags::VAR != 0 {
+            let op = if flags.is_var() {
                 Op::Leaf
             } else {
                 Op::Constant
@@ -364,8 +370,11 @@ impl<T: Element> Arena<T> {
         let (value, tensor) = match value {
             NodeValue::Scalar(s) => (s, false),
             NodeValue::Tensor(t) => {
-                let slot = u32::try_from(self.tensors.len()).expect("2^32 tensor nodes");
-                assert!(slot < 1 << 31, "tape is full: 2^31 tensor nodes");
+                assert!(
+                    self.tensors.len() < 1 << 31,
+                    "tape is full: 2^31 tensor nodes"
+                );
+                let slot = self.tensors.len() as u32;
                 self.tensors.push(t);
                 self.owners.push(index as u32);
                 (T::from_slot_bits(slot), true)
@@ -428,9 +437,7 @@ impl<T: Element> Arena<T> {
         let mut ins = [0; 2];
         ins[..N].copy_from_slice(&inputs);
         let flags = Flags::new(N as u8, requires_grad, false, true, false);
-        if index.is_multiple_of(64) {
-            self.record_rank.push(self.records.len() as u32);
-        }
+        self.note_block();
         let record = self.records.len();
         // SAFETY: `make_room` made `index < room`, and `room` is at most
         // the capacity of each of the three vectors (`common_capacity`;
@@ -465,6 +472,8 @@ impl<T: Element> Arena<T> {
     ) -> usize {
         let start = self.len();
         let values = values.into_iter();
+        // Room for the leaves the iterator promises, grown together, so
+        // that `extend` does not grow `values` alone; then for any more.
         self.make_room(values.size_hint().0);
         self.values.extend(values);
         let end = self.values.len();
@@ -481,11 +490,16 @@ impl<T: Element> Arena<T> {
     /// block.
     #[inline(always)]
     fn push_flags(&mut self, flags: Flags) {
-        let i = self.len();
-        if i.is_multiple_of(64) {
+        self.note_block();
+        self.flags.push(flags);
+    }
+
+    /// A rank entry if the next node, `len()`, starts a block of 64.
+    #[inline(always)]
+    fn note_block(&mut self) {
+        if self.len().is_multiple_of(64) {
             self.record_rank.push(self.records.len() as u32);
         }
-        self.flags.push(flags);
     }
 }
 

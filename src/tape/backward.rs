@@ -212,13 +212,30 @@ fn accumulate<T: Element>(slot: &mut Option<Tensor<T>>, c: Tensor<T>) {
 
 /// A scalar gradient slot's sum so far: its number once `reached`, else
 /// zero (the slot holds whatever an earlier walk left; see `GradSlots`).
-/// `0 + c` for a first contribution keeps the bits of summing from zero.
 #[inline(always)]
-fn first<T: Element>(reached: bool, slot: T) -> T {
-    if reached {
-        slot
+fn sum_so_far<T: Element>(scalar: &[T], reached: &[bool], j: usize) -> T {
+    if reached[j] {
+        scalar[j]
     } else {
         T::zero()
+    }
+}
+
+/// Adds contribution `c` to scalar node `j`'s gradient. `0 + c` for a
+/// first contribution keeps the bits of summing from zero.
+#[inline(always)]
+fn add_contribution<T: Element>(scalar: &mut [T], reached: &mut [bool], j: usize, c: T) {
+    scalar[j] = sum_so_far(scalar, reached, j) + c;
+    reached[j] = true;
+}
+
+/// A scalar leaf the walk reaches the bottom of: its gradient is its slot,
+/// zero if nothing was passed to it.
+#[inline(always)]
+fn settle_leaf<T: Element>(scalar: &mut [T], reached: &mut [bool], i: usize) {
+    if !reached[i] {
+        scalar[i] = T::zero();
+        reached[i] = true;
     }
 }
 
@@ -335,8 +352,7 @@ fn scalar_run<T: Element, const VISIT: bool, const LEAVES: bool>(
             let g = scalar[i];
             for (k, (j, local)) in [a, b].into_iter().zip(locals).take(n).enumerate() {
                 let c = g * local;
-                scalar[j] = first(reached[j], scalar[j]) + c;
-                reached[j] = true;
+                add_contribution(scalar, reached, j, c);
                 if VISIT && flags[j].requires_grad() {
                     visit(i, k, j, &Tensor::scalar(c));
                 }
@@ -345,10 +361,8 @@ fn scalar_run<T: Element, const VISIT: bool, const LEAVES: bool>(
             if LEAVES && (f.is_tensor() || reached[i]) {
                 return Some(i);
             }
-            // A scalar leaf's gradient is its slot, zero if never reached.
-            if !f.is_tensor() && !reached[i] {
-                scalar[i] = T::zero();
-                reached[i] = true;
+            if !f.is_tensor() {
+                settle_leaf(scalar, reached, i);
             }
         } else if f.is_tensor() || reached[i] {
             // Tensors, and scalar nodes of other ops (reductions, custom
@@ -371,7 +385,7 @@ fn general_step<T: Element, const VISIT: bool>(
     let slot = arena.tensor_slot(i);
     // The node's global derivative: a number or a tensor slot.
     let g = match slot {
-        None => Tensor::scalar(first(grads.reached[i], grads.scalar[i])),
+        None => Tensor::scalar(sum_so_far(&grads.scalar, &grads.reached, i)),
         Some(slot) => match grads.tensor[slot].take() {
             Some(g) => g,
             None => return,
@@ -389,10 +403,7 @@ fn general_step<T: Element, const VISIT: bool>(
                 visit(i, k, j, &c);
             }
             match arena.tensor_slot(j) {
-                None => {
-                    grads.scalar[j] = first(grads.reached[j], grads.scalar[j]) + c.item();
-                    grads.reached[j] = true;
-                }
+                None => add_contribution(&mut grads.scalar, &mut grads.reached, j, c.item()),
                 Some(input_slot) => accumulate(&mut grads.tensor[input_slot], c),
             }
         }
@@ -424,18 +435,13 @@ fn walk_replayed<T: Element>(tape: &Tape<T>, root: usize, seed: T, grads: &mut G
         if !f.requires_grad() {
             reached[i] = false;
         } else if f.is_leaf() {
-            if !reached[i] {
-                scalar[i] = T::zero();
-                reached[i] = true;
-            }
+            settle_leaf(scalar, reached, i);
         } else if reached[i] {
             let (g, [pa, pb]) = (scalar[i], partials[r]);
             let [a, b] = records[r].ins.map(|j| j as usize);
-            scalar[a] = first(reached[a], scalar[a]) + g * pa;
-            reached[a] = true;
+            add_contribution(scalar, reached, a, g * pa);
             if f.arity() == 2 {
-                scalar[b] = first(reached[b], scalar[b]) + g * pb;
-                reached[b] = true;
+                add_contribution(scalar, reached, b, g * pb);
             }
         }
     }

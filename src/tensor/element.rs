@@ -210,8 +210,9 @@ macro_rules! element {
         impl Element for $t {
             #[inline(always)]
             fn from_slot_bits(slot: u32) -> Self {
-                // A subnormal or small normal number for any slot below
-                // 2^31: copies keep its bits.
+                // The bits are only copied, never computed with, so any
+                // pattern comes back as it went in (slots below 2^23 are
+                // subnormals even for f32; the tape allows up to 2^31).
                 <$t>::from_bits(slot.into())
             }
 
