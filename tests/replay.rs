@@ -66,6 +66,39 @@ fn step() -> impl Strategy<Value = Step> {
     (0..OPS, 0usize..64, 0usize..64, -1.5f64..1.5).prop_map(|(op, a, b, c)| Step { op, a, b, c })
 }
 
+/// Records the program on leaves with `values` (every third a constant,
+/// so that some nodes need no gradient); the output is node `root` (taken
+/// modulo the nodes) plus every `stride`-th node below it, so that some
+/// nodes do not reach it.
+fn record_partial<'t>(
+    tape: &'t Tape<f64>,
+    values: &[f64],
+    program: &[Step],
+    (root, stride): (usize, usize),
+) -> (Vec<Var<'t, f64>>, Vec<Var<'t, f64>>, Var<'t, f64>) {
+    let leaves: Vec<Var<'t, f64>> = values
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| {
+            if k % 3 == 2 {
+                tape.constant(v)
+            } else {
+                tape.var(v)
+            }
+        })
+        .collect();
+    let mut all = leaves.clone();
+    for s in program {
+        let (x, y) = (all[s.a % all.len()], all[s.b % all.len()]);
+        all.push(apply(s, x, y));
+    }
+    let root = root % all.len();
+    let out = (0..root)
+        .step_by(stride)
+        .fold(all[root], |acc, k| acc + all[k]);
+    (leaves, all, out)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
@@ -97,6 +130,39 @@ proptest! {
         for (i, (v, f)) in nodes.iter().zip(&fresh_nodes).enumerate() {
             let (a, b) = (v.item(), f.item());
             prop_assert!(a.to_bits() == b.to_bits(), "value {i}: {a} vs {b}");
+        }
+    }
+
+    /// The same with constants among the leaves and an output that only
+    /// part of the program reaches (some nodes get no gradient, some
+    /// leaves a zero one), read back for every node: whether it has a
+    /// gradient, and its bits. Replayed three times, so later backward
+    /// passes reuse the walk worked out for the first.
+    #[test]
+    fn replay_equals_a_fresh_recording_for_any_output(
+        program in prop::collection::vec(step(), 1..40),
+        first in prop::collection::vec(-2.0f64..2.0, 5),
+        second in prop::collection::vec(-2.0f64..2.0, 5),
+        output in (0usize..64, 1usize..5),
+    ) {
+        let tape = Tape::new();
+        let (leaves, nodes, out) = record_partial(&tape, &first, &program, output);
+        prop_assume!(out.requires_grad());
+        let _ = out.backward();
+        for values in [&second, &first, &second] {
+            for (leaf, &v) in leaves.iter().zip(values.iter()) {
+                tape.set_value(*leaf, v);
+            }
+            tape.replay().unwrap();
+            let replayed = out.backward();
+            let fresh_tape = Tape::new();
+            let (_, fresh_nodes, fresh_out) = record_partial(&fresh_tape, values, &program, output);
+            let fresh = fresh_out.backward();
+            prop_assert_eq!(out.item().to_bits(), fresh_out.item().to_bits());
+            for (i, (v, f)) in nodes.iter().zip(&fresh_nodes).enumerate() {
+                let (a, b) = (replayed.get(*v).map(|g| g.item()), fresh.get(*f).map(|g| g.item()));
+                prop_assert_eq!(a.map(f64::to_bits), b.map(f64::to_bits), "node {}: {:?} vs {:?}", i, a, b);
+            }
         }
     }
 }

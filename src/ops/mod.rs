@@ -305,6 +305,16 @@ macro_rules! op_table {
                 }
             }
 
+            /// Whether `∂y/∂x_k` is exactly one whatever the values (as
+            /// the chapter's formula says: `a + b`, `a - b`'s first input),
+            /// so a walk can pass the global derivative on unmultiplied.
+            pub(crate) fn unit_partial(&self, k: usize) -> bool {
+                match self {
+                    $(Op::$variant(r) => r.formula(k) == Some("1"),)*
+                    _ => false,
+                }
+            }
+
             /// `∂y/∂x_k` as the chapter writes it ([`Rule::formula`]), with
             /// the op's own numbers (`{p}`, `{q}`) filled in.
             pub(crate) fn formula<T: Element>(&self, tape: &crate::Tape<T>, k: usize) -> Option<String> {

@@ -149,9 +149,14 @@ impl<'t, T: Element> Var<'t, T> {
         tape.note_read();
         let root = self.index();
         let mut grads = tape.take_spare();
-        if ready.is_none() && !tape.is_detecting_anomaly() && root < tape.partials_len.get() {
-            walk_replayed(tape, root, seed.item(), &mut grads);
-            return Gradients::new(tape, grads);
+        if ready.is_none() && !tape.is_detecting_anomaly() {
+            // After a replay: the compiled walk on the kept partials.
+            let mut program = tape.program.borrow_mut();
+            if program.can_walk(root) {
+                program.walk(&tape.arena.borrow(), root, seed.item(), &mut grads);
+                drop(program);
+                return Gradients::new(tape, grads);
+            }
         }
         if tape.is_detecting_anomaly() {
             let check = |i, k, j, c: &Tensor<T>| tape.anomaly_backward(i, k, j, c);
@@ -221,11 +226,12 @@ fn sum_so_far<T: Element>(scalar: &[T], reached: &[bool], j: usize) -> T {
     }
 }
 
-/// Adds contribution `c` to scalar node `j`'s gradient. `0 + c` for a
-/// first contribution keeps the bits of summing from zero.
+/// Adds contribution `c` to scalar node `j`'s gradient; a first
+/// contribution is the gradient so far, as in PyTorch (so a single `-0.0`
+/// stays `-0.0`), with no addition to zero.
 #[inline(always)]
 fn add_contribution<T: Element>(scalar: &mut [T], reached: &mut [bool], j: usize, c: T) {
-    scalar[j] = sum_so_far(scalar, reached, j) + c;
+    scalar[j] = if reached[j] { scalar[j] + c } else { c };
     reached[j] = true;
 }
 
@@ -291,7 +297,7 @@ pub(crate) fn walk_eager<T: Element, const VISIT: bool>(
 
 /// Tensor leaves that need a gradient but do not reach the output get
 /// zeros, as in JAX, rather than a missing entry (scalar leaves read 0).
-fn zero_unreached_tensor_leaves<T: Element>(
+pub(crate) fn zero_unreached_tensor_leaves<T: Element>(
     arena: &Arena<T>,
     root: usize,
     grads: &mut GradSlots<T>,
@@ -411,41 +417,6 @@ fn general_step<T: Element, const VISIT: bool>(
     if let Some(slot) = slot {
         grads.tensor[slot] = Some(g);
     }
-}
-
-/// The walk after a [`Tape::replay`]: every node below `root` is a scalar
-/// op whose local derivatives the replay kept, so each node passes
-/// `g · partial` to its inputs with no op to consult. The same additions
-/// in the same order as [`scalar_run`], so the same bits.
-fn walk_replayed<T: Element>(tape: &Tape<T>, root: usize, seed: T, grads: &mut GradSlots<T>) {
-    let arena = tape.arena.borrow();
-    let partials = tape.partials.borrow();
-    let flags = &arena.flags[..=root];
-    grads.reset(root + 1, arena.tensors.len());
-    let (scalar, reached) = (&mut grads.scalar[..=root], &mut grads.reached[..=root]);
-    scalar[root] = seed;
-    reached[root] = true;
-    // The walk goes down the records (and their partials) as it goes down
-    // the nodes.
-    let mut r = arena.records_before(root + 1);
-    let (records, partials) = (&arena.records[..r], &partials[..r]);
-    for i in (0..=root).rev() {
-        let f = flags[i];
-        r -= f.has_record() as usize;
-        if !f.requires_grad() {
-            reached[i] = false;
-        } else if f.is_leaf() {
-            settle_leaf(scalar, reached, i);
-        } else if reached[i] {
-            let (g, [pa, pb]) = (scalar[i], partials[r]);
-            let [a, b] = records[r].ins.map(|j| j as usize);
-            add_contribution(scalar, reached, a, g * pa);
-            if f.arity() == 2 {
-                add_contribution(scalar, reached, b, g * pb);
-            }
-        }
-    }
-    zero_unreached_tensor_leaves(&arena, root, grads);
 }
 
 /// One backward pass for a batch of seeds: `seeds` has shape

@@ -5,6 +5,7 @@ mod anomaly;
 pub(crate) mod arena;
 pub(crate) mod backward;
 mod gradients;
+mod program;
 mod replay;
 mod var;
 mod var_range;
@@ -64,16 +65,11 @@ pub struct Tape<T: Element = f32> {
     anomaly: Cell<bool>,
     sites: RefCell<Vec<(u32, &'static std::panic::Location<'static>)>>,
     /// For [`Tape::replay`]: how many nodes the tape held when a value was
-    /// last read (`NO_READ` if none since the reset), and how many nodes
-    /// are known to be replayable.
+    /// last read (`NO_READ` if none since the reset), and the recording
+    /// compiled for replay, with the local derivatives the last replay
+    /// computed (the backward walk then needs only these numbers).
     pub(crate) last_read: Cell<u32>,
-    pub(crate) replayable: Cell<u32>,
-    /// Each op node's local derivatives as the last replay computed them
-    /// (one entry per record, in node order), and how many nodes they are
-    /// current for (0 after a reset or a new leaf value): the backward
-    /// walk then needs only these numbers.
-    pub(crate) partials: RefCell<Vec<[T; 2]>>,
-    pub(crate) partials_len: Cell<usize>,
+    pub(crate) program: RefCell<program::Program<T>>,
 }
 
 /// An outside leaf's key on a tape: `(owner id, item id)`.
@@ -114,9 +110,7 @@ impl<T: Element> Tape<T> {
             anomaly: Cell::new(false),
             sites: RefCell::new(Vec::new()),
             last_read: Cell::new(replay::NO_READ),
-            replayable: Cell::new(0),
-            partials: RefCell::new(Vec::new()),
-            partials_len: Cell::new(0),
+            program: RefCell::new(program::Program::default()),
         }
     }
 
@@ -219,8 +213,7 @@ impl<T: Element> Tape<T> {
         self.bound.borrow_mut().clear();
         self.sites.borrow_mut().clear();
         self.last_read.set(replay::NO_READ);
-        self.replayable.set(0);
-        self.partials_len.set(0);
+        self.program.borrow_mut().clear();
         self.epoch.set(self.epoch.get().wrapping_add(1));
     }
 

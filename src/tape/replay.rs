@@ -69,7 +69,7 @@ impl<T: Element> Tape<T> {
     pub fn set_value(&self, leaf: Var<'_, T>, value: T) {
         let i = self.own_scalar_leaf(leaf, "set_value");
         self.arena.borrow_mut().set_scalar(i, value);
-        self.partials_len.set(0);
+        self.program.borrow_mut().stale();
     }
 
     /// Gives the leaves of `leaves` (made by [`Tape::vars`]) new values.
@@ -89,7 +89,7 @@ impl<T: Element> Tape<T> {
             return;
         }
         let first = self.own_scalar_leaf(leaves.get(0), "set_values");
-        self.partials_len.set(0);
+        self.program.borrow_mut().stale();
         let mut arena = self.arena.borrow_mut();
         // A range's nodes are scalar leaves, one after another.
         arena.values[first..first + values.len()].copy_from_slice(values);
@@ -156,56 +156,12 @@ impl<T: Element> Tape<T> {
                 len,
             });
         }
-        // Checked once per recording: every op node is a scalar op of at
-        // most two scalar inputs with a forward on numbers.
-        let checked = self.replayable.get() as usize;
-        let mut r = arena.records_before(checked.min(len));
-        for i in checked.min(len)..len {
-            let flags = arena.flags[i];
-            if !flags.has_record() {
-                continue;
-            }
-            let op = arena.records[r].op;
-            r += 1;
-            if flags.is_leaf() {
-                continue;
-            }
-            if !flags.is_scalar_op() || op.scalar_forward_locals(self, [T::one(); 2]).is_none() {
-                return Err(ReplayError::NotReplayable {
-                    node: i,
-                    op: op.name(),
-                });
-            }
-        }
-        self.replayable.set(len as u32);
-        // The value and the local derivatives of each op node, in one
-        // pass: the backward walk that follows is then a multiply-add per
-        // edge. Partials are kept per record (leaves have none).
-        let arena = &mut *arena;
-        let mut partials = self.partials.borrow_mut();
-        partials.resize(arena.records.len(), [T::zero(); 2]);
-        let (values, flags) = (&mut arena.values[..], &arena.flags[..len]);
-        let mut records = arena.records.iter().zip(partials.iter_mut());
-        for (i, f) in flags.iter().enumerate() {
-            if !f.has_record() {
-                continue;
-            }
-            let (record, p) = records.next().expect("one record per flagged node");
-            if f.is_leaf() {
-                continue;
-            }
-            let [a, b] = record.ins;
-            // A unary op reads its one input (the second is ignored).
-            let b = if f.arity() == 2 { b } else { a };
-            let xs = [values[a as usize], values[b as usize]];
-            let (y, locals) = record
-                .op
-                .scalar_forward_locals(self, xs)
-                .expect("checked above: every op node has a scalar rule");
-            values[i] = y;
-            *p = locals;
-        }
-        self.partials_len.set(len);
+        // Compiled once per recording (checked: every op node is a
+        // scalar op of at most two scalar inputs with a forward on
+        // numbers), then run: each step's value and local derivatives.
+        let mut program = self.program.borrow_mut();
+        program.extend(self, &arena)?;
+        program.run(self, &mut arena.values);
         Ok(())
     }
 }

@@ -1,0 +1,323 @@
+//! A recorded scalar program compiled for [`Tape::replay`]: its op nodes
+//! as a flat list of steps, run forward with new leaf values, and a plan
+//! for the backward walk from one output, worked out once.
+//!
+//! A replay runs the same program many times, so what the walks work out
+//! per node (which slot a contribution starts, whether an input needs a
+//! gradient, whether the input is the node just computed) is worked out
+//! once here and kept as a few bits per step. The replayed walks are then
+//! the chapter's arithmetic and little else: each step's forward and local
+//! derivatives, then a multiply-add per edge. The value a step has just
+//! computed is handed to the next in a register rather than through
+//! memory, which keeps a chain of ops (W1's) off the store-to-load path.
+
+use super::backward::zero_unreached_tensor_leaves;
+use super::{Arena, GradSlots, ReplayError, Tape};
+use crate::ops::Op;
+use crate::tensor::Element;
+
+/// Forward bits: input `a` (`b`) is the previous step's node.
+const A_PREV: u8 = 1;
+const B_PREV: u8 = 1 << 1;
+
+/// Backward bits, per step, for one output.
+/// The walk reaches the step's node (else it is skipped).
+const LIVE: u8 = 1;
+/// Input `a` (`b`) needs a gradient: pass it a contribution.
+const USE_A: u8 = 1 << 1;
+const USE_B: u8 = 1 << 2;
+/// The contribution is the first its input gets: it starts the slot.
+const FIRST_A: u8 = 1 << 3;
+const FIRST_B: u8 = 1 << 4;
+/// Keep input `b`'s new gradient (else `a`'s) for the next live step.
+const HOLD_B: u8 = 1 << 5;
+/// This step's global derivative is what the previous live step kept.
+const G_PREV: u8 = 1 << 6;
+/// The local derivative for input `a` is exactly one (an addition's):
+/// the contribution is the global derivative itself, with no multiply on
+/// the walk's chain of dependent operations.
+const UNIT_A: u8 = 1 << 7;
+
+/// The compiled program of a tape's first `len` nodes.
+pub(crate) struct Program<T: Element> {
+    /// Nodes compiled (all replayable) and the records among them.
+    len: usize,
+    records: usize,
+    /// One step per op node, in record order: its node, inputs (a unary
+    /// op's second is its first), op and forward bits.
+    nodes: Vec<u32>,
+    ins: Vec<[u32; 2]>,
+    ops: Vec<Op>,
+    forward: Vec<u8>,
+    /// Each step's local derivatives, as the last replay computed them.
+    partials: Vec<[T; 2]>,
+    /// Whether `partials` are those of the nodes' present values (a
+    /// replay ran and no leaf changed since).
+    current: bool,
+    plan: Plan,
+}
+
+impl<T: Element> Default for Program<T> {
+    fn default() -> Self {
+        Program {
+            len: 0,
+            records: 0,
+            nodes: Vec::new(),
+            ins: Vec::new(),
+            ops: Vec::new(),
+            forward: Vec::new(),
+            partials: Vec::new(),
+            current: false,
+            plan: Plan::default(),
+        }
+    }
+}
+
+/// The backward walk from one output, worked out once.
+#[derive(Default)]
+struct Plan {
+    /// The output, and the program length the plan was made for.
+    root: Option<(usize, usize)>,
+    /// Steps whose node is at most `root`.
+    steps: usize,
+    bits: Vec<u8>,
+    /// Which nodes end the walk with a gradient (`GradSlots::reached`).
+    reached: Vec<bool>,
+    /// Scalar leaves that need a gradient the output does not depend on:
+    /// they get zero.
+    zero_leaves: Vec<u32>,
+}
+
+impl<T: Element> Program<T> {
+    /// Forgets the program (a reset), keeping the storage.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+        self.records = 0;
+        self.nodes.clear();
+        self.ins.clear();
+        self.ops.clear();
+        self.forward.clear();
+        self.current = false;
+        self.plan.root = None;
+    }
+
+    /// A leaf was given a new value: the partials are out of date.
+    pub(crate) fn stale(&mut self) {
+        self.current = false;
+    }
+
+    /// Compiles the nodes recorded since the last call: every op node must
+    /// be an elementwise op on scalars. On an error nothing is added.
+    pub(crate) fn extend(&mut self, tape: &Tape<T>, arena: &Arena<T>) -> Result<(), ReplayError> {
+        let (len, steps, records) = (self.len, self.nodes.len(), self.records);
+        let result = self.extend_from(tape, arena);
+        if result.is_err() {
+            self.len = len;
+            self.records = records;
+            self.nodes.truncate(steps);
+            self.ins.truncate(steps);
+            self.ops.truncate(steps);
+            self.forward.truncate(steps);
+        }
+        result
+    }
+
+    fn extend_from(&mut self, tape: &Tape<T>, arena: &Arena<T>) -> Result<(), ReplayError> {
+        for i in self.len..arena.len() {
+            let flags = arena.flags[i];
+            if !flags.has_record() {
+                continue;
+            }
+            let record = arena.records[self.records];
+            self.records += 1;
+            if flags.is_leaf() {
+                continue;
+            }
+            if !flags.is_scalar_op()
+                || record
+                    .op
+                    .scalar_forward_locals(tape, [T::one(); 2])
+                    .is_none()
+            {
+                return Err(ReplayError::NotReplayable {
+                    node: i,
+                    op: record.op.name(),
+                });
+            }
+            let [a, b] = record.ins;
+            // A unary op reads its one input twice (the second local is 0).
+            let b = if flags.arity() == 2 { b } else { a };
+            let prev = self.nodes.last().copied();
+            let bit = |j: u32, set: u8| if Some(j) == prev { set } else { 0 };
+            self.forward.push(bit(a, A_PREV) | bit(b, B_PREV));
+            self.nodes.push(i as u32);
+            self.ins.push([a, b]);
+            self.ops.push(record.op);
+        }
+        self.len = arena.len();
+        Ok(())
+    }
+
+    /// Re-runs the forward of every step from the values in `values`
+    /// (the leaves' new ones), in place, keeping each step's local
+    /// derivatives for the backward walk.
+    pub(crate) fn run(&mut self, tape: &Tape<T>, values: &mut [T]) {
+        let steps = self.nodes.len();
+        self.partials.resize(steps, [T::zero(); 2]);
+        let (ins, ops, forward) = (
+            &self.ins[..steps],
+            &self.ops[..steps],
+            &self.forward[..steps],
+        );
+        let (nodes, partials) = (&self.nodes[..steps], &mut self.partials[..steps]);
+        let mut last = T::zero();
+        for k in 0..steps {
+            let [a, b] = ins[k];
+            let bits = forward[k];
+            // The previous step's value from a register, not memory.
+            let xa = if bits & A_PREV != 0 {
+                last
+            } else {
+                values[a as usize]
+            };
+            let xb = if bits & B_PREV != 0 {
+                last
+            } else {
+                values[b as usize]
+            };
+            let (y, locals) = ops[k]
+                .scalar_forward_locals(tape, [xa, xb])
+                .expect("compiled: every step has a scalar rule");
+            values[nodes[k] as usize] = y;
+            partials[k] = locals;
+            last = y;
+        }
+        self.current = true;
+    }
+
+    /// Whether [`Program::walk`] can give the gradients from `root`: the
+    /// partials are current and cover it.
+    pub(crate) fn can_walk(&self, root: usize) -> bool {
+        self.current && root < self.len
+    }
+
+    /// The backward walk from `root` with `seed`, on the kept partials:
+    /// the same additions in the same order as the eager walk, so the
+    /// same bits.
+    pub(crate) fn walk(
+        &mut self,
+        arena: &Arena<T>,
+        root: usize,
+        seed: T,
+        grads: &mut GradSlots<T>,
+    ) {
+        debug_assert!(self.can_walk(root));
+        if self.plan.root != Some((root, self.len)) {
+            self.make_plan(arena, root);
+        }
+        let plan = &self.plan;
+        grads.reset(root + 1, arena.tensors.len());
+        grads.reached.copy_from_slice(&plan.reached);
+        let adj = &mut grads.scalar[..=root];
+        for &leaf in &plan.zero_leaves {
+            adj[leaf as usize] = T::zero();
+        }
+        adj[root] = seed;
+        let steps = plan.steps;
+        let (nodes, ins, bits) = (
+            &self.nodes[..steps],
+            &self.ins[..steps],
+            &plan.bits[..steps],
+        );
+        let partials = &self.partials[..steps];
+        let mut held = T::zero();
+        for k in (0..steps).rev() {
+            let bits = bits[k];
+            if bits & LIVE == 0 {
+                continue;
+            }
+            let g = if bits & G_PREV != 0 {
+                held
+            } else {
+                adj[nodes[k] as usize]
+            };
+            let ([a, b], [pa, pb]) = (ins[k], partials[k]);
+            let (a, b) = (a as usize, b as usize);
+            let (mut va, mut vb) = (T::zero(), T::zero());
+            if bits & USE_A != 0 {
+                let c = if bits & UNIT_A != 0 { g } else { g * pa };
+                va = if bits & FIRST_A != 0 { c } else { adj[a] + c };
+                adj[a] = va;
+            }
+            if bits & USE_B != 0 {
+                let c = g * pb;
+                vb = if bits & FIRST_B != 0 { c } else { adj[b] + c };
+                adj[b] = vb;
+            }
+            held = if bits & HOLD_B != 0 { vb } else { va };
+        }
+        zero_unreached_tensor_leaves(arena, root, grads);
+    }
+
+    /// Works out the walk from `root`, as the eager walk would go: which
+    /// steps it reaches, which contributions start a slot, which gradient
+    /// each step can hand to the next in a register.
+    fn make_plan(&mut self, arena: &Arena<T>, root: usize) {
+        let plan = &mut self.plan;
+        let flags = &arena.flags[..=root];
+        plan.steps = self.nodes.partition_point(|&i| i as usize <= root);
+        plan.bits.clear();
+        plan.bits.resize(plan.steps, 0);
+        plan.reached.clear();
+        plan.reached.resize(root + 1, false);
+        plan.zero_leaves.clear();
+        let reached = &mut plan.reached;
+        reached[root] = flags[root].requires_grad();
+        // The input whose new gradient the last live step kept.
+        let mut kept = None;
+        for k in (0..plan.steps).rev() {
+            let i = self.nodes[k] as usize;
+            if !reached[i] {
+                continue;
+            }
+            let mut bits = LIVE;
+            if kept == Some(i) {
+                bits |= G_PREV;
+            }
+            if self.ops[k].unit_partial(0) {
+                bits |= UNIT_A;
+            }
+            let [a, b] = self.ins[k].map(|j| j as usize);
+            let arity = arena.flags[i].arity();
+            let mut uses = [(a, USE_A, FIRST_A), (b, USE_B, FIRST_B)].into_iter();
+            for (j, used, first) in uses.by_ref().take(arity as usize) {
+                if flags[j].requires_grad() {
+                    bits |= used;
+                    if !reached[j] {
+                        bits |= first;
+                        reached[j] = true;
+                    }
+                }
+            }
+            // Keep the later input (the next live step is the highest
+            // node left); with a == b, b's write is the last.
+            let (a_used, b_used) = (bits & USE_A != 0, bits & USE_B != 0);
+            kept = if b_used && (!a_used || b >= a) {
+                bits |= HOLD_B;
+                Some(b)
+            } else if a_used {
+                Some(a)
+            } else {
+                None
+            };
+            plan.bits[k] = bits;
+        }
+        for (i, f) in flags.iter().enumerate() {
+            if f.is_leaf() && f.requires_grad() && !f.is_tensor() && !reached[i] {
+                reached[i] = true;
+                plan.zero_leaves.push(i as u32);
+            }
+        }
+        plan.root = Some((root, self.len));
+    }
+}
