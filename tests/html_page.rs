@@ -231,6 +231,11 @@ async fn check_page(c: &Client, trace: &Trace<f64>, file: &std::path::Path) {
         serde_json::json!(false),
         "boxes overlap on the page"
     );
+    let console = console_errors(c).await;
+    assert!(
+        console.is_empty(),
+        "the browser console shows errors: {console:?}"
+    );
     let errors = c.execute("return window.__errors;", vec![]).await.unwrap();
     assert_eq!(
         errors,
@@ -309,7 +314,15 @@ fn the_html_trace_steps_through_every_node_in_chromium() {
         check_page(&c, &long.trace, &out.join("long.html")).await;
         // The console check itself can fail: a page that logs an error.
         c.goto("data:text/html,<script>console.error('probe')</script>").await.unwrap();
-        let probe = console_errors(&c).await;
+        // The log is delivered asynchronously: poll for up to 10 s.
+        let mut probe = Vec::new();
+        for _ in 0..100 {
+            probe.extend(console_errors(&c).await);
+            if probe.iter().any(|m| m.contains("probe")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert!(probe.iter().any(|m| m.contains("probe")), "console errors not seen: {probe:?}");
         c.close().await.unwrap();
     });
