@@ -27,15 +27,15 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("w1_scalar_chain");
     g.sample_size(20);
     g.throughput(Throughput::Elements(300_000)); // op nodes
-    g.bench_function("n_100000", |b| b.iter(|| black_box(w1(&tape, 100_000))));
+    g.bench_function("n_100000", |b| b.iter(|| w1_run(&tape, 100_000, keep)));
     // The floor: the same chain by hand, no tape (see docs/performance.md).
-    let mut ys = Vec::with_capacity(100_001);
+    let mut ys = ByHand::default();
     let (loss, sw, sb, _) = w1_by_hand(100_000, &mut ys);
     check_close("W1 by hand loss", loss, W1_LOSS, 1e-12);
     check_close("W1 by hand sum dw", sw, W1_SUM_DW, 1e-9);
     check_close("W1 by hand sum db", sb, W1_SUM_DB, 1e-9);
     g.bench_function("by_hand_no_tape", |b| {
-        b.iter(|| black_box(w1_by_hand(100_000, &mut ys)))
+        b.iter(|| w1_by_hand_run(100_000, 1.0, &mut ys, keep))
     });
     g.finish();
 
@@ -53,14 +53,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("replay", |b| {
         b.iter(|| {
             k = k % 100 + 1;
-            black_box(w1r.replay(k))
+            w1r.replay_run(k, keep)
         })
     });
     let mut k = 0;
     g.bench_function("by_hand_no_tape", |b| {
         b.iter(|| {
             k = k % 100 + 1;
-            black_box(w1_by_hand_scaled(100_000, 1.0 + 0.001 * k as f64, &mut ys))
+            w1_by_hand_run(100_000, 1.0 + 0.001 * k as f64, &mut ys, keep)
         })
     });
     g.finish();

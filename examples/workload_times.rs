@@ -51,10 +51,11 @@ fn main() {
         }
         return;
     }
-    // `--only NAME`: time one workload (w1b, w1b-replayed, w1bt for W1b in tensor mode,
-    // w2s, w2m, w2l, w3h, w3v, w4, w6a, w6b, w6c, w7) in a loop for a profiler: for three
-    // seconds, or `--steps K` steps (a fixed amount of work, for
-    // instruction counts under callgrind).
+    // `--only NAME`: time one workload (w1r, w1b, w1b-replayed, w1bt for
+    // W1b in tensor mode, w2s, w2m, w2l, w3h, w3v, w4, w6a, w6b, w6c, w7;
+    // NAME-flushed with subnormals flushed to zero) in a loop for a
+    // profiler: for three seconds, or `--steps K` steps (a fixed amount of
+    // work, for instruction counts under callgrind).
     if let Some(i) = args.iter().position(|a| a == "--only") {
         let steps = args.iter().position(|a| a == "--steps").map(|j| {
             args.get(j + 1)
@@ -71,7 +72,7 @@ fn main() {
     let (loss, ..) = w1(&tape, n);
     assert!((loss - W1_LOSS).abs() < 1e-12);
     let ms = median_ms(reps(20), || {
-        w1(&tape, n);
+        w1_run(&tape, n, keep);
     });
     println!(
         "{{\"workload\": \"W1\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
@@ -80,11 +81,11 @@ fn main() {
 
     // The same chain by hand, no tape: how much of W1 the system's tanh
     // takes on its own (see docs/performance.md).
-    let mut ys = Vec::with_capacity(n + 1);
+    let mut ys = ByHand::default();
     let (loss, sum_dw, ..) = w1_by_hand(n, &mut ys);
     assert!((loss - W1_LOSS).abs() < 1e-12 && (sum_dw - W1_SUM_DW).abs() < 1e-9);
     let ms = median_ms(reps(20), || {
-        std::hint::black_box(w1_by_hand(n, &mut ys));
+        w1_by_hand_run(n, 1.0, &mut ys, keep);
     });
     println!(
         "{{\"workload\": \"W1 by hand\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
@@ -108,9 +109,9 @@ fn main() {
         let mut replays = || {
             for k in 1..=100 {
                 if hand {
-                    std::hint::black_box(w1_by_hand_scaled(n, 1.0 + 0.001 * k as f64, &mut ys));
+                    w1_by_hand_run(n, 1.0 + 0.001 * k as f64, &mut ys, keep);
                 } else {
-                    std::hint::black_box(w1r.replay(k));
+                    w1r.replay_run(k, keep);
                 }
             }
         };
@@ -216,10 +217,22 @@ fn profile_one(name: &str, limit: Option<usize>) {
     use tapegrad::Tensor;
     let start = Instant::now();
     let mut steps = 0usize;
+    // `NAME-flushed`: with subnormals flushed to zero (W1r's line).
+    let (name, flush) = match name.strip_suffix("-flushed") {
+        Some(name) => (name, true),
+        None => (name, false),
+    };
     let mut run = |f: &mut dyn FnMut()| {
-        while limit.map_or(start.elapsed().as_secs_f64() < 3.0, |n| steps < n) {
-            f();
-            steps += 1;
+        let mut go = || {
+            while limit.map_or(start.elapsed().as_secs_f64() < 3.0, |n| steps < n) {
+                f();
+                steps += 1;
+            }
+        };
+        if flush {
+            tapegrad::flush_subnormals(go)
+        } else {
+            go()
         }
     };
     let tape = Tape::<f64>::new();
@@ -227,17 +240,15 @@ fn profile_one(name: &str, limit: Option<usize>) {
     match name {
         "w1r" | "w1r-hand" | "w1-hand" => {
             let n = 100_000;
-            let mut ys = Vec::with_capacity(n + 1);
+            let mut ys = ByHand::default();
             let mut w1r = W1r::record(&tape, n);
             let mut k = 0;
             run(&mut || {
                 k += 1;
                 match name {
-                    "w1r" => std::hint::black_box(w1r.replay(k)),
-                    "w1r-hand" => {
-                        std::hint::black_box(w1_by_hand_scaled(n, 1.0 + 0.001 * k as f64, &mut ys))
-                    }
-                    _ => std::hint::black_box(w1_by_hand(n, &mut ys)),
+                    "w1r" => w1r.replay_run(k, keep),
+                    "w1r-hand" => w1_by_hand_run(n, 1.0 + 0.001 * k as f64, &mut ys, keep),
+                    _ => w1_by_hand_run(n, 1.0, &mut ys, keep),
                 };
             });
         }

@@ -10,13 +10,36 @@ use tapegrad::tensor::Conv2dGeom;
 use tapegrad::{Element, Tape, Tensor, Var, VarRange};
 
 /// W1: y ← tanh(y·w_i + b_i), N steps from x = 0.5; returns
-/// (loss, Σ dloss/dw, Σ dloss/db, dloss/dx).
+/// (loss, Σ dloss/dw, Σ dloss/db, dloss/dx), for checks.
 pub fn w1(tape: &Tape<f64>, n: usize) -> (f64, f64, f64, f64) {
+    w1_run(tape, n, sums)
+}
+
+/// W1 as the timings run it: records, walks back, and hands `read` the
+/// loss, dloss/dw and dloss/db as slices (lent from the gradient slots,
+/// no copy) and dloss/dx. Every engine of the side-by-side ends with the
+/// gradients as arrays (JAX returns them, the by-hand loop writes them);
+/// what is done with them ([`sums`] for a check, [`keep`] in a timing) is
+/// the caller's.
+pub fn w1_run<R>(
+    tape: &Tape<f64>,
+    n: usize,
+    read: impl FnOnce(f64, &[f64], &[f64], f64) -> R,
+) -> R {
     let (x, ws, bs, y) = record_w1(tape, n);
     let g = y.backward();
-    let sw: f64 = g.items(&ws).iter().sum();
-    let sb: f64 = g.items(&bs).iter().sum();
-    (y.item(), sw, sb, g.item(x))
+    read(y.item(), &g.items(&ws), &g.items(&bs), g.item(x))
+}
+
+/// W1's check values: (loss, Σ dw, Σ db, dx).
+pub fn sums(loss: f64, dw: &[f64], db: &[f64], dx: f64) -> (f64, f64, f64, f64) {
+    (loss, dw.iter().sum(), db.iter().sum(), dx)
+}
+
+/// W1's results kept from the optimiser, not read (a timing's `read`).
+pub fn keep(loss: f64, dw: &[f64], db: &[f64], dx: f64) -> f64 {
+    std::hint::black_box((dw, db, dx));
+    loss
 }
 
 /// Records W1 on `tape` (reset first): the start x, the coefficients as
@@ -54,12 +77,21 @@ pub fn w1_b(i: usize) -> f64 {
 }
 
 /// W1 written out by hand with no tape: the forward chain keeping each
-/// `y` in `ys`, then the chain rule backwards in one loop. Not an engine:
-/// the floor that any engine calling the system's `tanh` starts from (the
-/// forward is one latency chain through `tanh`, which no tape shortens).
-pub fn w1_by_hand(n: usize, ys: &mut Vec<f64>) -> (f64, f64, f64, f64) {
+/// `y`, then the chain rule backwards in one loop, writing dloss/dw and
+/// dloss/db. Not an engine: the floor that any engine calling the
+/// system's `tanh` starts from (the forward is one latency chain through
+/// `tanh`, which no tape shortens). Returns [`sums`], for checks.
+pub fn w1_by_hand(n: usize, scratch: &mut ByHand) -> (f64, f64, f64, f64) {
     // Scaling by exactly 1 changes no bit.
-    w1_by_hand_scaled(n, 1.0, ys)
+    w1_by_hand_run(n, 1.0, scratch, sums)
+}
+
+/// The by-hand loops' arrays: each `y`, and the gradients of w and b.
+#[derive(Default)]
+pub struct ByHand {
+    ys: Vec<f64>,
+    dw: Vec<f64>,
+    db: Vec<f64>,
 }
 
 /// W1r: W1 recorded once, then replayed: each replay gives the leaves new
@@ -92,8 +124,17 @@ impl<'t> W1r<'t> {
         }
     }
 
-    /// Replay `k`: (loss, Σ dloss/dw, Σ dloss/db, dloss/dx).
+    /// Replay `k`: (loss, Σ dloss/dw, Σ dloss/db, dloss/dx), for checks.
     pub fn replay(&mut self, k: usize) -> (f64, f64, f64, f64) {
+        self.replay_run(k, sums)
+    }
+
+    /// Replay `k`, handing `read` what [`w1_run`] hands it.
+    pub fn replay_run<R>(
+        &mut self,
+        k: usize,
+        read: impl FnOnce(f64, &[f64], &[f64], f64) -> R,
+    ) -> R {
         let scale = 1.0 + 0.001 * k as f64;
         for (i, w) in self.w.iter_mut().enumerate() {
             *w = w1_w(i) * scale;
@@ -102,29 +143,44 @@ impl<'t> W1r<'t> {
         self.tape.set_values(&self.bs, &self.b);
         self.tape.replay().expect("W1 is a scalar program");
         let g = self.y.backward();
-        let sw: f64 = g.items(&self.ws).iter().sum();
-        let sb: f64 = g.items(&self.bs).iter().sum();
-        (self.y.item(), sw, sb, g.item(self.x))
+        read(
+            self.y.item(),
+            &g.items(&self.ws),
+            &g.items(&self.bs),
+            g.item(self.x),
+        )
     }
 }
 
 /// [`w1_by_hand`] with every w scaled by `scale` (W1r's replay by hand).
-pub fn w1_by_hand_scaled(n: usize, scale: f64, ys: &mut Vec<f64>) -> (f64, f64, f64, f64) {
-    ys.clear();
+pub fn w1_by_hand_scaled(n: usize, scale: f64, scratch: &mut ByHand) -> (f64, f64, f64, f64) {
+    w1_by_hand_run(n, scale, scratch, sums)
+}
+
+/// [`w1_by_hand_scaled`], handing `read` what [`w1_run`] hands it.
+pub fn w1_by_hand_run<R>(
+    n: usize,
+    scale: f64,
+    s: &mut ByHand,
+    read: impl FnOnce(f64, &[f64], &[f64], f64) -> R,
+) -> R {
+    s.ys.clear();
     let mut y = 0.5;
-    ys.push(y);
+    s.ys.push(y);
     for i in 0..n {
         y = (y * (w1_w(i) * scale) + w1_b(i)).tanh();
-        ys.push(y);
+        s.ys.push(y);
     }
-    let (mut g, mut sw, mut sb) = (1.0, 0.0, 0.0);
+    s.dw.resize(n, 0.0);
+    s.db.resize(n, 0.0);
+    let mut g = 1.0;
     for i in (0..n).rev() {
-        let gz = g * (1.0 - ys[i + 1] * ys[i + 1]);
-        sw += gz * ys[i];
-        sb += gz;
+        let gz = g * (1.0 - s.ys[i + 1] * s.ys[i + 1]);
+        s.dw[i] = gz * s.ys[i];
+        s.db[i] = gz;
         g = gz * (w1_w(i) * scale);
     }
-    (y, sw, sb, g)
+    read(y, &s.dw, &s.db, g)
 }
 
 pub const W1_LOSS: f64 = 0.07579308632142281;

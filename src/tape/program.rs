@@ -15,28 +15,31 @@ use super::backward::zero_unreached_tensor_leaves;
 use super::{Arena, GradSlots, ReplayError, Tape};
 use crate::ops::Op;
 use crate::tensor::Element;
+use seq_macro::seq;
 
 /// Forward bits: input `a` (`b`) is the previous step's node.
 const A_PREV: u8 = 1;
 const B_PREV: u8 = 1 << 1;
 
-/// Backward bits, per step, for one output.
-/// The walk reaches the step's node (else it is skipped).
-const LIVE: u8 = 1;
+/// Backward bits, per live step, for one output: a step's *kind*. The
+/// walk runs one specialised copy of [`step`] per kind (a jump table), so
+/// a step does only its own work, with no test of a bit it does not have.
 /// Input `a` (`b`) needs a gradient: pass it a contribution.
-const USE_A: u8 = 1 << 1;
-const USE_B: u8 = 1 << 2;
+const USE_A: u8 = 1;
+const USE_B: u8 = 1 << 1;
 /// The contribution is the first its input gets: it starts the slot.
-const FIRST_A: u8 = 1 << 3;
-const FIRST_B: u8 = 1 << 4;
+const FIRST_A: u8 = 1 << 2;
+const FIRST_B: u8 = 1 << 3;
 /// Keep input `b`'s new gradient (else `a`'s) for the next live step.
-const HOLD_B: u8 = 1 << 5;
+const HOLD_B: u8 = 1 << 4;
 /// This step's global derivative is what the previous live step kept.
-const G_PREV: u8 = 1 << 6;
+const G_PREV: u8 = 1 << 5;
 /// The local derivative for input `a` is exactly one (an addition's):
 /// the contribution is the global derivative itself, with no multiply on
 /// the walk's chain of dependent operations.
-const UNIT_A: u8 = 1 << 7;
+const UNIT_A: u8 = 1 << 6;
+/// Kinds are below this.
+const KINDS: u8 = 1 << 7;
 
 /// The compiled program of a tape's first `len` nodes.
 pub(crate) struct Program<T: Element> {
@@ -78,9 +81,9 @@ impl<T: Element> Default for Program<T> {
 struct Plan {
     /// The output, and the program length the plan was made for.
     root: Option<(usize, usize)>,
-    /// Steps whose node is at most `root`.
-    steps: usize,
-    bits: Vec<u8>,
+    /// The steps the walk reaches, in record order, and each one's kind.
+    live: Vec<u32>,
+    kinds: Vec<u8>,
     /// Which nodes end the walk with a gradient (`GradSlots::reached`).
     reached: Vec<bool>,
     /// Scalar leaves that need a gradient the output does not depend on:
@@ -223,38 +226,16 @@ impl<T: Element> Program<T> {
             adj[leaf as usize] = T::zero();
         }
         adj[root] = seed;
-        let steps = plan.steps;
-        let (nodes, ins, bits) = (
-            &self.nodes[..steps],
-            &self.ins[..steps],
-            &plan.bits[..steps],
-        );
-        let partials = &self.partials[..steps];
+        let (nodes, ins, partials) = (&self.nodes[..], &self.ins[..], &self.partials[..]);
         let mut held = T::zero();
-        for k in (0..steps).rev() {
-            let bits = bits[k];
-            if bits & LIVE == 0 {
-                continue;
-            }
-            let g = if bits & G_PREV != 0 {
-                held
-            } else {
-                adj[nodes[k] as usize]
-            };
-            let ([a, b], [pa, pb]) = (ins[k], partials[k]);
-            let (a, b) = (a as usize, b as usize);
-            let (mut va, mut vb) = (T::zero(), T::zero());
-            if bits & USE_A != 0 {
-                let c = if bits & UNIT_A != 0 { g } else { g * pa };
-                va = if bits & FIRST_A != 0 { c } else { adj[a] + c };
-                adj[a] = va;
-            }
-            if bits & USE_B != 0 {
-                let c = g * pb;
-                vb = if bits & FIRST_B != 0 { c } else { adj[b] + c };
-                adj[b] = vb;
-            }
-            held = if bits & HOLD_B != 0 { vb } else { va };
+        for (&k, &kind) in plan.live.iter().zip(&plan.kinds).rev() {
+            let k = k as usize;
+            held = seq!(K in 0..128 {
+                match kind {
+                    #(K => step::<K, T>(held, nodes[k], ins[k], partials[k], adj),)*
+                    _ => unreachable!("a kind is below KINDS"),
+                }
+            });
         }
         zero_unreached_tensor_leaves(arena, root, grads);
     }
@@ -265,9 +246,9 @@ impl<T: Element> Program<T> {
     fn make_plan(&mut self, arena: &Arena<T>, root: usize) {
         let plan = &mut self.plan;
         let flags = &arena.flags[..=root];
-        plan.steps = self.nodes.partition_point(|&i| i as usize <= root);
-        plan.bits.clear();
-        plan.bits.resize(plan.steps, 0);
+        let steps = self.nodes.partition_point(|&i| i as usize <= root);
+        plan.live.clear();
+        plan.kinds.clear();
         plan.reached.clear();
         plan.reached.resize(root + 1, false);
         plan.zero_leaves.clear();
@@ -275,12 +256,12 @@ impl<T: Element> Program<T> {
         reached[root] = flags[root].requires_grad();
         // The input whose new gradient the last live step kept.
         let mut kept = None;
-        for k in (0..plan.steps).rev() {
+        for k in (0..steps).rev() {
             let i = self.nodes[k] as usize;
             if !reached[i] {
                 continue;
             }
-            let mut bits = LIVE;
+            let mut bits = 0;
             if kept == Some(i) {
                 bits |= G_PREV;
             }
@@ -310,8 +291,13 @@ impl<T: Element> Program<T> {
             } else {
                 None
             };
-            plan.bits[k] = bits;
+            debug_assert!(bits < KINDS);
+            plan.live.push(k as u32);
+            plan.kinds.push(bits);
         }
+        // Made from the output down; the walk goes down from the end.
+        plan.live.reverse();
+        plan.kinds.reverse();
         for (i, f) in flags.iter().enumerate() {
             if f.is_leaf() && f.requires_grad() && !f.is_tensor() && !reached[i] {
                 reached[i] = true;
@@ -319,5 +305,41 @@ impl<T: Element> Program<T> {
             }
         }
         plan.root = Some((root, self.len));
+    }
+}
+
+/// One live step of the replayed walk, of kind `KIND` (its bits known at
+/// compile time): the step's global derivative `g` (from `held` or its
+/// slot) times each used input's local derivative, added to that input's
+/// slot or starting it. Returns the gradient kept for the next step.
+#[inline(always)]
+fn step<const KIND: u8, T: Element>(
+    held: T,
+    node: u32,
+    [a, b]: [u32; 2],
+    [pa, pb]: [T; 2],
+    adj: &mut [T],
+) -> T {
+    let g = if KIND & G_PREV != 0 {
+        held
+    } else {
+        adj[node as usize]
+    };
+    let (a, b) = (a as usize, b as usize);
+    let (mut va, mut vb) = (T::zero(), T::zero());
+    if KIND & USE_A != 0 {
+        let c = if KIND & UNIT_A != 0 { g } else { g * pa };
+        va = if KIND & FIRST_A != 0 { c } else { adj[a] + c };
+        adj[a] = va;
+    }
+    if KIND & USE_B != 0 {
+        let c = g * pb;
+        vb = if KIND & FIRST_B != 0 { c } else { adj[b] + c };
+        adj[b] = vb;
+    }
+    if KIND & HOLD_B != 0 {
+        vb
+    } else {
+        va
     }
 }
