@@ -74,12 +74,25 @@ impl<T: Element> GradSlots<T> {
     /// Empty slots for nodes `0..nodes` and tensor slots `0..tensors`.
     pub(crate) fn reset(&mut self, nodes: usize, tensors: usize) {
         self.clear();
+        self.reached.resize(nodes, false);
+        self.size(nodes, tensors);
+    }
+
+    /// Slots for nodes `0..reached.len()`, those marked in `reached`
+    /// counted as reached (a replay's plan knows them before the walk),
+    /// and empty tensor slots `0..tensors`.
+    pub(crate) fn reset_reached(&mut self, reached: &[bool], tensors: usize) {
+        self.clear();
+        self.reached.extend_from_slice(reached);
+        self.size(reached.len(), tensors);
+    }
+
+    fn size(&mut self, nodes: usize, tensors: usize) {
         if self.scalar.len() > nodes {
             self.scalar.truncate(nodes);
         } else {
             self.scalar.resize(nodes, T::zero());
         }
-        self.reached.resize(nodes, false);
         self.tensor.resize_with(tensors, || None);
     }
 
@@ -221,7 +234,7 @@ impl<'t, T: Element> Gradients<'t, T> {
         let span = first.index()..first.index() + len;
         let borrowable = !self.slots.any_boxed.get()
             && span.end <= self.slots.scalar.len()
-            && self.slots.reached[span.clone()].iter().all(|&r| r);
+            && all_true(&self.slots.reached[span.clone()]);
         if borrowable {
             return Cow::Borrowed(&self.slots.scalar[span]);
         }
@@ -407,5 +420,34 @@ impl<'t, T: Element> Index<Var<'t, T>> for GradVars<'t, T> {
             );
         }
         self.grads[v.index()].as_ref().unwrap()
+    }
+}
+
+/// Whether every flag is set: 64 at a time with no early exit, which the
+/// compiler turns into vector code (a byte-at-a-time `all` is a loop of
+/// branches, a cost seen when reading W1's 200,000 gradients).
+fn all_true(flags: &[bool]) -> bool {
+    let chunks = flags.chunks_exact(64);
+    let rest = chunks.remainder().iter().all(|&f| f);
+    rest && chunks
+        .into_iter()
+        .all(|c| c.iter().fold(true, |all, &f| all & f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_true;
+
+    #[test]
+    fn all_true_finds_any_unset_flag() {
+        for len in [0, 1, 63, 64, 65, 128, 130] {
+            let mut flags = vec![true; len];
+            assert!(all_true(&flags), "len {len}");
+            for i in 0..len {
+                flags[i] = false;
+                assert!(!all_true(&flags), "len {len}, unset at {i}");
+                flags[i] = true;
+            }
+        }
     }
 }

@@ -21,9 +21,9 @@ use seq_macro::seq;
 const A_PREV: u8 = 1;
 const B_PREV: u8 = 1 << 1;
 
-/// Backward bits, per live step, for one output: a step's *kind*. The
-/// walk runs one specialised copy of [`step`] per kind (a jump table), so
-/// a step does only its own work, with no test of a bit it does not have.
+/// Backward bits, per step, for one output: a step's *kind*. The walk
+/// runs one specialised copy of [`step`] per kind (a jump table), so a
+/// step does only its own work, with no test of a bit it does not have.
 /// Input `a` (`b`) needs a gradient: pass it a contribution.
 const USE_A: u8 = 1;
 const USE_B: u8 = 1 << 1;
@@ -38,8 +38,8 @@ const G_PREV: u8 = 1 << 5;
 /// the contribution is the global derivative itself, with no multiply on
 /// the walk's chain of dependent operations.
 const UNIT_A: u8 = 1 << 6;
-/// Kinds are below this.
-const KINDS: u8 = 1 << 7;
+/// The walk does not reach the step (the kinds above are below this).
+const DEAD: u8 = 1 << 7;
 
 /// The compiled program of a tape's first `len` nodes.
 pub(crate) struct Program<T: Element> {
@@ -81,8 +81,7 @@ impl<T: Element> Default for Program<T> {
 struct Plan {
     /// The output, and the program length the plan was made for.
     root: Option<(usize, usize)>,
-    /// The steps the walk reaches, in record order, and each one's kind.
-    live: Vec<u32>,
+    /// Each step's kind, for the steps whose node is at most `root`.
     kinds: Vec<u8>,
     /// Which nodes end the walk with a gradient (`GradSlots::reached`).
     reached: Vec<bool>,
@@ -219,8 +218,7 @@ impl<T: Element> Program<T> {
             self.make_plan(arena, root);
         }
         let plan = &self.plan;
-        grads.reset(root + 1, arena.tensors.len());
-        grads.reached.copy_from_slice(&plan.reached);
+        grads.reset_reached(&plan.reached, arena.tensors.len());
         let adj = &mut grads.scalar[..=root];
         for &leaf in &plan.zero_leaves {
             adj[leaf as usize] = T::zero();
@@ -228,12 +226,11 @@ impl<T: Element> Program<T> {
         adj[root] = seed;
         let (nodes, ins, partials) = (&self.nodes[..], &self.ins[..], &self.partials[..]);
         let mut held = T::zero();
-        for (&k, &kind) in plan.live.iter().zip(&plan.kinds).rev() {
-            let k = k as usize;
-            held = seq!(K in 0..128 {
+        for (k, &kind) in plan.kinds.iter().enumerate().rev() {
+            held = seq!(K in 0..=128 {
                 match kind {
-                    #(K => step::<K, T>(held, nodes[k], ins[k], partials[k], adj),)*
-                    _ => unreachable!("a kind is below KINDS"),
+                    #(K => step::<K, T>(held, k, nodes, ins, partials, adj),)*
+                    _ => unreachable!("a kind is at most DEAD"),
                 }
             });
         }
@@ -247,8 +244,8 @@ impl<T: Element> Program<T> {
         let plan = &mut self.plan;
         let flags = &arena.flags[..=root];
         let steps = self.nodes.partition_point(|&i| i as usize <= root);
-        plan.live.clear();
         plan.kinds.clear();
+        plan.kinds.resize(steps, DEAD);
         plan.reached.clear();
         plan.reached.resize(root + 1, false);
         plan.zero_leaves.clear();
@@ -291,13 +288,9 @@ impl<T: Element> Program<T> {
             } else {
                 None
             };
-            debug_assert!(bits < KINDS);
-            plan.live.push(k as u32);
-            plan.kinds.push(bits);
+            debug_assert!(bits < DEAD);
+            plan.kinds[k] = bits;
         }
-        // Made from the output down; the walk goes down from the end.
-        plan.live.reverse();
-        plan.kinds.reverse();
         for (i, f) in flags.iter().enumerate() {
             if f.is_leaf() && f.requires_grad() && !f.is_tensor() && !reached[i] {
                 reached[i] = true;
@@ -308,23 +301,31 @@ impl<T: Element> Program<T> {
     }
 }
 
-/// One live step of the replayed walk, of kind `KIND` (its bits known at
+/// One step of the replayed walk, of kind `KIND` (its bits known at
 /// compile time): the step's global derivative `g` (from `held` or its
 /// slot) times each used input's local derivative, added to that input's
-/// slot or starting it. Returns the gradient kept for the next step.
+/// slot or starting it. Returns the gradient kept for the next step
+/// (`held` itself past a step the walk does not reach).
 #[inline(always)]
 fn step<const KIND: u8, T: Element>(
     held: T,
-    node: u32,
-    [a, b]: [u32; 2],
-    [pa, pb]: [T; 2],
+    k: usize,
+    nodes: &[u32],
+    ins: &[[u32; 2]],
+    partials: &[[T; 2]],
     adj: &mut [T],
 ) -> T {
+    if KIND == DEAD {
+        return held;
+    }
+    // Loaded in the kinds that use them only: a chain's steps (W1's)
+    // never read their node's slot.
     let g = if KIND & G_PREV != 0 {
         held
     } else {
-        adj[node as usize]
+        adj[nodes[k] as usize]
     };
+    let ([a, b], [pa, pb]) = (ins[k], partials[k]);
     let (a, b) = (a as usize, b as usize);
     let (mut va, mut vb) = (T::zero(), T::zero());
     if KIND & USE_A != 0 {
