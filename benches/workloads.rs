@@ -49,41 +49,32 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("w1r_replay");
     g.sample_size(20);
     g.throughput(Throughput::Elements(300_000));
-    let mut k = 0;
-    g.bench_function("replay", |b| {
-        b.iter(|| {
-            k = k % 100 + 1;
-            w1r.replay_run(k, keep)
-        })
-    });
-    let mut k = 0;
-    g.bench_function("by_hand_no_tape", |b| {
-        b.iter(|| {
-            k = k % 100 + 1;
-            w1_by_hand_run(100_000, 1.0 + 0.001 * k as f64, &mut ys, keep)
-        })
-    });
-    // The same with subnormals flushed to zero, as XLA runs (the adjoints
+    // Each also with subnormals flushed to zero, as XLA runs (the adjoints
     // of the scaled chains otherwise sit at 4.9e-324 for most steps and
     // every multiply takes a microcode assist; docs/performance.md).
-    let mut k = 0;
-    g.bench_function("replay_flushed", |b| {
-        tapegrad::flush_subnormals(|| {
-            b.iter(|| {
-                k = k % 100 + 1;
-                w1r.replay_run(k, keep)
+    for (flush, replay, by_hand) in [
+        (false, "replay", "by_hand_no_tape"),
+        (true, "replay_flushed", "by_hand_flushed"),
+    ] {
+        let mut k = 0;
+        g.bench_function(replay, |b| {
+            flushed_if(flush, || {
+                b.iter(|| {
+                    k = k % 100 + 1;
+                    w1r.replay_run(k, keep)
+                })
             })
-        })
-    });
-    let mut k = 0;
-    g.bench_function("by_hand_flushed", |b| {
-        tapegrad::flush_subnormals(|| {
-            b.iter(|| {
-                k = k % 100 + 1;
-                w1_by_hand_run(100_000, 1.0 + 0.001 * k as f64, &mut ys, keep)
+        });
+        let mut k = 0;
+        g.bench_function(by_hand, |b| {
+            flushed_if(flush, || {
+                b.iter(|| {
+                    k = k % 100 + 1;
+                    w1_by_hand_run(100_000, 1.0 + 0.001 * k as f64, &mut ys, keep)
+                })
             })
-        })
-    });
+        });
+    }
     g.finish();
 
     // W1b, scalar and tensor mode.

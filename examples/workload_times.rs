@@ -115,13 +115,7 @@ fn main() {
                 }
             }
         };
-        let ms = median_ms(reps(20), || {
-            if flush {
-                tapegrad::flush_subnormals(&mut replays)
-            } else {
-                replays()
-            }
-        }) / 100.0;
+        let ms = median_ms(reps(20), || flushed_if(flush, &mut replays)) / 100.0;
         println!(
             "{{\"workload\": \"{name}\", \"ms\": {ms:.4}, \"ns_per_op_node\": {:.2}}}",
             ms * 1e6 / (3.0 * n as f64)
@@ -223,17 +217,12 @@ fn profile_one(name: &str, limit: Option<usize>) {
         None => (name, false),
     };
     let mut run = |f: &mut dyn FnMut()| {
-        let mut go = || {
+        flushed_if(flush, || {
             while limit.map_or(start.elapsed().as_secs_f64() < 3.0, |n| steps < n) {
                 f();
                 steps += 1;
             }
-        };
-        if flush {
-            tapegrad::flush_subnormals(go)
-        } else {
-            go()
-        }
+        })
     };
     let tape = Tape::<f64>::new();
     let tape32 = Tape::<f32>::new();

@@ -94,6 +94,16 @@ pub struct ByHand {
     db: Vec<f64>,
 }
 
+/// Runs `f` with subnormals flushed to zero if `flush` (as XLA runs; see
+/// [`tapegrad::flush_subnormals`]), else as it is.
+pub fn flushed_if<R>(flush: bool, f: impl FnOnce() -> R) -> R {
+    if flush {
+        tapegrad::flush_subnormals(f)
+    } else {
+        f()
+    }
+}
+
 /// W1r: W1 recorded once, then replayed: each replay gives the leaves new
 /// values (w scaled by `1 + 0.001·k`, the same b), re-runs the recorded
 /// forward in place ([`Tape::replay`]) and the backward pass.
