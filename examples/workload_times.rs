@@ -51,7 +51,7 @@ fn main() {
         }
         return;
     }
-    // `--only NAME`: time one workload (w1r, w1b, w1b-replayed, w1bt for
+    // `--only NAME`: time one workload (w1, w1r, w1b, w1b-replayed, w1bt for
     // W1b in tensor mode, w2s, w2m, w2l, w3h, w3v, w4, w6a, w6b, w6c, w7;
     // NAME-flushed with subnormals flushed to zero) in a loop for a
     // profiler: for three seconds, or `--steps K` steps (a fixed amount of
@@ -227,6 +227,9 @@ fn profile_one(name: &str, limit: Option<usize>) {
     let tape = Tape::<f64>::new();
     let tape32 = Tape::<f32>::new();
     match name {
+        "w1" => run(&mut || {
+            w1_run(&tape, 100_000, keep);
+        }),
         "w1r" | "w1r-hand" | "w1-hand" => {
             let n = 100_000;
             let mut ys = ByHand::default();
@@ -312,7 +315,7 @@ fn profile_one(name: &str, limit: Option<usize>) {
             });
         }
         other => {
-            panic!("--only: unknown workload {other:?} (w1r, w1b, w1b-replayed, w1bt, w2s, w2m, w2l, w3h, w3v, w4, w6a, w6b, w6c, w7)")
+            panic!("--only: unknown workload {other:?} (w1, w1r, w1r-hand, w1-hand, w1b, w1b-replayed, w1bt, w2s, w2m, w2l, w3h, w3v, w4, w6a, w6b, w6c, w7)")
         }
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / steps as f64;

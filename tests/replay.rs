@@ -188,10 +188,13 @@ fn a_chain_replayed_a_hundred_times_matches_each_fresh_recording() {
     let (ws, y) = chain(&tape, n, 1.0);
     for k in 1..=100 {
         let scale = 1.0 + 0.001 * k as f64;
-        let w: Vec<f64> = (0..n)
-            .map(|i| (0.5 + 0.001 * (i % 100) as f64) * scale)
-            .collect();
-        tape.set_values(&ws, &w);
+        let w = |i: usize| (0.5 + 0.001 * (i % 100) as f64) * scale;
+        // Both ways of giving new values: an array, or a map in place.
+        if k % 2 == 0 {
+            tape.set_values(&ws, &(0..n).map(w).collect::<Vec<_>>());
+        } else {
+            tape.update_values(&ws, |i, _| w(i));
+        }
         tape.replay().unwrap();
         let g = y.backward();
         let fresh = Tape::new();
@@ -271,4 +274,39 @@ fn constants_take_new_values_too() {
     tape.replay().unwrap();
     assert_eq!(loss.item(), 1.0);
     assert_eq!(loss.backward()[x].item(), -2.0);
+}
+
+#[test]
+fn an_update_sees_each_leaf_and_its_value() {
+    let tape = Tape::<f64>::new();
+    let w = tape.vars([1.0, 2.0, 4.0]);
+    let y = w.iter().fold(tape.constant(0.0), |s, v| s + v);
+    let mut seen = Vec::new();
+    tape.update_values(&w, |k, v| {
+        seen.push((k, v));
+        v * 10.0
+    });
+    assert_eq!(seen, [(0, 1.0), (1, 2.0), (2, 4.0)]);
+    // The recorded sum is stale until the replay.
+    assert_eq!(y.item(), 7.0);
+    tape.replay().unwrap();
+    assert_eq!(y.item(), 70.0);
+}
+
+#[test]
+#[should_panic(expected = "update_values: %0 belongs to another tape")]
+fn an_update_refuses_another_tapes_leaves() {
+    let (tape, other) = (Tape::<f64>::new(), Tape::<f64>::new());
+    let w = other.vars([1.0, 2.0]);
+    tape.update_values(&w, |_, v| v);
+}
+
+#[test]
+#[should_panic(expected = "reset")]
+fn an_update_refuses_leaves_from_before_a_reset() {
+    let tape = Tape::<f64>::new();
+    let w = tape.vars([1.0, 2.0]);
+    tape.reset();
+    let _ = tape.vars([3.0, 4.0]);
+    tape.update_values(&w, |_, v| v);
 }

@@ -113,6 +113,7 @@ pub struct W1r<'t> {
     ws: VarRange<'t, f64>,
     bs: VarRange<'t, f64>,
     y: Var<'t, f64>,
+    /// The coefficients as recorded: each replay scales `w`, sets `b`.
     w: Vec<f64>,
     b: Vec<f64>,
 }
@@ -145,11 +146,8 @@ impl<'t> W1r<'t> {
         k: usize,
         read: impl FnOnce(f64, &[f64], &[f64], f64) -> R,
     ) -> R {
-        let scale = 1.0 + 0.001 * k as f64;
-        for (i, w) in self.w.iter_mut().enumerate() {
-            *w = w1_w(i) * scale;
-        }
-        self.tape.set_values(&self.ws, &self.w);
+        let (scale, w) = (1.0 + 0.001 * k as f64, &self.w);
+        self.tape.update_values(&self.ws, |i, _| w[i] * scale);
         self.tape.set_values(&self.bs, &self.b);
         self.tape.replay().expect("W1 is a scalar program");
         let g = self.y.backward();

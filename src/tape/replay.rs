@@ -85,14 +85,53 @@ impl<T: Element> Tape<T> {
             values.len(),
             leaves.len()
         );
+        self.with_leaf_values(leaves, "set_values", |old| old.copy_from_slice(values));
+    }
+
+    /// Gives each leaf of `leaves` the value `f(k, old)`, from its
+    /// position `k` in the range and its present value, in place: an
+    /// update (an optimiser's step, new data) with no array of new values
+    /// to fill and copy in.
+    ///
+    /// ```
+    /// use tapegrad::Tape;
+    /// let tape = Tape::<f64>::new();
+    /// let w = tape.vars([1.0, 2.0]);
+    /// let loss = w.iter().fold(tape.constant(0.0), |s, v| s + v * v);
+    /// for _ in 0..3 {
+    ///     let g = loss.backward();
+    ///     let dw = g.items(&w);
+    ///     // Plain gradient descent: w ← w − 0.25·dloss/dw (halves w).
+    ///     tape.update_values(&w, |k, w| w - 0.25 * dw[k]);
+    ///     tape.replay()?;
+    /// }
+    /// assert_eq!(loss.item(), 1.0 / 64.0 + 4.0 / 64.0);
+    /// # Ok::<(), tapegrad::tape::ReplayError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If the range is not this tape's.
+    #[track_caller]
+    pub fn update_values(&self, leaves: &VarRange<'_, T>, mut f: impl FnMut(usize, T) -> T) {
+        self.with_leaf_values(leaves, "update_values", |values| {
+            for (k, v) in values.iter_mut().enumerate() {
+                *v = f(k, *v);
+            }
+        });
+    }
+
+    /// Runs `f` on the values of `leaves` (checked to be this tape's),
+    /// marking the replay's partials out of date.
+    #[track_caller]
+    fn with_leaf_values(&self, leaves: &VarRange<'_, T>, op: &str, f: impl FnOnce(&mut [T])) {
         if leaves.is_empty() {
             return;
         }
-        let first = self.own_scalar_leaf(leaves.get(0), "set_values");
+        let first = self.own_scalar_leaf(leaves.get(0), op);
         self.program.borrow_mut().stale();
         let mut arena = self.arena.borrow_mut();
         // A range's nodes are scalar leaves, one after another.
-        arena.values[first..first + values.len()].copy_from_slice(values);
+        f(&mut arena.values[first..first + leaves.len()]);
     }
 
     #[track_caller]
