@@ -20,11 +20,18 @@ use seq_macro::seq;
 /// Forward bits: input `a` (`b`) is the previous step's node.
 const A_PREV: u8 = 1;
 const B_PREV: u8 = 1 << 1;
+/// Forward bits: the local derivative for input `a` (`b`) is kept in
+/// `partials`. One that is exactly one (an addition's) is not: the walk
+/// knows it from the step's kind. Partials are kept one after another,
+/// so a chain of unary ops (W1's `tanh`) keeps one number a step, not two.
+const KEEP_A: u8 = 1 << 2;
+const KEEP_B: u8 = 1 << 3;
 
 /// Backward bits, per step, for one output: a step's *kind*. The walk
 /// runs one specialised copy of [`step`] per kind (a jump table), so a
 /// step does only its own work, with no test of a bit it does not have.
-/// Input `a` (`b`) needs a gradient: pass it a contribution.
+/// Input `a` (`b`) needs a gradient: pass it a contribution. A step with
+/// neither is one the walk does not reach, or passes nothing back.
 const USE_A: u8 = 1;
 const USE_B: u8 = 1 << 1;
 /// The contribution is the first its input gets: it starts the slot.
@@ -34,12 +41,13 @@ const FIRST_B: u8 = 1 << 3;
 const HOLD_B: u8 = 1 << 4;
 /// This step's global derivative is what the previous live step kept.
 const G_PREV: u8 = 1 << 5;
-/// The local derivative for input `a` is exactly one (an addition's):
-/// the contribution is the global derivative itself, with no multiply on
-/// the walk's chain of dependent operations.
+/// The local derivative for input `a` (`b`) is exactly one (an
+/// addition's), and not kept: the contribution is the global derivative
+/// itself, with no multiply on the walk's chain of dependent operations.
+/// Set on every step, reached or not, for the walk to find the partials
+/// of the steps below (a unary op's `b` has none either way).
 const UNIT_A: u8 = 1 << 6;
-/// The walk does not reach the step (the kinds above are below this).
-const DEAD: u8 = 1 << 7;
+const UNIT_B: u8 = 1 << 7;
 
 /// The compiled program of a tape's first `len` nodes.
 pub(crate) struct Program<T: Element> {
@@ -52,8 +60,11 @@ pub(crate) struct Program<T: Element> {
     ins: Vec<[u32; 2]>,
     ops: Vec<Op>,
     forward: Vec<u8>,
-    /// Each step's local derivatives, as the last replay computed them.
-    partials: Vec<[T; 2]>,
+    /// How many local derivatives the steps keep (`KEEP_A`, `KEEP_B`).
+    kept: usize,
+    /// The steps' kept local derivatives, one after another, as the last
+    /// replay computed them (and one spare slot: see [`Program::run`]).
+    partials: Vec<T>,
     /// Whether `partials` are those of the nodes' present values (a
     /// replay ran and no leaf changed since).
     current: bool,
@@ -69,6 +80,7 @@ impl<T: Element> Default for Program<T> {
             ins: Vec::new(),
             ops: Vec::new(),
             forward: Vec::new(),
+            kept: 0,
             partials: Vec::new(),
             current: false,
             plan: Plan::default(),
@@ -83,6 +95,8 @@ struct Plan {
     root: Option<(usize, usize)>,
     /// Each step's kind, for the steps whose node is at most `root`.
     kinds: Vec<u8>,
+    /// How many partials those steps keep: where the walk starts.
+    kept_below: usize,
     /// Which nodes end the walk with a gradient (`GradSlots::reached`).
     reached: Vec<bool>,
     /// Scalar leaves that need a gradient the output does not depend on:
@@ -99,6 +113,7 @@ impl<T: Element> Program<T> {
         self.ins.clear();
         self.ops.clear();
         self.forward.clear();
+        self.kept = 0;
         self.current = false;
         self.plan.root = None;
     }
@@ -111,11 +126,12 @@ impl<T: Element> Program<T> {
     /// Compiles the nodes recorded since the last call: every op node must
     /// be an elementwise op on scalars. On an error nothing is added.
     pub(crate) fn extend(&mut self, tape: &Tape<T>, arena: &Arena<T>) -> Result<(), ReplayError> {
-        let (len, steps, records) = (self.len, self.nodes.len(), self.records);
+        let (len, steps, records, kept) = (self.len, self.nodes.len(), self.records, self.kept);
         let result = self.extend_from(tape, arena);
         if result.is_err() {
             self.len = len;
             self.records = records;
+            self.kept = kept;
             self.nodes.truncate(steps);
             self.ins.truncate(steps);
             self.ops.truncate(steps);
@@ -151,7 +167,16 @@ impl<T: Element> Program<T> {
             let b = if flags.arity() == 2 { b } else { a };
             let prev = self.nodes.last().copied();
             let bit = |j: u32, set: u8| if Some(j) == prev { set } else { 0 };
-            self.forward.push(bit(a, A_PREV) | bit(b, B_PREV));
+            let keep = |k: usize, set: u8| {
+                if k < flags.arity() as usize && !record.op.unit_partial(k) {
+                    set
+                } else {
+                    0
+                }
+            };
+            let bits = bit(a, A_PREV) | bit(b, B_PREV) | keep(0, KEEP_A) | keep(1, KEEP_B);
+            self.kept += (bits & KEEP_A != 0) as usize + (bits & KEEP_B != 0) as usize;
+            self.forward.push(bits);
             self.nodes.push(i as u32);
             self.ins.push([a, b]);
             self.ops.push(record.op);
@@ -162,17 +187,21 @@ impl<T: Element> Program<T> {
 
     /// Re-runs the forward of every step from the values in `values`
     /// (the leaves' new ones), in place, keeping each step's local
-    /// derivatives for the backward walk.
+    /// derivatives that are not exactly one for the backward walk.
     pub(crate) fn run(&mut self, tape: &Tape<T>, values: &mut [T]) {
         let steps = self.nodes.len();
-        self.partials.resize(steps, [T::zero(); 2]);
+        // Each step writes both its partials at the next free slot and
+        // moves past those it keeps (no branch): the last write may land
+        // one past the kept ones, in the spare slot.
+        self.partials.resize(self.kept + 1, T::zero());
         let (ins, ops, forward) = (
             &self.ins[..steps],
             &self.ops[..steps],
             &self.forward[..steps],
         );
-        let (nodes, partials) = (&self.nodes[..steps], &mut self.partials[..steps]);
+        let (nodes, partials) = (&self.nodes[..steps], &mut self.partials[..]);
         let mut last = T::zero();
+        let mut p = 0;
         for k in 0..steps {
             let [a, b] = ins[k];
             let bits = forward[k];
@@ -187,11 +216,14 @@ impl<T: Element> Program<T> {
             } else {
                 values[b as usize]
             };
-            let (y, locals) = ops[k]
+            let (y, [la, lb]) = ops[k]
                 .scalar_forward_locals(tape, [xa, xb])
                 .expect("compiled: every step has a scalar rule");
             values[nodes[k] as usize] = y;
-            partials[k] = locals;
+            partials[p] = la;
+            p += (bits & KEEP_A != 0) as usize;
+            partials[p] = lb;
+            p += (bits & KEEP_B != 0) as usize;
             last = y;
         }
         self.current = true;
@@ -226,11 +258,12 @@ impl<T: Element> Program<T> {
         adj[root] = seed;
         let (nodes, ins, partials) = (&self.nodes[..], &self.ins[..], &self.partials[..]);
         let mut held = T::zero();
+        // Just past the partials of the steps below the walk's position.
+        let mut p = plan.kept_below;
         for (k, &kind) in plan.kinds.iter().enumerate().rev() {
-            held = seq!(K in 0..=128 {
+            held = seq!(K in 0..=255 {
                 match kind {
-                    #(K => step::<K, T>(held, k, nodes, ins, partials, adj),)*
-                    _ => unreachable!("a kind is at most DEAD"),
+                    #(K => step::<K, T>(held, k, nodes, ins, partials, &mut p, adj),)*
                 }
             });
         }
@@ -245,7 +278,12 @@ impl<T: Element> Program<T> {
         let flags = &arena.flags[..=root];
         let steps = self.nodes.partition_point(|&i| i as usize <= root);
         plan.kinds.clear();
-        plan.kinds.resize(steps, DEAD);
+        plan.kept_below = 0;
+        for &bits in &self.forward[..steps] {
+            let unit = |keep: u8, unit: u8| if bits & keep != 0 { 0 } else { unit };
+            plan.kinds.push(unit(KEEP_A, UNIT_A) | unit(KEEP_B, UNIT_B));
+            plan.kept_below += (bits & KEEP_A != 0) as usize + (bits & KEEP_B != 0) as usize;
+        }
         plan.reached.clear();
         plan.reached.resize(root + 1, false);
         plan.zero_leaves.clear();
@@ -258,12 +296,9 @@ impl<T: Element> Program<T> {
             if !reached[i] {
                 continue;
             }
-            let mut bits = 0;
+            let mut bits = plan.kinds[k];
             if kept == Some(i) {
                 bits |= G_PREV;
-            }
-            if self.ops[k].unit_partial(0) {
-                bits |= UNIT_A;
             }
             let [a, b] = self.ins[k].map(|j| j as usize);
             let arity = arena.flags[i].arity();
@@ -288,7 +323,6 @@ impl<T: Element> Program<T> {
             } else {
                 None
             };
-            debug_assert!(bits < DEAD);
             plan.kinds[k] = bits;
         }
         for (i, f) in flags.iter().enumerate() {
@@ -304,18 +338,34 @@ impl<T: Element> Program<T> {
 /// One step of the replayed walk, of kind `KIND` (its bits known at
 /// compile time): the step's global derivative `g` (from `held` or its
 /// slot) times each used input's local derivative, added to that input's
-/// slot or starting it. Returns the gradient kept for the next step
-/// (`held` itself past a step the walk does not reach).
+/// slot or starting it. `p` is just past the step's kept partials, and
+/// moves below them. Returns the gradient kept for the next step (`held`
+/// itself past a step that passes nothing back).
 #[inline(always)]
 fn step<const KIND: u8, T: Element>(
     held: T,
     k: usize,
     nodes: &[u32],
     ins: &[[u32; 2]],
-    partials: &[[T; 2]],
+    partials: &[T],
+    p: &mut usize,
     adj: &mut [T],
 ) -> T {
-    if KIND == DEAD {
+    // Kept as the forward wrote them: `a`'s, then `b`'s.
+    let (mut pa, mut pb) = (T::one(), T::one());
+    if KIND & UNIT_B == 0 {
+        *p -= 1;
+        if KIND & USE_B != 0 {
+            pb = partials[*p];
+        }
+    }
+    if KIND & UNIT_A == 0 {
+        *p -= 1;
+        if KIND & USE_A != 0 {
+            pa = partials[*p];
+        }
+    }
+    if KIND & (USE_A | USE_B) == 0 {
         return held;
     }
     // Loaded in the kinds that use them only: a chain's steps (W1's)
@@ -325,7 +375,7 @@ fn step<const KIND: u8, T: Element>(
     } else {
         adj[nodes[k] as usize]
     };
-    let ([a, b], [pa, pb]) = (ins[k], partials[k]);
+    let [a, b] = ins[k];
     let (a, b) = (a as usize, b as usize);
     let (mut va, mut vb) = (T::zero(), T::zero());
     if KIND & USE_A != 0 {
@@ -334,7 +384,7 @@ fn step<const KIND: u8, T: Element>(
         adj[a] = va;
     }
     if KIND & USE_B != 0 {
-        let c = g * pb;
+        let c = if KIND & UNIT_B != 0 { g } else { g * pb };
         vb = if KIND & FIRST_B != 0 { c } else { adj[b] + c };
         adj[b] = vb;
     }
