@@ -113,26 +113,13 @@ pub struct W1r<'t> {
     ws: VarRange<'t, f64>,
     bs: VarRange<'t, f64>,
     y: Var<'t, f64>,
-    /// The coefficients as recorded: each replay scales `w`, sets `b`.
-    w: Vec<f64>,
-    b: Vec<f64>,
 }
 
 impl<'t> W1r<'t> {
     /// Records W1 of `n` steps on `tape` (reset first).
     pub fn record(tape: &'t Tape<f64>, n: usize) -> Self {
         let (x, ws, bs, y) = record_w1(tape, n);
-        let w = (0..n).map(w1_w).collect();
-        let b = (0..n).map(w1_b).collect();
-        W1r {
-            tape,
-            x,
-            ws,
-            bs,
-            y,
-            w,
-            b,
-        }
+        W1r { tape, x, ws, bs, y }
     }
 
     /// Replay `k`: (loss, Σ dloss/dw, Σ dloss/db, dloss/dx), for checks.
@@ -146,9 +133,10 @@ impl<'t> W1r<'t> {
         k: usize,
         read: impl FnOnce(f64, &[f64], &[f64], f64) -> R,
     ) -> R {
-        let (scale, w) = (1.0 + 0.001 * k as f64, &self.w);
-        self.tape.update_values(&self.ws, |i, _| w[i] * scale);
-        self.tape.set_values(&self.bs, &self.b);
+        // New values computed in place, as the by-hand loop computes them.
+        let scale = 1.0 + 0.001 * k as f64;
+        self.tape.update_values(&self.ws, |i, _| w1_w(i) * scale);
+        self.tape.update_values(&self.bs, |i, _| w1_b(i));
         self.tape.replay().expect("W1 is a scalar program");
         let g = self.y.backward();
         read(
