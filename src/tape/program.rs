@@ -63,7 +63,7 @@ pub(crate) struct Program<T: Element> {
     /// How many local derivatives the steps keep (`KEEP_A`, `KEEP_B`).
     kept: usize,
     /// The steps' kept local derivatives, one after another, as the last
-    /// replay computed them (and one spare slot: see [`Program::run`]).
+    /// replay computed them.
     partials: Vec<T>,
     /// Whether `partials` are those of the nodes' present values (a
     /// replay ran and no leaf changed since).
@@ -190,10 +190,7 @@ impl<T: Element> Program<T> {
     /// derivatives that are not exactly one for the backward walk.
     pub(crate) fn run(&mut self, tape: &Tape<T>, values: &mut [T]) {
         let steps = self.nodes.len();
-        // Each step writes both its partials at the next free slot and
-        // moves past those it keeps (no branch): the last write may land
-        // one past the kept ones, in the spare slot.
-        self.partials.resize(self.kept + 1, T::zero());
+        self.partials.resize(self.kept, T::zero());
         let (ins, ops, forward) = (
             &self.ins[..steps],
             &self.ops[..steps],
@@ -220,10 +217,14 @@ impl<T: Element> Program<T> {
                 .scalar_forward_locals(tape, [xa, xb])
                 .expect("compiled: every step has a scalar rule");
             values[nodes[k] as usize] = y;
-            partials[p] = la;
-            p += (bits & KEEP_A != 0) as usize;
-            partials[p] = lb;
-            p += (bits & KEEP_B != 0) as usize;
+            if bits & KEEP_A != 0 {
+                partials[p] = la;
+                p += 1;
+            }
+            if bits & KEEP_B != 0 {
+                partials[p] = lb;
+                p += 1;
+            }
             last = y;
         }
         self.current = true;
