@@ -310,3 +310,36 @@ fn an_update_refuses_leaves_from_before_a_reset() {
     let _ = tape.vars([3.0, 4.0]);
     tape.update_values(&w, |_, v| v);
 }
+
+#[test]
+fn an_update_may_use_the_tape() {
+    // More leaves than one chunk of the update, and an `f` that reads a
+    // gradient and a value through the tape, as a careless optimiser would.
+    let tape = Tape::<f64>::new();
+    let n = 600;
+    let w = tape.vars((0..n).map(|k| k as f64));
+    let loss = w.iter().fold(tape.constant(0.0), |s, v| s + v * v);
+    let g = loss.backward();
+    let seen = loss.item();
+    tape.update_values(&w, |k, v| {
+        assert_eq!(loss.item(), seen, "the loss is not replayed mid-update");
+        v - 0.5 * g[w.get(k)].item()
+    });
+    tape.replay().unwrap();
+    // w − 0.5 · 2w = 0.
+    assert_eq!(loss.item(), 0.0);
+    assert!(loss.backward().items(&w).iter().all(|&d| d == 0.0));
+}
+
+#[test]
+#[should_panic(expected = "update_values: the tape was reset while updating")]
+fn an_update_that_resets_the_tape_fails_loudly() {
+    let tape = Tape::<f64>::new();
+    let w = tape.vars(vec![1.0; 300]);
+    tape.update_values(&w, |k, v| {
+        if k == 10 {
+            tape.reset();
+        }
+        v
+    });
+}

@@ -91,7 +91,9 @@ impl<T: Element> Tape<T> {
     /// Gives each leaf of `leaves` the value `f(k, old)`, from its
     /// position `k` in the range and its present value, in place: an
     /// update (an optimiser's step, new data) with no array of new values
-    /// to fill and copy in.
+    /// to fill and copy in. `f` may use the tape (read a gradient with
+    /// `g[w.get(k)]`, a value with `item()`): it runs on a few values at a
+    /// time, with the tape not borrowed.
     ///
     /// ```
     /// use tapegrad::Tape;
@@ -110,14 +112,35 @@ impl<T: Element> Tape<T> {
     /// ```
     ///
     /// # Panics
-    /// If the range is not this tape's.
+    /// If the range is not this tape's, or `f` resets the tape.
     #[track_caller]
     pub fn update_values(&self, leaves: &VarRange<'_, T>, mut f: impl FnMut(usize, T) -> T) {
-        self.with_leaf_values(leaves, "update_values", |values| {
-            for (k, v) in values.iter_mut().enumerate() {
-                *v = f(k, *v);
+        if leaves.is_empty() {
+            return;
+        }
+        let first = self.own_scalar_leaf(leaves.get(0), "update_values");
+        let epoch = self.epoch();
+        self.program.borrow_mut().stale();
+        // Chunks small enough to stay in L1, large enough that the two
+        // borrows and the check per chunk cost nothing per value.
+        const CHUNK: usize = 256;
+        let mut chunk = [T::zero(); CHUNK];
+        for start in (0..leaves.len()).step_by(CHUNK) {
+            let n = CHUNK.min(leaves.len() - start);
+            let (chunk, at) = (&mut chunk[..n], first + start);
+            chunk.copy_from_slice(&self.arena.borrow().values[at..at + n]);
+            for (j, v) in chunk.iter_mut().enumerate() {
+                *v = f(start + j, *v);
             }
-        });
+            assert!(
+                self.epoch() == epoch,
+                "update_values: the tape was reset while updating {leaves:?}; f must not \
+                 reset the tape"
+            );
+            self.arena.borrow_mut().values[at..at + n].copy_from_slice(chunk);
+        }
+        // In case `f` replayed: the partials are not those of the new values.
+        self.program.borrow_mut().stale();
     }
 
     /// Runs `f` on the values of `leaves` (checked to be this tape's),
