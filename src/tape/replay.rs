@@ -85,7 +85,13 @@ impl<T: Element> Tape<T> {
             values.len(),
             leaves.len()
         );
-        self.with_leaf_values(leaves, "set_values", |old| old.copy_from_slice(values));
+        if leaves.is_empty() {
+            return;
+        }
+        let first = self.own_scalar_leaf(leaves.get(0), "set_values");
+        self.program.borrow_mut().stale();
+        // A range's nodes are scalar leaves, one after another.
+        self.arena.borrow_mut().values[first..first + values.len()].copy_from_slice(values);
     }
 
     /// Gives each leaf of `leaves` the value `f(k, old)`, from its
@@ -141,20 +147,6 @@ impl<T: Element> Tape<T> {
         }
         // In case `f` replayed: the partials are not those of the new values.
         self.program.borrow_mut().stale();
-    }
-
-    /// Runs `f` on the values of `leaves` (checked to be this tape's),
-    /// marking the replay's partials out of date.
-    #[track_caller]
-    fn with_leaf_values(&self, leaves: &VarRange<'_, T>, op: &str, f: impl FnOnce(&mut [T])) {
-        if leaves.is_empty() {
-            return;
-        }
-        let first = self.own_scalar_leaf(leaves.get(0), op);
-        self.program.borrow_mut().stale();
-        let mut arena = self.arena.borrow_mut();
-        // A range's nodes are scalar leaves, one after another.
-        f(&mut arena.values[first..first + leaves.len()]);
     }
 
     #[track_caller]
