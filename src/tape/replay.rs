@@ -85,11 +85,9 @@ impl<T: Element> Tape<T> {
             values.len(),
             leaves.len()
         );
-        if leaves.is_empty() {
+        let Some(first) = self.leaves_to_set(leaves, "set_values") else {
             return;
-        }
-        let first = self.own_scalar_leaf(leaves.get(0), "set_values");
-        self.program.borrow_mut().stale();
+        };
         // A range's nodes are scalar leaves, one after another.
         self.arena.borrow_mut().values[first..first + values.len()].copy_from_slice(values);
     }
@@ -121,12 +119,10 @@ impl<T: Element> Tape<T> {
     /// If the range is not this tape's, or `f` resets the tape.
     #[track_caller]
     pub fn update_values(&self, leaves: &VarRange<'_, T>, mut f: impl FnMut(usize, T) -> T) {
-        if leaves.is_empty() {
+        let Some(first) = self.leaves_to_set(leaves, "update_values") else {
             return;
-        }
-        let first = self.own_scalar_leaf(leaves.get(0), "update_values");
+        };
         let epoch = self.epoch();
-        self.program.borrow_mut().stale();
         // Chunks small enough to stay in L1, large enough that the two
         // borrows and the check per chunk cost nothing per value.
         const CHUNK: usize = 256;
@@ -147,6 +143,18 @@ impl<T: Element> Tape<T> {
         }
         // In case `f` replayed: the partials are not those of the new values.
         self.program.borrow_mut().stale();
+    }
+
+    /// The first node of `leaves`, checked to be this tape's, with the
+    /// replay's partials marked out of date; `None` for an empty range.
+    #[track_caller]
+    fn leaves_to_set(&self, leaves: &VarRange<'_, T>, op: &str) -> Option<usize> {
+        if leaves.is_empty() {
+            return None;
+        }
+        let first = self.own_scalar_leaf(leaves.get(0), op);
+        self.program.borrow_mut().stale();
+        Some(first)
     }
 
     #[track_caller]
