@@ -27,6 +27,11 @@ const B_PREV: u8 = 1 << 1;
 const KEEP_A: u8 = 1 << 2;
 const KEEP_B: u8 = 1 << 3;
 
+/// How many partials a step with forward bits `bits` keeps.
+fn kept(bits: u8) -> usize {
+    (bits & KEEP_A != 0) as usize + (bits & KEEP_B != 0) as usize
+}
+
 /// Backward bits, per step, for one output: a step's *kind*. The walk
 /// runs one specialised copy of [`step`] per kind (a jump table), so a
 /// step does only its own work, with no test of a bit it does not have.
@@ -175,7 +180,7 @@ impl<T: Element> Program<T> {
                 }
             };
             let bits = bit(a, A_PREV) | bit(b, B_PREV) | keep(0, KEEP_A) | keep(1, KEEP_B);
-            self.kept += (bits & KEEP_A != 0) as usize + (bits & KEEP_B != 0) as usize;
+            self.kept += kept(bits);
             self.forward.push(bits);
             self.nodes.push(i as u32);
             self.ins.push([a, b]);
@@ -283,7 +288,7 @@ impl<T: Element> Program<T> {
         for &bits in &self.forward[..steps] {
             let unit = |keep: u8, unit: u8| if bits & keep != 0 { 0 } else { unit };
             plan.kinds.push(unit(KEEP_A, UNIT_A) | unit(KEEP_B, UNIT_B));
-            plan.kept_below += (bits & KEEP_A != 0) as usize + (bits & KEEP_B != 0) as usize;
+            plan.kept_below += kept(bits);
         }
         plan.reached.clear();
         plan.reached.resize(root + 1, false);
